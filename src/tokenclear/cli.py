@@ -1,0 +1,188 @@
+"""The ``tokenclear`` command line (Typer + rich). Tables on stdout, progress on stderr."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tokenclear.errors import TokenclearError
+from tokenclear.margin.context import RunConfig
+from tokenclear.margin.engine import MarginRun, Options, run_margin
+from tokenclear.settings import Settings, get_settings
+
+app = typer.Typer(help="tokenclear: margin and tokenized collateral for derivatives clearing.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+params_app = typer.Typer(help="Write the parameter files a method would apply.", no_args_is_help=True)
+app.add_typer(params_app, name="params")
+
+stdout = Console(width=None if sys.stdout.isatty() else 160)
+stderr = Console(stderr=True)
+T = TypeVar("T")
+
+
+class Method(str, Enum):
+    hsvar = "hsvar"
+    fhs = "fhs"
+    span = "span"
+    asvar = "asvar"
+    notional = "notional"
+
+
+class Measure(str, Enum):
+    quantile = "quantile"
+    kth = "kth"
+    es = "es"
+
+
+class Apc(str, Enum):
+    buffer = "buffer"
+    floor10y = "floor10y"
+    stressed_weight = "stressed-weight"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CSV account,instrument,quantity "
+                                                   "(default: the shipped demo book)")]
+InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
+PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: last common date)")]
+
+
+@contextmanager
+def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
+    """A progress bar over named stages, on stderr."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr,
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=total)
+
+        def step(name: str, work: Callable[[], T]) -> T:
+            progress.update(task, description=name)
+            result = work()
+            progress.advance(task)
+            return result
+
+        yield step
+
+
+def fail(error: TokenclearError) -> typer.Exit:
+    stderr.print(f"[bold red]error:[/] {error}")
+    return typer.Exit(code=2)
+
+
+def run_config(settings: Settings, *, confidence: float, mpor_days: int, lookback: int, measure: Measure,
+               stress_period: str | None) -> RunConfig:
+    from tokenclear.runner import parse_period
+
+    return RunConfig(confidence=confidence, mpor_days=mpor_days, lookback=lookback, measure=measure.value,
+                     es_confidence=settings.es_confidence, ewma_lambda=settings.ewma_lambda,
+                     stress_period=parse_period(stress_period, "--stress-period"),
+                     stress_window=settings.stress_window, min_scenarios=settings.min_scenarios,
+                     max_stale_days=settings.max_stale_days, margin_currency=settings.margin_currency,
+                     risk_calendar=settings.risk_calendar, cash_calendar=settings.cash_calendar)
+
+
+@app.command()
+def margin(
+    positions: PositionsOpt = None,
+    instruments: InstrumentsOpt = None,
+    prices: PricesOpt = None,
+    method: Annotated[Method, typer.Option(help="margin method")] = Method.hsvar,
+    confidence: Annotated[float, typer.Option(help="confidence level of the VaR")] = 0.99,
+    mpor_days: Annotated[int, typer.Option("--mpor-days", help="margin period of risk, business days")] = 2,
+    lookback: Annotated[int, typer.Option(help="observations in the scenario window")] = 1250,
+    measure: Annotated[Measure, typer.Option(help="quantile (linear), kth worst loss, or es (97.5%)")] =
+        Measure.quantile,
+    as_of: AsOfOpt = None,
+    stress_period: Annotated[str | None, typer.Option(help="START:END the window must include")] = None,
+    apc: Annotated[Apc | None, typer.Option(help="anti-procyclicality option")] = None,
+    apc_release: Annotated[float, typer.Option(help="fraction of the APC buffer released in stress")] = 0.0,
+    holiday_addon: Annotated[bool, typer.Option(help="collect the holiday/weekend add-on")] = True,
+    concentration_addon: Annotated[bool, typer.Option(help="large-position add-on against ADV")] = True,
+    stress_addon: Annotated[Path | None, typer.Option(help="CSV account,addon_usd from a stress test")] = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """Initial margin per account of a book, with its drivers and add-ons."""
+    from tokenclear import runner
+
+    settings = get_settings()
+    try:
+        with stages(4) as step:
+            config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback,
+                                measure=measure, stress_period=stress_period)
+            inputs = step("reading inputs", lambda: runner.load_inputs(settings, positions=positions,
+                                                                      instruments=instruments, prices=prices))
+            context = step("building scenarios", lambda: runner.context_for(inputs, config,
+                                                                           runner.parse_as_of(as_of)))
+            capacity = runner.capacity_usd(settings, context, inputs.prices_dir) if concentration_addon else None
+            stress = runner.load_stress_addon(stress_addon, context.book.accounts) if stress_addon else None
+            options = Options(apc=apc.value if apc else None, apc_released_fraction=apc_release,
+                              holiday=holiday_addon, capacity_usd=capacity, stress_addon_usd=stress,
+                              span_pairs=runner.span_pairs(settings))
+            result = step(f"computing {method.value}", lambda: run_margin(context, method.value, options))
+            step("formatting", lambda: None)
+    except TokenclearError as error:
+        raise fail(error) from None
+    emit_margin(result, output)
+
+
+def emit_margin(result: MarginRun, output: Format) -> None:
+    rows = [account.to_dict() for account in result.accounts]
+    if output is Format.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if output is Format.csv:
+        buffer = io.StringIO()
+        fields = ["account", "method", "margin_usd", "base_usd", "holiday_addon_usd", "concentration_addon_usd",
+                  "stress_addon_usd", "apc_usd", "worst_scenario", "top_instrument"]
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            top = row["top_instruments"]
+            writer.writerow({**row, "top_instrument": top[0]["instrument"] if top else ""})
+        sys.stdout.write(buffer.getvalue())
+        return
+    title = f"{result.method} initial margin as of {result.as_of}"
+    if result.scenarios:
+        title += f" ({result.scenarios} scenarios)"
+    table = Table(title=title)
+    for name in ("account", "margin USD", "base", "holiday", "concentration", "APC", "worst scenario",
+                 "largest contributor"):
+        table.add_column(name, justify="left" if name in ("account", "worst scenario", "largest contributor")
+                         else "right")
+    total = sum(account.margin_usd for account in result.accounts)
+    for account in result.accounts:
+        top = account.top_instruments[0] if account.top_instruments else None
+        table.add_row(account.account, f"{account.margin_usd:,.2f}", f"{account.base_usd:,.2f}",
+                      f"{account.holiday_addon_usd:,.2f}", f"{account.concentration_addon_usd:,.2f}",
+                      f"{account.apc_usd:,.2f}", account.worst_scenario,
+                      f"{top[0]} ({top[1]:,.0f})" if top else "")
+    table.add_section()
+    table.add_row("total", f"{total:,.2f}", "", "", "", "", "", "")
+    stdout.print(table)
+    held = {name: days for name, days in result.holiday_days.items() if days}
+    if held:
+        stdout.print(f"holiday add-on: no cash moves for {max(held.values())} trading day(s) of "
+                     f"{', '.join(sorted(held))}")
+    for warning in result.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}")
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()

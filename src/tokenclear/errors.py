@@ -1,0 +1,38 @@
+"""One exception hierarchy. Messages name the file, line and field a user must fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TokenclearError(Exception):
+    """Base of every error tokenclear raises on purpose."""
+
+
+class InputError(TokenclearError):
+    """A user-supplied file or value is malformed. Raised before anything is computed."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        where = ""
+        if self.path is not None:
+            where = self.path
+            if line is not None:
+                where += f" line {line}"
+            if field is not None:
+                where += f" field '{field}'"
+            where += ": "
+        elif field is not None:
+            where = f"{field}: "
+        super().__init__(where + message)
+
+
+class MarketDataError(TokenclearError):
+    """Price history is missing, stale or too short for the requested computation."""
+
+
+class ConfigurationError(TokenclearError):
+    """A parameter combination cannot be honoured (e.g. an unknown method)."""

@@ -1,0 +1,1 @@
+"""Contract specifications (catalogue, underlyings) and stateless pricers."""

@@ -1,0 +1,107 @@
+"""Instrument catalogue: what a contract is (product), resolved against reference data.
+
+CSV columns: ``instrument,kind,underlying,multiplier,currency,expiry,strike,option_type``
+and optionally ``volatility`` (annualised implied volatility of an option: a fraction for
+Black-76, price units for Bachelier; blank = the underlying's EWMA volatility).
+
+Kinds: ``future`` (one row per contract month, expiry required), ``perpetual`` (no
+expiry), ``option`` (on the future of the same underlying and expiry; strike and
+option_type ``call``/``put`` required).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+from tokenclear.csvfiles import parse_date, parse_decimal, parse_float, read_rows
+from tokenclear.errors import InputError
+
+KINDS = ("future", "perpetual", "option")
+COLUMNS = ("instrument", "kind", "underlying", "multiplier", "currency", "expiry", "strike", "option_type")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    instrument: str
+    kind: str
+    underlying: str
+    multiplier: Decimal
+    currency: str
+    expiry: np.datetime64 | None = None
+    strike: float | None = None
+    option_type: str | None = None
+    volatility: float | None = None
+
+    @property
+    def is_option(self) -> bool:
+        return self.kind == "option"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Instruments by name, in file order."""
+
+    instruments: dict[str, Instrument]
+    source: str = "<memory>"
+
+    def __getitem__(self, name: str) -> Instrument:
+        return self.instruments[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.instruments
+
+    def select(self, names: list[str]) -> list[Instrument]:
+        return [self.instruments[name] for name in names]
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    """Read and validate a catalogue file; any bad row fails the whole file."""
+    path = Path(path)
+    rows = read_rows(path, COLUMNS)
+    instruments: dict[str, Instrument] = {}
+    for line, row in rows:
+        name = row["instrument"]
+        if not name:
+            raise InputError("instrument name is blank", path=path, line=line, field="instrument")
+        if name in instruments:
+            raise InputError(f"duplicate instrument '{name}'", path=path, line=line, field="instrument")
+        kind = row["kind"].lower()
+        if kind not in KINDS:
+            raise InputError(f"kind '{row['kind']}' is not one of {', '.join(KINDS)}", path=path, line=line,
+                             field="kind")
+        if not row["underlying"]:
+            raise InputError("underlying is blank", path=path, line=line, field="underlying")
+        multiplier = parse_decimal(row["multiplier"], path=path, line=line, field="multiplier")
+        if multiplier <= 0:
+            raise InputError("multiplier must be > 0", path=path, line=line, field="multiplier")
+        currency = row["currency"].upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise InputError(f"currency '{row['currency']}' is not an ISO 4217 code", path=path, line=line,
+                             field="currency")
+        expiry = parse_date(row["expiry"], path=path, line=line, field="expiry", allow_blank=True)
+        strike = option_type = volatility = None
+        if kind in ("future", "option") and expiry is None:
+            raise InputError(f"a {kind} needs an expiry", path=path, line=line, field="expiry")
+        if kind == "perpetual" and expiry is not None:
+            raise InputError("a perpetual has no expiry", path=path, line=line, field="expiry")
+        if kind == "option":
+            strike = parse_float(row["strike"], path=path, line=line, field="strike")
+            option_type = row["option_type"].lower()
+            if option_type not in ("call", "put"):
+                raise InputError(f"option_type '{row['option_type']}' is not call or put", path=path, line=line,
+                                 field="option_type")
+            vol_text = row.get("volatility", "")
+            if vol_text:
+                volatility = parse_float(vol_text, path=path, line=line, field="volatility")
+                if volatility <= 0:
+                    raise InputError("volatility must be > 0", path=path, line=line, field="volatility")
+        elif row["strike"] or row["option_type"]:
+            raise InputError(f"a {kind} has no strike or option_type", path=path, line=line,
+                             field="strike" if row["strike"] else "option_type")
+        instruments[name] = Instrument(name, kind, row["underlying"], multiplier, currency, expiry, strike,
+                                       option_type, volatility)
+    return Catalogue(instruments, source=str(path))

@@ -1,0 +1,1 @@
+"""Margin methods: HS-VaR, filtered HS, SPAN-style, AS-VaR, percentage of notional; add-ons; APC; VM; backtests."""

@@ -1,0 +1,142 @@
+"""Everything a margin run reads, resolved once: factors, instruments, scenario moves.
+
+Pure: built from loaded market data, reference data and the book. The scenario windows
+(base lookback, 10-year APC floor, stressed period) are row selections of one matrix of
+overlapping MPOR-day moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tokenclear.arrays import DateArray1D, Float64Array1D, Float64Array2D
+from tokenclear.book.positions import Book
+from tokenclear.errors import MarketDataError
+from tokenclear.instruments.catalogue import Catalogue
+from tokenclear.instruments.underlyings import Underlying, underlying_spec
+from tokenclear.margin.factors import RiskFactors, build_factors, ewma_volatility, horizon_returns, window_rows
+from tokenclear.margin.valuation import Resolved, fx_series_name, resolve
+from tokenclear.market.calendars import periods_per_year, sessions
+from tokenclear.market.history import MarketData
+
+APC_LOOKBACK_10Y = 2520  # observations in ten years of business days
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Parameters of one margin run (units in the names; fractions in (0, 1))."""
+
+    confidence: float = 0.99
+    mpor_days: int = 2
+    lookback: int = 1250
+    measure: str = "quantile"
+    es_confidence: float = 0.975
+    ewma_lambda: float = 0.94
+    stress_period: tuple[np.datetime64, np.datetime64] | None = None
+    stress_window: int = 250
+    min_scenarios: int = 250
+    max_stale_days: int = 5
+    margin_currency: str = "USD"
+    risk_calendar: str = "XNYS"
+    cash_calendar: str = "XNYS"
+
+
+@dataclass(frozen=True)
+class Context:
+    """A run's resolved inputs. ``moves[rows, factors]`` are MPOR-day moves ending on ``move_dates``."""
+
+    config: RunConfig
+    book: Book
+    factors: RiskFactors
+    resolved: Resolved
+    move_dates: DateArray1D
+    moves: Float64Array2D
+    daily_vol: Float64Array2D  # EWMA vol of daily moves, aligned with factors.grid[1:]
+    daily_dates: DateArray1D
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def as_of(self) -> np.datetime64:
+        return self.factors.as_of
+
+    def window(self, lookback: int | None = None, *, include_stress: bool = True) -> np.ndarray:
+        """Rows of ``moves`` in the scenario window (plus the stressed period when configured)."""
+        return window_rows(self.move_dates, as_of=self.as_of, lookback=lookback or self.config.lookback,
+                           stress_period=self.config.stress_period if include_stress else None)
+
+    def stressed_rows(self) -> np.ndarray:
+        """Rows of the stressed period: configured, or the most volatile ``stress_window`` rows."""
+        if self.config.stress_period is not None:
+            start, end = self.config.stress_period
+            rows = np.flatnonzero((self.move_dates >= start) & (self.move_dates <= end))
+            if rows.size == 0:
+                raise MarketDataError(f"stressed period {start}..{end} has no data")
+            return rows
+        return most_stressed_rows(self.moves[self.move_dates <= self.as_of], self.config.stress_window)
+
+    def vol_ratio(self) -> Float64Array2D:
+        """Filtered-HS scale ``sigma(as-of) / sigma(t)`` per move row and factor."""
+        index = np.searchsorted(self.daily_dates, self.move_dates)
+        sigma_t = self.daily_vol[np.minimum(index, self.daily_vol.shape[0] - 1)]
+        sigma_now = self.daily_vol[-1]
+        return sigma_now / np.maximum(sigma_t, 1e-12)
+
+
+def most_stressed_rows(moves: Float64Array2D, window: int) -> np.ndarray:
+    """The ``window`` consecutive rows with the largest mean standardised absolute move."""
+    window = min(window, moves.shape[0])
+    scale = moves.std(axis=0)
+    intensity = (np.abs(moves) / np.where(scale > 0, scale, 1.0)).mean(axis=1)
+    sums = np.convolve(intensity, np.ones(window), mode="valid")
+    start = int(np.argmax(sums))
+    return np.arange(start, start + window)
+
+
+def factor_specs(book: Book, catalogue: Catalogue, specs: dict[str, Underlying], config: RunConfig) -> list[Underlying]:
+    """The book's underlyings, then the FX series of its non-margin-currency instruments."""
+    names: list[str] = []
+    for one in catalogue.select(book.instruments):
+        if one.underlying not in names:
+            names.append(one.underlying)
+    for one in catalogue.select(book.instruments):
+        if one.currency != config.margin_currency:
+            fx = fx_series_name(one.currency, config.margin_currency)
+            if fx not in names:
+                names.append(fx)
+    return [underlying_spec(specs, name, config.risk_calendar) for name in names]
+
+
+def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs: dict[str, Underlying],
+                  config: RunConfig, as_of: np.datetime64 | None = None) -> Context:
+    if not book.instruments:
+        raise MarketDataError("the book holds no positions")
+    factor_list = factor_specs(book, catalogue, specs, config)
+    factors = build_factors(market, factor_list, sessions(config.risk_calendar), calendar=config.risk_calendar,
+                            as_of=as_of, max_stale_days=config.max_stale_days)
+    move_dates, moves = horizon_returns(factors, config.mpor_days)
+    daily_dates, daily = horizon_returns(factors, 1)
+    daily_vol = ewma_volatility(daily, decay=config.ewma_lambda)
+    annual = np.sqrt(periods_per_year(config.risk_calendar))
+    resolved = resolve(catalogue.select(book.instruments), factors, margin_currency=config.margin_currency,
+                       default_volatility=daily_vol[-1] * annual)
+    context = Context(config, book, factors, resolved, move_dates, moves, daily_vol, daily_dates)
+    available = int((move_dates <= factors.as_of).sum())
+    if available < config.min_scenarios:
+        raise MarketDataError(f"only {available} {config.mpor_days}-day scenarios up to {factors.as_of}; at least "
+                              f"{config.min_scenarios} are required (min_scenarios)")
+    if available < config.lookback:
+        context.warnings.append(f"history gives {available} scenarios, fewer than the {config.lookback}-"
+                                "observation lookback; all are used")
+    return context
+
+
+def unit_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One long and one short contract of each instrument, as two identity books."""
+    eye = np.eye(size)
+    return eye, -eye
+
+
+def scale_rows(matrix: Float64Array2D, scale: Float64Array1D | None) -> Float64Array2D:
+    return matrix if scale is None else matrix * scale[:, None]

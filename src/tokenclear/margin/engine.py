@@ -1,0 +1,152 @@
+"""One margin run: a method's base requirement, add-ons and APC, with drivers, per account.
+
+Errors are values per account only where an account can fail on its own; a bad input
+fails the whole run before anything is computed (see the loaders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+import numpy as np
+
+from tokenclear.arrays import Float64Array1D
+from tokenclear.errors import ConfigurationError
+from tokenclear.margin import asvar, span
+from tokenclear.margin.addons import concentration_addon, holiday_days, holiday_scale
+from tokenclear.margin.context import APC_LOOKBACK_10Y, Context
+from tokenclear.margin.historical import Historical
+from tokenclear.margin.notional import Notional
+from tokenclear.margin.procyclicality import APC_OPTIONS, buffer_addon, floor_addon, stressed_weight_addon
+from tokenclear.margin.result import MethodResult
+from tokenclear.money import amount, requirement
+
+METHODS = ("hsvar", "fhs", "span", "asvar", "notional")
+
+
+class Method(Protocol):
+    def margin(self, quantity: np.ndarray, scale: Float64Array1D | None = None) -> MethodResult: ...
+
+
+def build_method(context: Context, method: str, rows: np.ndarray, *,
+                 span_pairs: list[span.InterPair] | None = None) -> Method:
+    if method in ("hsvar", "fhs"):
+        return Historical.build(context, rows, filtered=method == "fhs")
+    if method == "span":
+        return span.Span.build(context, span.calibrate(context, rows, pairs=span_pairs))
+    if method == "asvar":
+        return asvar.Asvar.build(context, asvar.calibrate(context))
+    if method == "notional":
+        return Notional.build(context, rows)
+    raise ConfigurationError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+
+
+@dataclass(frozen=True)
+class AccountMargin:
+    """An account's requirement (margin currency, > 0 owed by the member) and its drivers."""
+
+    account: str
+    method: str
+    margin_usd: Decimal
+    base_usd: Decimal
+    holiday_addon_usd: Decimal
+    concentration_addon_usd: Decimal
+    stress_addon_usd: Decimal
+    apc_usd: Decimal
+    worst_scenario: str
+    top_instruments: list[tuple[str, Decimal]]
+    components: dict[str, Decimal] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "account": self.account, "method": self.method, "margin_usd": float(self.margin_usd),
+            "base_usd": float(self.base_usd), "holiday_addon_usd": float(self.holiday_addon_usd),
+            "concentration_addon_usd": float(self.concentration_addon_usd),
+            "stress_addon_usd": float(self.stress_addon_usd), "apc_usd": float(self.apc_usd),
+            "worst_scenario": self.worst_scenario,
+            "top_instruments": [{"instrument": name, "loss_usd": float(loss)} for name, loss in self.top_instruments],
+            "components": {key: float(value) for key, value in self.components.items()},
+        }
+
+
+@dataclass(frozen=True)
+class MarginRun:
+    as_of: str
+    method: str
+    scenarios: int
+    accounts: list[AccountMargin]
+    holiday_days: dict[str, int]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a run adds to the method's base requirement."""
+
+    apc: str | None = None
+    apc_released_fraction: float = 0.0
+    holiday: bool = True
+    capacity_usd: Float64Array1D | None = None  # participation x ADV per instrument; None = no concentration add-on
+    stress_addon_usd: Float64Array1D | None = None  # per account, from a stress test
+    span_pairs: list[span.InterPair] | None = None
+
+
+def run_margin(context: Context, method: str, options: Options = Options()) -> MarginRun:
+    if options.apc is not None and options.apc not in APC_OPTIONS:
+        raise ConfigurationError(f"unknown APC option '{options.apc}'; choose one of {', '.join(APC_OPTIONS)}")
+    if method == "asvar" and options.apc in ("floor10y", "stressed-weight"):
+        raise ConfigurationError("AS-VaR parameters are weekly and set in advance: only the 'buffer' APC applies")
+    config = context.config
+    quantity = context.book.quantity
+    rows = context.window()
+    model = build_method(context, method, rows, span_pairs=options.span_pairs)
+    base = model.margin(quantity)
+    base_risk = np.maximum(base.risk, 0.0)
+    n_accounts, n_instruments = quantity.shape
+
+    calendars = [context.factors.specs[j].calendar for j in context.resolved.underlying_index]
+    extra = holiday_days(calendars, cash_calendar=config.cash_calendar, as_of=context.as_of)
+    holiday = np.zeros(n_accounts)
+    if options.holiday and extra.any():
+        scaled = model.margin(quantity, holiday_scale(extra, config.mpor_days))
+        holiday = np.maximum(np.maximum(scaled.risk, 0.0) - base_risk, 0.0)
+
+    concentration = np.zeros(n_accounts)
+    if options.capacity_usd is not None:
+        eye = np.eye(n_instruments)
+        unit_long = model.margin(eye).risk
+        unit_short = model.margin(-eye).risk
+        concentration, _ = concentration_addon(quantity, unit_long=unit_long, unit_short=unit_short,
+                                               notional=context.resolved.notional, capacity_usd=options.capacity_usd)
+
+    stress = np.zeros(n_accounts) if options.stress_addon_usd is None else np.maximum(options.stress_addon_usd, 0.0)
+
+    apc = np.zeros(n_accounts)
+    if options.apc == "buffer":
+        apc = buffer_addon(base_risk, released_fraction=options.apc_released_fraction)
+    elif options.apc == "floor10y":
+        long_model = build_method(context, method, context.window(APC_LOOKBACK_10Y), span_pairs=options.span_pairs)
+        apc = floor_addon(base_risk, np.maximum(long_model.margin(quantity).risk, 0.0))
+    elif options.apc == "stressed-weight":
+        stressed_model = build_method(context, method, context.stressed_rows(), span_pairs=options.span_pairs)
+        apc = stressed_weight_addon(base_risk, np.maximum(stressed_model.margin(quantity).risk, 0.0))
+
+    total = base_risk + holiday + concentration + stress + apc
+    names = context.resolved.names
+    accounts = []
+    for a, account in enumerate(context.book.accounts):  # formatting the output, after the numeric core
+        accounts.append(AccountMargin(
+            account=account, method=method, margin_usd=requirement(total[a]), base_usd=requirement(base_risk[a]),
+            holiday_addon_usd=requirement(holiday[a]), concentration_addon_usd=requirement(concentration[a]),
+            stress_addon_usd=requirement(stress[a]), apc_usd=requirement(apc[a]),
+            worst_scenario=str(base.worst[a]),
+            top_instruments=[(names[j], amount(loss)) for j, loss in
+                             zip(base.contributors[a].tolist(), base.contributor_loss[a].tolist(), strict=True)
+                             if loss > 0],
+            components={key: amount(values[a]) for key, values in base.components.items()},
+        ))
+    scenarios = int(rows.size) if method in ("hsvar", "fhs") else 0
+    days = {name: int(d) for name, d in zip(names, extra.tolist(), strict=True)}
+    return MarginRun(str(context.as_of), method, scenarios, accounts, days, list(context.warnings))

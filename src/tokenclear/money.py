@@ -1,0 +1,27 @@
+"""The one boundary between the float64 risk core and exact money (``Decimal``).
+
+Requirements are rounded up to the cent (a member never owes less than computed);
+other amounts (P&L, contributions) to the nearest cent, half to even.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+
+import numpy as np
+
+CENT = Decimal("0.01")
+
+
+def requirement(value: float) -> Decimal:
+    """A margin requirement in currency units, rounded up to the cent; never negative."""
+    if not np.isfinite(value):
+        raise ValueError(f"requirement is not finite: {value}")
+    return max(Decimal(repr(float(value))).quantize(CENT, rounding=ROUND_CEILING), Decimal("0.00"))
+
+
+def amount(value: float) -> Decimal:
+    """A signed amount in currency units, to the nearest cent (half to even)."""
+    if not np.isfinite(value):
+        raise ValueError(f"amount is not finite: {value}")
+    return Decimal(repr(float(value))).quantize(CENT, rounding=ROUND_HALF_EVEN)

@@ -1,0 +1,110 @@
+"""Loads a run's files (adapter edge) and hands plain data to the pure core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tokenclear.book.positions import Book, load_positions
+from tokenclear.errors import InputError
+from tokenclear.instruments.catalogue import Catalogue, load_catalogue
+from tokenclear.instruments.underlyings import Underlying, load_underlyings
+from tokenclear.margin.addons import average_daily_volume_usd, load_concentration
+from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs
+from tokenclear.margin.span import InterPair, load_pairs
+from tokenclear.market.files import load_folder
+from tokenclear.market.history import MarketData
+from tokenclear.settings import Settings
+
+
+@dataclass(frozen=True)
+class Inputs:
+    catalogue: Catalogue
+    specs: dict[str, Underlying]
+    book: Book
+    market: MarketData
+    prices_dir: Path
+
+
+def parse_as_of(text: str | None) -> np.datetime64 | None:
+    if text is None:
+        return None
+    try:
+        return np.datetime64(text, "D")
+    except ValueError:
+        raise InputError(f"'{text}' is not an ISO date (YYYY-MM-DD)", field="--as-of") from None
+
+
+def parse_period(text: str | None, field: str) -> tuple[np.datetime64, np.datetime64] | None:
+    """``START:END`` (ISO dates) or None."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise InputError(f"'{text}' is not START:END", field=field)
+    start, end = (parse_as_of(part) for part in parts)
+    assert start is not None and end is not None
+    if start > end:
+        raise InputError(f"start {start} is after end {end}", field=field)
+    return start, end
+
+
+def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path | None,
+                prices: Path | None) -> Inputs:
+    """Read and validate every input file before anything is computed."""
+    catalogue = load_catalogue(instruments or settings.instruments_file)
+    specs = load_underlyings(settings.underlyings_file) if settings.underlyings_file.is_file() else {}
+    book = load_positions(positions or settings.demo_positions_file, catalogue)
+    prices_dir = Path(prices or settings.prices_dir)
+    config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
+    names = [spec.name for spec in factor_specs(book, catalogue, specs, config)]
+    market = load_folder(prices_dir, names)
+    return Inputs(catalogue, specs, book, market, prices_dir)
+
+
+def context_for(inputs: Inputs, config: RunConfig, as_of: np.datetime64 | None) -> Context:
+    return build_context(book=inputs.book, catalogue=inputs.catalogue, market=inputs.market, specs=inputs.specs,
+                         config=config, as_of=as_of)
+
+
+def span_pairs(settings: Settings) -> list[InterPair]:
+    return load_pairs(settings.intercommodity_file) if settings.intercommodity_file.is_file() else []
+
+
+def capacity_usd(settings: Settings, context: Context, prices_dir: Path) -> np.ndarray | None:
+    """participation x ADV (USD) per instrument of the book; inf where no rule applies."""
+    if not settings.concentration_file.is_file():
+        return None
+    rules = load_concentration(settings.concentration_file)
+    factor_names = context.factors.names
+    per_factor = np.full(len(factor_names), np.inf)
+    for j, name in enumerate(factor_names):
+        rule = rules.get(name)
+        if rule is None:
+            continue
+        volumes = load_folder(settings.volumes_dir, [name], value_column="volume") if rule.adv_usd is None else \
+            MarketData()
+        prices = load_folder(prices_dir, [name]) if rule.volume_unit == "shares" else MarketData()
+        adv = average_daily_volume_usd(rule, volumes=volumes, prices=prices, as_of=context.as_of)
+        if np.isfinite(adv) and adv > 0:
+            per_factor[j] = rule.participation * adv
+    return per_factor[context.resolved.underlying_index]
+
+
+def load_stress_addon(path: Path, accounts: list[str]) -> np.ndarray:
+    """CSV ``account,addon_usd``: an add-on per account from a stress test (absent = 0)."""
+    from tokenclear.csvfiles import parse_float, read_rows
+
+    rows = read_rows(path, ["account", "addon_usd"])
+    index = {name: i for i, name in enumerate(accounts)}
+    out = np.zeros(len(accounts))
+    for line, row in rows:
+        if row["account"] not in index:
+            raise InputError(f"account '{row['account']}' holds no positions", path=path, line=line, field="account")
+        value = parse_float(row["addon_usd"], path=path, line=line, field="addon_usd")
+        if value < 0:
+            raise InputError("addon_usd must be >= 0", path=path, line=line, field="addon_usd")
+        out[index[row["account"]]] = value
+    return out

@@ -1,0 +1,64 @@
+"""Typed settings: environment variables prefixed ``TOKENCLEAR_`` over embedded defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The data folder shipped with the package checkout (market data, catalogue, demo book).
+PROJECT_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+class Settings(BaseSettings):
+    """Every tunable of a run; CLI flags override these per call."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENCLEAR_", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_DATA, description="folder with market/, volume/, catalogue files")
+    margin_currency: str = "USD"
+    risk_calendar: str = Field(default="XNYS", description="exchange_calendars name of the scenario grid")
+    cash_calendar: str = Field(default="XNYS", description="calendar of the days on which cash moves")
+    confidence: float = 0.99
+    mpor_days: int = 2
+    lookback: int = 1250
+    min_scenarios: int = 250
+    ewma_lambda: float = 0.94
+    es_confidence: float = 0.975
+    max_stale_days: int = 5
+    stress_window: int = 250
+
+    @property
+    def prices_dir(self) -> Path:
+        return self.data_dir / "market"
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.data_dir / "volume"
+
+    @property
+    def instruments_file(self) -> Path:
+        return self.data_dir / "instruments.csv"
+
+    @property
+    def underlyings_file(self) -> Path:
+        return self.data_dir / "underlyings.csv"
+
+    @property
+    def concentration_file(self) -> Path:
+        return self.data_dir / "concentration.csv"
+
+    @property
+    def intercommodity_file(self) -> Path:
+        return self.data_dir / "span_intercommodity.csv"
+
+    @property
+    def demo_positions_file(self) -> Path:
+        return self.data_dir / "demo" / "positions.csv"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
