@@ -186,3 +186,165 @@ def emit_margin(result: MarginRun, output: Format) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point alias
     app()
+
+
+@app.command()
+def backtest(
+    positions: PositionsOpt = None,
+    instruments: InstrumentsOpt = None,
+    prices: PricesOpt = None,
+    account: Annotated[str | None, typer.Option(help="one account (default: the whole book)")] = None,
+    confidence: Annotated[float, typer.Option(help="confidence level of the VaR")] = 0.99,
+    mpor_days: Annotated[int, typer.Option("--mpor-days", help="margin period of risk, business days")] = 2,
+    lookback: Annotated[int, typer.Option(help="observations in the scenario window")] = 1250,
+    measure: Annotated[Measure, typer.Option(help="quantile, kth or es")] = Measure.quantile,
+    as_of: AsOfOpt = None,
+    start: Annotated[str | None, typer.Option("--from", help="first test date")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last test date")] = None,
+    step: Annotated[int, typer.Option(help="test every STEP-th date (MPOR = non-overlapping)")] = 1,
+    chart: Annotated[Path | None, typer.Option(help="write a PNG chart here")] = None,
+    output: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+) -> None:
+    """Backtest HS-VaR margin against realised MPOR losses (Kupiec, Christoffersen, traffic light)."""
+    import numpy as np
+
+    from tokenclear import runner
+    from tokenclear.margin.backtest import run_backtest
+
+    settings = get_settings()
+    try:
+        with stages(3) as step_:
+            config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback,
+                                measure=measure, stress_period=None)
+            inputs = step_("reading inputs", lambda: runner.load_inputs(settings, positions=positions,
+                                                                       instruments=instruments, prices=prices))
+            context = step_("building scenarios", lambda: runner.context_for(inputs, config,
+                                                                            runner.parse_as_of(end or as_of)))
+            book = context.book
+            if account is None:
+                quantity = book.quantity.sum(axis=0).astype(np.float64)
+            elif account in book.accounts:
+                quantity = book.quantity[book.accounts.index(account)].astype(np.float64)
+            else:
+                raise runner.InputError(f"account '{account}' holds no positions", field="--account")
+            result = step_("backtesting", lambda: run_backtest(context, quantity, start=runner.parse_as_of(start),
+                                                              end=runner.parse_as_of(end), step=step))
+    except TokenclearError as error:
+        raise fail(error) from None
+    summary = {"account": account or "book", **result.summary()}
+    if chart is not None:
+        from tokenclear.reports.backtest_chart import write_chart
+
+        summary["chart"] = str(write_chart(result, chart, title=f"HS-VaR backtest, {account or 'whole book'}"))
+    if output is Format.json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    table = Table(title=f"backtest of hsvar at {confidence:.1%}, MPOR {mpor_days} days")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    stdout.print(table)
+
+
+@params_app.command("span")
+def params_span(
+    positions: PositionsOpt = None,
+    instruments: InstrumentsOpt = None,
+    prices: PricesOpt = None,
+    as_of: AsOfOpt = None,
+    coverage: Annotated[float, typer.Option(help="coverage of the scan ranges")] = 0.99,
+    mpor_days: Annotated[int, typer.Option("--mpor-days")] = 2,
+    lookback: Annotated[int, typer.Option()] = 1250,
+    out: Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")] = None,
+) -> None:
+    """SPAN parameters (scan ranges, spread multiples, inter-commodity credits) as of a date."""
+    from tokenclear import runner
+    from tokenclear.margin import span
+
+    settings = get_settings()
+    try:
+        config = run_config(settings, confidence=0.99, mpor_days=mpor_days, lookback=lookback,
+                            measure=Measure.quantile, stress_period=None)
+        inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
+        context = runner.context_for(inputs, config, runner.parse_as_of(as_of))
+        text = span.calibrate(context, context.window(), coverage=coverage,
+                              pairs=runner.span_pairs(settings)).to_json()
+    except TokenclearError as error:
+        raise fail(error) from None
+    write_text(text, out)
+
+
+@params_app.command("asvar")
+def params_asvar(
+    positions: PositionsOpt = None,
+    instruments: InstrumentsOpt = None,
+    prices: PricesOpt = None,
+    as_of: AsOfOpt = None,
+    mpor_days: Annotated[int, typer.Option("--mpor-days")] = 2,
+    lookback: Annotated[int, typer.Option()] = 1250,
+    out: Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")] = None,
+) -> None:
+    """The weekly AS-VaR parameter set in force on a date (published the Friday before)."""
+    from tokenclear import runner
+    from tokenclear.margin import asvar
+
+    settings = get_settings()
+    try:
+        config = run_config(settings, confidence=0.99, mpor_days=mpor_days, lookback=lookback,
+                            measure=Measure.quantile, stress_period=None)
+        inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
+        context = runner.context_for(inputs, config, runner.parse_as_of(as_of))
+        text = asvar.calibrate(context).to_json()
+    except TokenclearError as error:
+        raise fail(error) from None
+    write_text(text, out)
+
+
+@app.command()
+def vm(
+    start: Annotated[str, typer.Option("--from", help="previous valuation date")],
+    end: Annotated[str, typer.Option("--to", help="current valuation date")],
+    positions: PositionsOpt = None,
+    instruments: InstrumentsOpt = None,
+    prices: PricesOpt = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """Variation margin per account between two valuation dates (> 0 owed by the member)."""
+    from tokenclear import runner
+    from tokenclear.margin.variation import settlement_prices, variation_margin
+
+    settings = get_settings()
+    try:
+        inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
+        day_0, day_1 = runner.parse_as_of(start), runner.parse_as_of(end)
+        assert day_0 is not None and day_1 is not None
+        names = inputs.book.instruments
+        price_0 = settlement_prices(inputs.catalogue, names, inputs.market, inputs.specs, day_0,
+                                    max_stale_days=settings.max_stale_days)
+        price_1 = settlement_prices(inputs.catalogue, names, inputs.market, inputs.specs, day_1,
+                                    max_stale_days=settings.max_stale_days)
+        rows = variation_margin(inputs.book, inputs.catalogue, price_0, price_1)
+    except TokenclearError as error:
+        raise fail(error) from None
+    if output is Format.json:
+        sys.stdout.write(json.dumps([row.to_dict() for row in rows], indent=2) + "\n")
+        return
+    if output is Format.csv:
+        sys.stdout.write("account,currency,vm\n" + "".join(f"{r.account},{r.currency},{r.vm}\n" for r in rows))
+        return
+    table = Table(title=f"variation margin {start} -> {end} (> 0 owed by the member)")
+    for name in ("account", "currency", "VM"):
+        table.add_column(name, justify="right" if name == "VM" else "left")
+    for row in rows:
+        table.add_row(row.account, row.currency, f"{row.vm:,.2f}")
+    stdout.print(table)
+
+
+def write_text(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+        stderr.print(f"wrote {out}")

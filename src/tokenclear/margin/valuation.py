@@ -8,7 +8,7 @@ All values are per contract in the margin currency; P&L > 0 is a gain to a long.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -108,8 +108,7 @@ def resolve(instruments: list[Instrument], factors: RiskFactors, *, margin_curre
     decay = np.array([spec.term_decay for spec in specs])
     absolute = np.array([spec.returns == "absolute" for spec in specs])
     is_normal = np.array([spec.option_model == "bachelier" for spec in specs])
-    spot_u = spot[underlying_index]
-    forward = np.where(absolute, spot_u + carry * years, spot_u * np.exp(carry * years))
+    forward = forward_price(spot[underlying_index], carry=carry, years=years, absolute=absolute)
     bad = is_option & ~is_normal & (forward <= 0)
     if bad.any():
         name = instruments[int(np.argmax(bad))].instrument
@@ -117,6 +116,21 @@ def resolve(instruments: list[Instrument], factors: RiskFactors, *, margin_curre
     fx = np.where(fx_index >= 0, spot[np.maximum(fx_index, 0)], 1.0)
     return Resolved([one.instrument for one in instruments], underlying_index, fx_index, multiplier, years,
                     np.exp(-decay * years), forward, is_option, is_call, is_normal, strike, volatility, fx, absolute)
+
+
+def forward_price(spot: Float64Array1D, *, carry: Float64Array1D, years: Float64Array1D,
+                  absolute: np.ndarray) -> Float64Array1D:
+    """The term-structure rule of :mod:`tokenclear.instruments.underlyings`: the month's price today."""
+    return np.where(absolute, spot + carry * years, spot * np.exp(carry * years))
+
+
+def reprice(resolved: Resolved, factors: RiskFactors, spot: Float64Array1D) -> Resolved:
+    """The same contracts (same time to expiry) priced on another date's factor closes ``spot``."""
+    carry = np.array([factors.specs[j].carry_rate for j in resolved.underlying_index])
+    forward = forward_price(spot[resolved.underlying_index], carry=carry, years=resolved.years,
+                            absolute=resolved.absolute)
+    fx = np.where(resolved.fx_index >= 0, spot[np.maximum(resolved.fx_index, 0)], 1.0)
+    return replace(resolved, forward=forward, fx=fx)
 
 
 def fx_series_name(currency: str, margin_currency: str) -> str:

@@ -1,0 +1,155 @@
+"""Backtesting a margin model: margin at each date against the realised MPOR-day loss.
+
+For a fixed portfolio (one account's positions or the whole book) and each test date
+``t``: the margin from the window of moves ending at ``t``, applied to prices at ``t``;
+the realised loss is the same portfolio's loss over the next MPOR days (the move ending
+at ``t + mpor``). Contracts keep their as-of time to expiry (rolling constant maturity),
+so the test measures the model, not the roll. An exception is a realised loss above the
+margin. Overlapping MPOR windows make exceptions cluster; ``step = mpor`` gives
+non-overlapping tests.
+
+Statistics: Kupiec's proportion-of-failures LR test, Christoffersen's independence LR
+test (both chi-squared with one degree of freedom), the Basel traffic-light zone of the
+last 250 observations (green / yellow / red by the binomial cumulative probability of
+the exception count: below 95%, below 99.99%, else; 0-4, 5-9, 10+ at 99%), and the
+peak-to-trough ratio of the margin series (procyclicality).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.special import xlogy
+from scipy.stats import binom, chi2
+
+from tokenclear.arrays import Float64Array1D
+from tokenclear.errors import ConfigurationError, MarketDataError
+from tokenclear.margin.context import Context
+from tokenclear.margin.historical import horizon_calendar_days
+from tokenclear.margin.measures import loss_measure
+from tokenclear.margin.procyclicality import peak_to_trough
+from tokenclear.margin.valuation import reprice, revalue
+
+TRAFFIC_WINDOW = 250
+
+
+@dataclass(frozen=True)
+class Backtest:
+    dates: np.ndarray
+    margin: Float64Array1D  # > 0 owed
+    realised_loss: Float64Array1D  # > 0 = loss over the following MPOR
+    exceptions: np.ndarray  # bool
+    confidence: float
+    kupiec_lr: float
+    kupiec_p: float
+    christoffersen_lr: float
+    christoffersen_p: float
+    traffic_light: str
+    traffic_exceptions: int
+    peak_to_trough: float
+
+    @property
+    def exception_count(self) -> int:
+        return int(self.exceptions.sum())
+
+    @property
+    def exception_rate(self) -> float:
+        return self.exception_count / max(self.exceptions.size, 1)
+
+    def summary(self) -> dict[str, object]:
+        return {"observations": int(self.exceptions.size), "exceptions": self.exception_count,
+                "exception_rate": self.exception_rate, "expected_rate": 1.0 - self.confidence,
+                "kupiec_lr": self.kupiec_lr, "kupiec_p_value": self.kupiec_p,
+                "christoffersen_lr": self.christoffersen_lr, "christoffersen_p_value": self.christoffersen_p,
+                "traffic_light": self.traffic_light, "traffic_light_exceptions": self.traffic_exceptions,
+                "peak_to_trough": self.peak_to_trough, "first": str(self.dates[0]), "last": str(self.dates[-1])}
+
+
+def kupiec(exceptions: int, observations: int, expected_rate: float) -> tuple[float, float]:
+    """Kupiec POF likelihood ratio and its p-value (chi-squared, 1 dof)."""
+    x, n, p = exceptions, observations, expected_rate
+    observed = x / n
+    log_null = xlogy(n - x, 1 - p) + xlogy(x, p)
+    log_alt = xlogy(n - x, 1 - observed) + xlogy(x, observed)
+    lr = float(max(-2.0 * (log_null - log_alt), 0.0))
+    return lr, float(chi2.sf(lr, 1))
+
+
+def christoffersen(exceptions: np.ndarray) -> tuple[float, float]:
+    """Christoffersen's independence likelihood ratio and p-value (chi-squared, 1 dof)."""
+    hits = exceptions.astype(np.int64)
+    previous, current = hits[:-1], hits[1:]
+    n00 = int(((previous == 0) & (current == 0)).sum())
+    n01 = int(((previous == 0) & (current == 1)).sum())
+    n10 = int(((previous == 1) & (current == 0)).sum())
+    n11 = int(((previous == 1) & (current == 1)).sum())
+    pi01 = n01 / max(n00 + n01, 1)
+    pi11 = n11 / max(n10 + n11, 1)
+    pi = (n01 + n11) / max(n00 + n01 + n10 + n11, 1)
+    log_null = xlogy(n00 + n10, 1 - pi) + xlogy(n01 + n11, pi)
+    log_alt = xlogy(n00, 1 - pi01) + xlogy(n01, pi01) + xlogy(n10, 1 - pi11) + xlogy(n11, pi11)
+    lr = float(max(-2.0 * (log_null - log_alt), 0.0))
+    return lr, float(chi2.sf(lr, 1))
+
+
+def traffic_light(exceptions: int, observations: int, expected_rate: float) -> str:
+    cumulative = binom.cdf(exceptions, observations, expected_rate)
+    if cumulative < 0.95:
+        return "green"
+    return "yellow" if cumulative < 0.9999 else "red"
+
+
+def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64 | None = None,
+                 end: np.datetime64 | None = None, filtered: bool = False, step: int = 1) -> Backtest:
+    """Backtest HS-VaR (or filtered HS) on ``quantity`` (float64[instruments]) over [start, end]."""
+    config = context.config
+    lookback, horizon = config.lookback, config.mpor_days
+    factors = context.factors
+    moves = context.moves
+    if filtered:
+        raise ConfigurationError("backtest of filtered HS is not available yet; use hsvar")
+    n_moves = moves.shape[0]
+    # a test at move row t uses rows t-lookback+1..t as scenarios and row t+horizon as the outcome
+    # (grid rows: move row r ends at grid index r + horizon when no row was dropped)
+    grid_index = np.searchsorted(factors.grid, context.move_dates)
+    first = lookback - 1
+    candidates = np.arange(first, n_moves)
+    outcome = np.searchsorted(grid_index, grid_index[candidates] + horizon)
+    valid = (outcome < n_moves)
+    valid[valid] &= grid_index[outcome[valid]] == grid_index[candidates[valid]] + horizon
+    tests, outcome = candidates[valid], outcome[valid]
+    dates = context.move_dates[tests]
+    keep = np.ones(tests.size, dtype=bool)
+    if start is not None:
+        keep &= dates >= start
+    if end is not None:
+        keep &= dates <= end
+    tests, outcome, dates = tests[keep][::step], outcome[keep][::step], dates[keep][::step]
+    if tests.size < 2:
+        raise MarketDataError(f"fewer than two test dates with {lookback} observations of history before them "
+                              f"and {horizon} days after; shorten --lookback or widen --from/--to")
+    windows = sliding_window_view(moves, lookback, axis=0)  # [n_moves-lookback+1, factors, lookback]
+    horizon_days = horizon_calendar_days(context)
+    margin = np.empty(tests.size)
+    realised = np.empty(tests.size)
+    for k, (row, after) in enumerate(zip(tests.tolist(), outcome.tolist(), strict=True)):  # loop over test dates
+        spot = factors.prices[grid_index[row]]
+        resolved = reprice(context.resolved, factors, spot)
+        window = windows[row - lookback + 1].T  # [lookback, factors]
+        pnl = quantity @ revalue(resolved, window, horizon_days=horizon_days)
+        margin[k] = max(float(loss_measure(pnl[None, :], measure=config.measure,
+                                           confidence=config.es_confidence if config.measure == "es"
+                                           else config.confidence)[0]), 0.0)
+        realised[k] = -float(quantity @ revalue(resolved, moves[after][None, :], horizon_days=horizon_days)[:, 0])
+    exceptions = realised > margin
+    expected = 1.0 - config.confidence
+    k_lr, k_p = kupiec(int(exceptions.sum()), exceptions.size, expected)
+    c_lr, c_p = christoffersen(exceptions)
+    recent = exceptions[-TRAFFIC_WINDOW:]
+    zone = traffic_light(int(recent.sum()), recent.size, expected)
+    positive = margin[margin > 0]
+    ratio = peak_to_trough(positive) if positive.size else float("nan")
+    return Backtest(dates, margin, realised, exceptions, config.confidence, k_lr, k_p, c_lr, c_p, zone,
+                    int(recent.sum()), ratio)

@@ -1,0 +1,1 @@
+"""Rendered reports (charts, files) at the edge."""
