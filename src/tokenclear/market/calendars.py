@@ -5,6 +5,7 @@ Business-day logic lives only here. Dates are ``datetime64[D]``.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -21,6 +22,12 @@ ALWAYS_OPEN = "24/7"
 
 @lru_cache(maxsize=32)
 def _calendar(name: str) -> xcals.ExchangeCalendar:
+    with warnings.catch_warnings():  # pandas deprecation notices raised inside exchange_calendars
+        warnings.simplefilter("ignore")
+        return _load(name)
+
+
+def _load(name: str) -> xcals.ExchangeCalendar:
     try:
         return xcals.get_calendar(name, start=_START)
     except xcals.errors.InvalidCalendarName:
