@@ -1,0 +1,120 @@
+"""Add-ons, anti-procyclicality, backtesting statistics and variation margin."""
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from tests.conftest import context_of, future, random_walk
+from tokenclear.book.positions import book_from_entries
+from tokenclear.instruments.catalogue import Catalogue
+from tokenclear.instruments.underlyings import Underlying
+from tokenclear.margin.addons import concentration_addon, holiday_scale
+from tokenclear.margin.backtest import christoffersen, kupiec, run_backtest, traffic_light
+from tokenclear.margin.engine import Options, run_margin
+from tokenclear.margin.procyclicality import buffered_series, peak_to_trough
+from tokenclear.margin.variation import variation_margin
+from tokenclear.market.calendars import closed_cash_days
+
+
+def test_closed_cash_days_on_a_friday_and_a_holiday():
+    friday = np.datetime64("2023-03-10")
+    assert closed_cash_days("24/7", "XNYS", friday) == 2  # Saturday and Sunday trade, no cash moves
+    assert closed_cash_days("XNYS", "XNYS", friday) == 0
+    assert closed_cash_days("24/7", "XNYS", np.datetime64("2023-03-14")) == 0
+    # Thursday before Good Friday 2023: crypto trades Friday to Sunday with no cash until Monday
+    assert closed_cash_days("24/7", "XNYS", np.datetime64("2023-04-06")) == 3
+
+
+def test_holiday_addon_is_square_root_of_time_on_a_linear_book():
+    prices = random_walk(31, 500)
+    specs = {"btc": Underlying("btc", calendar="24/7")}
+    friday = np.datetime64("2021-05-14")
+    context = context_of({"btc": prices}, [future("B", "btc", "5")], [("a", "B", 10)], specs=specs,
+                         risk_calendar="24/7", cash_calendar="XNYS", as_of=friday)
+    row = run_margin(context, "hsvar", Options()).accounts[0]
+    assert float(row.holiday_addon_usd) == pytest.approx(float(row.base_usd) * (np.sqrt(4 / 2) - 1), abs=0.02)
+    assert holiday_scale(np.array([0, 2]), 2).tolist() == pytest.approx([1.0, np.sqrt(2)])
+
+
+def test_concentration_addon_by_hand():
+    quantity = np.array([[100.0, -50.0], [1.0, 0.0]])
+    unit_long, unit_short = np.array([10.0, 4.0]), np.array([12.0, 5.0])
+    notional = np.array([1000.0, 2000.0])
+    capacity = np.array([25_000.0, np.inf])
+    addon, days = concentration_addon(quantity, unit_long=unit_long, unit_short=unit_short, notional=notional,
+                                      capacity_usd=capacity)
+    assert days[0, 0] == pytest.approx(4.0) and days[1, 0] == pytest.approx(0.04)
+    assert addon[0] == pytest.approx(10.0 * 100 * (np.sqrt(4.0) - 1))  # 1,000
+    assert addon[1] == 0.0
+
+
+def test_apc_options_never_lower_the_margin_and_buffer_is_25_percent():
+    prices = random_walk(32, 900)
+    context = context_of({"x": prices}, [future("X", "x")], [("a", "X", 5)], lookback=250, stress_window=100)
+    base = float(run_margin(context, "hsvar", Options(holiday=False)).accounts[0].base_usd)
+    buffered = run_margin(context, "hsvar", Options(holiday=False, apc="buffer")).accounts[0]
+    assert float(buffered.apc_usd) == pytest.approx(0.25 * base, abs=0.02)
+    released = run_margin(context, "hsvar", Options(holiday=False, apc="buffer", apc_released_fraction=1.0))
+    assert float(released.accounts[0].apc_usd) == 0.0
+    for option in ("floor10y", "stressed-weight"):
+        row = run_margin(context, "hsvar", Options(holiday=False, apc=option)).accounts[0]
+        assert row.apc_usd >= 0 and float(row.margin_usd) >= base
+
+
+def test_peak_to_trough_and_buffer_release():
+    assert peak_to_trough(np.array([2.0, 8.0, 4.0])) == 4.0
+    base = np.concatenate([np.full(30, 100.0), np.full(10, 200.0)])
+    buffered = buffered_series(base)
+    assert buffered[0] == 125.0 and buffered[30] == 200.0  # buffer drawn down when the base doubles
+    assert peak_to_trough(buffered) < peak_to_trough(base)
+
+
+def test_kupiec_and_christoffersen_against_their_formulas():
+    lr, p = kupiec(5, 250, 0.01)
+    rate = 5 / 250
+    expected = -2 * (245 * np.log(0.99) + 5 * np.log(0.01) - 245 * np.log(1 - rate) - 5 * np.log(rate))
+    assert lr == pytest.approx(expected) and 0 < p < 1
+    assert kupiec(0, 250, 0.01)[0] == pytest.approx(-2 * 250 * np.log(0.99))
+    clustered = np.zeros(100, dtype=bool)
+    clustered[[10, 11, 12, 13]] = True
+    spread = np.zeros(100, dtype=bool)
+    spread[[10, 35, 60, 85]] = True
+    assert christoffersen(clustered)[0] > christoffersen(spread)[0]
+
+
+def test_traffic_light_zones_match_basel_at_99_percent():
+    zones = [traffic_light(x, 250, 0.01) for x in range(0, 13)]
+    assert zones == ["green"] * 5 + ["yellow"] * 5 + ["red"] * 3
+    assert binom.cdf(4, 250, 0.01) < 0.95 <= binom.cdf(5, 250, 0.01)
+
+
+def test_exceptions_are_near_one_percent_on_long_history(shipped_market):
+    from tokenclear.instruments.catalogue import load_catalogue
+    from tokenclear.instruments.underlyings import load_underlyings
+    from tokenclear.margin.context import RunConfig, build_context
+    from tokenclear.settings import PROJECT_DATA
+
+    catalogue = load_catalogue(PROJECT_DATA / "instruments.csv")
+    book = book_from_entries([("a", "ESH19", 10)], catalogue)
+    context = build_context(book=book, catalogue=catalogue, market=shipped_market,
+                            specs=load_underlyings(PROJECT_DATA / "underlyings.csv"),
+                            config=RunConfig(lookback=1000), as_of=np.datetime64("2018-12-31"))
+    result = run_backtest(context, np.array([10.0]))
+    assert result.exceptions.size > 3000
+    assert 0.005 < result.exception_rate < 0.02
+    worst = int(np.argmax(result.realised_loss))
+    assert result.exceptions[worst]  # the largest realised loss (October 2008) breached the margin
+
+
+def test_variation_margin_is_exact_and_sums_to_zero():
+    catalogue = Catalogue({"X": future("X", "x", "0.1", "2024-01-01"), "Y": future("Y", "y", "50", "2024-01-01")})
+    book = book_from_entries([("long", "X", 3), ("short", "X", -3), ("m", "Y", -7), ("m", "X", 1)], catalogue)
+    price_0 = [Decimal("29374.1523"), Decimal("4000.25")]
+    price_1 = [Decimal("27000.0001"), Decimal("4010.50")]
+    rows = {row.account: row.vm for row in variation_margin(book, catalogue, price_0, price_1)}
+    move_x = Decimal("0.1") * (Decimal("27000.0001") - Decimal("29374.1523"))  # -237.41522 per contract
+    assert rows["long"] == (-3 * move_x).quantize(Decimal("0.01"))  # the long owes 712.25
+    assert rows["long"] == Decimal("712.25") and rows["short"] == Decimal("-712.25")
+    assert rows["m"] == (-(move_x + (-7) * Decimal(50) * Decimal("10.25"))).quantize(Decimal("0.01"))
