@@ -5,8 +5,8 @@ Conventions (losses L = -P&L, P&L > 0 = gain to the account):
 * ``quantile`` (default): the ``confidence`` quantile of L with numpy's default
   linear interpolation, i.e. ``np.quantile(L, confidence)``: with n scenarios and
   ``h = (n - 1) * (1 - confidence)`` it interpolates between the ``floor(h)``-th and the
-  next order statistic of the P&L. Computed from the two order statistics found by
-  ``np.partition`` (O(n)) instead of a full sort.
+  next order statistic of the P&L. Computed with one ``np.partition`` (O(n)) instead of
+  a full sort.
 * ``kth``: the k-th worst loss, ``k = ceil(n * (1 - confidence))`` (13th of 1,250 at 99%).
 * ``es``: expected shortfall, the mean of the ``ceil(n * (1 - es_confidence))`` worst
   losses (32 of 1,250 at 97.5%).
@@ -40,9 +40,12 @@ def loss_measure(pnl: Float64Array2D, *, measure: str = "quantile", confidence: 
         low = int(math.floor(position))
         fraction = position - low
         high = min(low + 1, n - 1)
-        part = np.partition(pnl, [low, high] if high != low else [low], axis=-1)
-        value = part[..., low] + fraction * (part[..., high] - part[..., low])
-        return -value
+        # one selection at ``high``; the ``low``-th statistic is then the largest of the first ``high``
+        # entries (a pass over ~1% of the row), which is several times faster than selecting both
+        part = np.partition(pnl, high, axis=-1)
+        upper = part[..., high]
+        lower = part[..., :high].max(axis=-1) if high > low else upper
+        return -(lower + fraction * (upper - lower))
     if measure == "kth":
         k = tail_count(n, confidence)
         return -np.partition(pnl, k - 1, axis=-1)[..., k - 1]
