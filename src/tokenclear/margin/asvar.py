@@ -26,8 +26,7 @@ import numpy as np
 
 from tokenclear.arrays import Float64Array1D
 from tokenclear.margin.context import Context
-from tokenclear.margin.grid import ASVAR_PRICE, ASVAR_VOL, ASVAR_WEIGHT, Grid, scenario_label
-from tokenclear.margin.hsvar import top_k
+from tokenclear.margin.grid import ASVAR_PRICE, ASVAR_VOL, ASVAR_WEIGHT, Grid
 from tokenclear.margin.measures import tail_count
 from tokenclear.margin.result import MethodResult
 from tokenclear.margin.span import vol_scan_ranges
@@ -103,13 +102,7 @@ class Asvar:
         correlation = np.array(self.parameters.correlation)[np.ix_(grid.commodities, grid.commodities)]
         risk = np.sqrt(np.maximum(np.einsum("ac,cd,ad->a", signed, correlation, signed), 0.0))
         main = np.argmax(worst, axis=1)
-        table = np.array([[scenario_label(name, ASVAR_PRICE[s], ASVAR_VOL[s]) for s in range(ASVAR_PRICE.size)]
-                          for name in grid.names()])
-        labels = table[main, worst_k[np.arange(quantity.shape[0]), main]]
-        loss_each = quantity * grid.loss[np.arange(grid.member.size)[None, :], worst_k[:, grid.member]]
-        if scale is not None:
-            loss_each = loss_each * scale[None, :]
-        top, top_loss = top_k(loss_each, 3)
+        labels, top, top_loss = grid.drivers(quantity, worst_k, main, vol_sign=ASVAR_VOL, scale=scale)
         undiversified = worst.sum(axis=1)
         return MethodResult(risk, labels, top, top_loss,
                             {"undiversified": undiversified, "diversification": undiversified - risk})

@@ -16,6 +16,7 @@ import numpy as np
 from tokenclear.arrays import Float64Array1D, Float64Array2D
 from tokenclear.margin.context import Context
 from tokenclear.margin.historical import horizon_calendar_days
+from tokenclear.margin.hsvar import top_k
 from tokenclear.margin.valuation import revalue
 
 _THIRDS = (0, 0, 1 / 3, 1 / 3, -1 / 3, -1 / 3, 2 / 3, 2 / 3, -2 / 3, -2 / 3, 1, 1, -1, -1)
@@ -74,6 +75,22 @@ class Grid:
         """float64[accounts, commodities, scenarios]: each commodity's loss in each scenario."""
         losses = np.asarray(quantity, dtype=np.float64) @ self.block(scale)
         return losses.reshape(quantity.shape[0], self.commodities.size, -1)
+
+    def drivers(self, quantity: np.ndarray, worst_k: np.ndarray, main: np.ndarray, *, vol_sign: np.ndarray,
+                scale: Float64Array1D | None) -> tuple[np.ndarray, np.ndarray, Float64Array2D]:
+        """Worst-scenario label of each account's ``main`` commodity and its three largest losers.
+
+        ``worst_k[accounts, commodities]`` is each commodity's worst scenario. Returns (labels,
+        instrument indices int[accounts, 3], their losses > 0).
+        """
+        table = np.array([[scenario_label(name, self.price_multiple[s], vol_sign[s])
+                           for s in range(self.price_multiple.size)] for name in self.names()])
+        labels = table[main, worst_k[np.arange(quantity.shape[0]), main]]
+        loss_each = quantity * self.loss[np.arange(self.member.size)[None, :], worst_k[:, self.member]]
+        if scale is not None:
+            loss_each = loss_each * scale[None, :]
+        top, top_loss = top_k(loss_each, 3)
+        return labels, top, top_loss
 
     def names(self) -> list[str]:
         return [self.context.factors.names[j] for j in self.commodities]

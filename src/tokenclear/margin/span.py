@@ -30,8 +30,7 @@ from tokenclear.arrays import Float64Array1D
 from tokenclear.csvfiles import parse_float, read_rows
 from tokenclear.errors import InputError
 from tokenclear.margin.context import Context
-from tokenclear.margin.grid import SPAN_PRICE, SPAN_VOL, SPAN_WEIGHT, Grid, scenario_label
-from tokenclear.margin.hsvar import top_k
+from tokenclear.margin.grid import SPAN_PRICE, SPAN_VOL, SPAN_WEIGHT, Grid
 from tokenclear.margin.result import MethodResult
 
 INTRA_FLOOR = 0.10  # minimum calendar-spread charge as a multiple of the scan range (basis risk)
@@ -158,15 +157,7 @@ class Span:
         commodity_total = np.maximum(scan + intra + spot - credit, som)
         risk = commodity_total.sum(axis=1)
         main = np.argmax(commodity_total, axis=1)
-        names = grid.names()
-        k = worst_k[np.arange(quantity.shape[0]), main]
-        table = np.array([[scenario_label(name, SPAN_PRICE[s], SPAN_VOL[s]) for s in range(SPAN_PRICE.size)]
-                          for name in names])
-        labels = table[main, k]
-        loss_each = quantity * grid.loss[np.arange(grid.member.size)[None, :], worst_k[:, grid.member]]
-        if scale is not None:
-            loss_each = loss_each * scale[None, :]
-        top, top_loss = top_k(loss_each, 3)
+        labels, top, top_loss = grid.drivers(quantity, worst_k, main, vol_sign=SPAN_VOL, scale=scale)
         components = {"scan_risk": scan.sum(axis=1), "intra_spread_charge": intra.sum(axis=1),
                       "spot_month_charge": spot.sum(axis=1), "inter_spread_credit": credit.sum(axis=1),
                       "short_option_minimum": som.sum(axis=1)}
