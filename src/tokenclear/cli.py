@@ -123,13 +123,11 @@ def margin(
 
     settings = get_settings()
     try:
-        with stages(4) as step:
+        with stages(3) as step:
             config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback,
                                 measure=measure, stress_period=stress_period)
-            inputs = step("reading inputs", lambda: runner.load_inputs(settings, positions=positions,
-                                                                      instruments=instruments, prices=prices))
-            context = step("building scenarios", lambda: runner.context_for(inputs, config,
-                                                                           runner.parse_as_of(as_of)))
+            inputs, context = step("reading inputs, building scenarios", lambda: runner.load_context(
+                settings, config, positions=positions, instruments=instruments, prices=prices, as_of=as_of))
             capacity = runner.capacity_usd(settings, context, inputs.prices_dir) if concentration_addon else None
             stress = runner.load_stress_addon(stress_addon, context.book.accounts) if stress_addon else None
             options = Options(apc=apc.value if apc else None, apc_released_fraction=apc_release,
@@ -213,13 +211,11 @@ def backtest(
 
     settings = get_settings()
     try:
-        with stages(3) as step_:
+        with stages(2) as step_:
             config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback,
                                 measure=measure, stress_period=None)
-            inputs = step_("reading inputs", lambda: runner.load_inputs(settings, positions=positions,
-                                                                       instruments=instruments, prices=prices))
-            context = step_("building scenarios", lambda: runner.context_for(inputs, config,
-                                                                            runner.parse_as_of(end or as_of)))
+            _, context = step_("reading inputs, building scenarios", lambda: runner.load_context(
+                settings, config, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of))
             book = context.book
             if account is None:
                 quantity = book.quantity.sum(axis=0).astype(np.float64)
@@ -266,8 +262,8 @@ def params_span(
     try:
         config = run_config(settings, confidence=0.99, mpor_days=mpor_days, lookback=lookback,
                             measure=Measure.quantile, stress_period=None)
-        inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
-        context = runner.context_for(inputs, config, runner.parse_as_of(as_of))
+        _, context = runner.load_context(settings, config, positions=positions, instruments=instruments,
+                                         prices=prices, as_of=as_of)
         text = span.calibrate(context, context.window(), coverage=coverage,
                               pairs=runner.span_pairs(settings)).to_json()
     except TokenclearError as error:
@@ -293,8 +289,8 @@ def params_asvar(
     try:
         config = run_config(settings, confidence=0.99, mpor_days=mpor_days, lookback=lookback,
                             measure=Measure.quantile, stress_period=None)
-        inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
-        context = runner.context_for(inputs, config, runner.parse_as_of(as_of))
+        _, context = runner.load_context(settings, config, positions=positions, instruments=instruments,
+                                         prices=prices, as_of=as_of)
         text = asvar.calibrate(context).to_json()
     except TokenclearError as error:
         raise fail(error) from None

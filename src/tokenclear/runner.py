@@ -108,3 +108,10 @@ def load_stress_addon(path: Path, accounts: list[str]) -> np.ndarray:
             raise InputError("addon_usd must be >= 0", path=path, line=line, field="addon_usd")
         out[index[row["account"]]] = value
     return out
+
+
+def load_context(settings: Settings, config: RunConfig, *, positions: Path | None, instruments: Path | None,
+                 prices: Path | None, as_of: str | None) -> tuple[Inputs, Context]:
+    """Read every input file, then resolve the run's context (the common start of every command)."""
+    inputs = load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
+    return inputs, context_for(inputs, config, parse_as_of(as_of))
