@@ -4,23 +4,34 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv contracts clean
+
+NODE_STAMP := node_modules/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# anvil (foundry's dev chain) for the JSON-RPC tests, pinned in package.json / package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tokenclear margin --method hsvar
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_margin.py
+	$(BIN)/python bench/bench_ledger.py
+
+contracts: $(STAMP)
+	$(BIN)/python -m tokenclear.ledger.build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

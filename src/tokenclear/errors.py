@@ -36,3 +36,20 @@ class MarketDataError(TokenclearError):
 
 class ConfigurationError(TokenclearError):
     """A parameter combination cannot be honoured (e.g. an unknown method)."""
+
+
+class LedgerError(TokenclearError):
+    """The chain refused or could not carry out an instruction."""
+
+
+class TransactionReverted(LedgerError):
+    """A transaction or call reverted; ``reason`` is the contract's revert string, if any."""
+
+    def __init__(self, reason: str, *, function: str | None = None) -> None:
+        self.reason = reason
+        self.function = function
+        super().__init__(f"{function}: reverted: {reason}" if function else f"reverted: {reason}")
+
+
+class ChainUnavailable(LedgerError):
+    """The JSON-RPC node cannot be reached or answered out of protocol."""

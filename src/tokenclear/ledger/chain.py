@@ -1,0 +1,295 @@
+"""Two chains behind one interface: titanoboa's in-process EVM and any JSON-RPC node (web3.py).
+
+Both take creation bytecode and calldata, return receipts with raw logs and gas used, and raise
+``TransactionReverted`` with the contract's reason, so the same contract tests run on either.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_utils import to_checksum_address
+
+from tokenclear.errors import ChainUnavailable, LedgerError, TransactionReverted
+from tokenclear.ledger.abi import revert_reason
+
+#: Gas limit per transaction on the embedded chain, and the chunking budget of batches.
+EMBEDDED_BLOCK_GAS = 100_000_000
+
+
+@dataclass(frozen=True)
+class RawLog:
+    address: str
+    topics: tuple[bytes, ...]
+    data: bytes
+    block: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a mined transaction left: its hash, block, gas used (intrinsic included) and logs."""
+
+    tx_hash: str
+    block: int
+    gas_used: int
+    logs: tuple[RawLog, ...]
+
+
+def intrinsic_gas(data: bytes, create: bool = False) -> int:
+    """Base cost of a transaction: 21,000 (+32,000 to create) + 4 per zero and 16 per non-zero byte."""
+    zeros = data.count(0)
+    return 21_000 + (32_000 if create else 0) + 4 * zeros + 16 * (len(data) - zeros)
+
+
+class Chain(ABC):
+    """An EVM the ledger can deploy to, transact with and read from."""
+
+    chain_id: int
+    name: str
+
+    @abstractmethod
+    def new_account(self) -> str:
+        """A fresh address this chain can sign for, with gas money."""
+
+    @abstractmethod
+    def deploy(self, initcode: bytes, sender: str) -> tuple[str, Receipt]: ...
+
+    @abstractmethod
+    def send(self, to: str, data: bytes, sender: str) -> Receipt:
+        """Execute a state-changing call; raise ``TransactionReverted`` and change nothing on revert."""
+
+    @abstractmethod
+    def call(self, to: str, data: bytes, sender: str | None = None) -> bytes: ...
+
+    @abstractmethod
+    def timestamp(self) -> int:
+        """Timestamp of the latest block, seconds since the epoch (UTC)."""
+
+    @abstractmethod
+    def advance_time(self, seconds: int) -> None:
+        """Move the chain's clock forward (development chains only)."""
+
+    @abstractmethod
+    def block_number(self) -> int: ...
+
+    @abstractmethod
+    def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]: ...
+
+
+class EmbeddedChain(Chain):
+    """titanoboa's py-evm in this process: no server, state lost at exit, every call its own block."""
+
+    def __init__(self, chain_id: int = 31337, start_time: int | None = None) -> None:
+        import boa
+
+        self.env = boa.Env()
+        self.env.evm.patch.chain_id = chain_id
+        if start_time is not None:
+            self.env.evm.patch.timestamp = start_time
+        self.chain_id = chain_id
+        self.name = "embedded"
+        self._logs: list[RawLog] = []
+
+    def new_account(self) -> str:
+        address = self.env.generate_address()
+        self.env.set_balance(address, 10**21)
+        return to_checksum_address(str(address))
+
+    def _next_block(self) -> int:
+        self.env.evm.patch.block_number += 1
+        self.env.evm.reset_access_counters()  # each transaction starts cold, as on a real chain
+        return self.env.evm.patch.block_number
+
+    def _receipt(self, computation, data: bytes, block: int, create: bool = False) -> Receipt:
+        logs = tuple(RawLog(to_checksum_address(addr), tuple(t.to_bytes(32, "big") for t in topics), data_, block)
+                     for addr, topics, data_ in _log_entries(computation))
+        self._logs.extend(logs)
+        gas = computation.get_gas_used() + intrinsic_gas(data, create)
+        return Receipt(f"embedded:{block}", block, gas, logs)
+
+    def deploy(self, initcode: bytes, sender: str) -> tuple[str, Receipt]:
+        block = self._next_block()
+        address, computation = self.env.deploy(sender=sender, bytecode=initcode, gas=EMBEDDED_BLOCK_GAS)
+        if computation.is_error:
+            raise TransactionReverted(revert_reason(bytes(computation.output)), function="constructor")
+        return to_checksum_address(str(address)), self._receipt(computation, initcode, block, create=True)
+
+    def send(self, to: str, data: bytes, sender: str) -> Receipt:
+        block = self._next_block()
+        computation = self.env.execute_code(to_address=to, sender=sender, data=data, gas=EMBEDDED_BLOCK_GAS)
+        if computation.is_error:
+            raise TransactionReverted(revert_reason(bytes(computation.output)))
+        return self._receipt(computation, data, block)
+
+    def call(self, to: str, data: bytes, sender: str | None = None) -> bytes:
+        computation = self.env.execute_code(to_address=to, sender=sender, data=data, is_modifying=False,
+                                            gas=EMBEDDED_BLOCK_GAS)
+        if computation.is_error:
+            raise TransactionReverted(revert_reason(bytes(computation.output)))
+        return bytes(computation.output)
+
+    def timestamp(self) -> int:
+        return int(self.env.evm.patch.timestamp)
+
+    def advance_time(self, seconds: int) -> None:
+        self.env.evm.patch.timestamp += int(seconds)
+
+    def block_number(self) -> int:
+        return int(self.env.evm.patch.block_number)
+
+    def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
+        address = to_checksum_address(address)
+        top = self.block_number() if to_block is None else to_block
+        return [log for log in self._logs if log.address == address and from_block <= log.block <= top]
+
+
+def _log_entries(computation) -> list[tuple[bytes, list[int], bytes]]:
+    """Every log of a computation and its children in execution order (py-evm's own ordering)."""
+    return [(address, topics, data) for address, topics, data in computation.get_log_entries()]
+
+
+class RpcChain(Chain):
+    """Any EVM node over JSON-RPC through web3.py; transactions are signed locally with a key that
+    comes from the settings (environment or keystore) and is never logged."""
+
+    def __init__(self, url: str, funder_key: str, *, timeout: float = 30.0) -> None:
+        from eth_account import Account
+        from web3 import Web3
+
+        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        self.url = url
+        self.name = "json-rpc"
+        try:
+            self.chain_id = int(self.w3.eth.chain_id)
+        except Exception as exc:  # requests/ConnectionError, or a non-JSON-RPC answer
+            raise ChainUnavailable(f"no EVM node answers at {url}: {type(exc).__name__}") from exc
+        funder = Account.from_key(funder_key)
+        self._keys = {funder.address: funder}
+        self._nonces: dict[str, int] = {}
+        self.funder = funder.address
+        self._fees: tuple[int, int] | None = None
+        self._sent = 0
+
+    @classmethod
+    def from_keystore(cls, url: str, keystore: Path, password: str) -> RpcChain:
+        from eth_account import Account
+
+        try:
+            key = Account.decrypt(Path(keystore).read_text(), password)
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"{keystore}: cannot decrypt the keystore: {exc}") from None
+        return cls(url, key.hex())
+
+    def _fee(self) -> tuple[int, int]:
+        if self._fees is None or self._sent % 100 == 0:
+            base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+            tip = 10**9 if base else 0
+            self._fees = (2 * base + tip, tip)
+        return self._fees
+
+    def new_account(self) -> str:
+        from eth_account import Account
+
+        account = Account.create()
+        self._keys[account.address] = account
+        self._transact(account.address, b"", self.funder, value=10**18)
+        return account.address
+
+    def _nonce(self, sender: str) -> int:
+        if sender not in self._nonces:
+            self._nonces[sender] = int(self.w3.eth.get_transaction_count(sender, "pending"))
+        return self._nonces[sender]
+
+    def _transact(self, to: str | None, data: bytes, sender: str, value: int = 0) -> tuple[Receipt, dict]:
+        from web3.exceptions import ContractLogicError
+
+        sender = to_checksum_address(sender)
+        if sender not in self._keys:
+            raise LedgerError(f"no signing key for {sender} on {self.url}")
+        tx = {"from": sender, "data": data, "value": value}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        try:
+            gas = int(self.w3.eth.estimate_gas(tx))
+        except ContractLogicError as exc:
+            raise TransactionReverted(_rpc_reason(exc)) from None
+        except Exception as exc:
+            raise ChainUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        max_fee, tip = self._fee()
+        tx.update(gas=gas + gas // 5, nonce=self._nonce(sender), chainId=self.chain_id, maxFeePerGas=max_fee,
+                  maxPriorityFeePerGas=tip)
+        tx.pop("from")
+        signed = self._keys[sender].sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        self._nonces[sender] += 1
+        self._sent += 1
+        receipt = self._wait(tx_hash)
+        if receipt["status"] != 1:
+            raise TransactionReverted(f"reverted on chain in transaction 0x{bytes(tx_hash).hex()}")
+        logs = tuple(RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
+                            bytes(log["data"]), int(log["blockNumber"])) for log in receipt["logs"])
+        return Receipt("0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"]),
+                       logs), receipt
+
+    def _wait(self, tx_hash, timeout: float = 60.0):
+        from web3.exceptions import TransactionNotFound
+
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                return self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                if time.monotonic() > deadline:
+                    raise ChainUnavailable(f"{self.url}: transaction 0x{bytes(tx_hash).hex()} not mined "
+                                           f"within {timeout:.0f} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+
+    def deploy(self, initcode: bytes, sender: str) -> tuple[str, Receipt]:
+        receipt, raw = self._transact(None, initcode, sender)
+        return to_checksum_address(raw["contractAddress"]), receipt
+
+    def send(self, to: str, data: bytes, sender: str) -> Receipt:
+        return self._transact(to, data, sender)[0]
+
+    def call(self, to: str, data: bytes, sender: str | None = None) -> bytes:
+        from web3.exceptions import ContractLogicError
+
+        tx = {"to": to_checksum_address(to), "data": data}
+        if sender is not None:
+            tx["from"] = to_checksum_address(sender)
+        try:
+            return bytes(self.w3.eth.call(tx))
+        except ContractLogicError as exc:
+            raise TransactionReverted(_rpc_reason(exc)) from None
+
+    def timestamp(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance_time(self, seconds: int) -> None:
+        try:
+            self.w3.provider.make_request("evm_increaseTime", [int(seconds)])
+            self.w3.provider.make_request("evm_mine", [])
+        except Exception as exc:
+            raise LedgerError(f"{self.url} cannot move its clock (not a development node): {exc}") from exc
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
+        raw = self.w3.eth.get_logs({"address": to_checksum_address(address), "fromBlock": from_block,
+                                    "toBlock": "latest" if to_block is None else to_block})
+        return [RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
+                       bytes(log["data"]), int(log["blockNumber"])) for log in raw]
+
+
+def _rpc_reason(exc: Exception) -> str:
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x") and len(data) > 10:
+        return revert_reason(bytes.fromhex(data[2:]))
+    message = str(exc.args[0]) if exc.args else str(exc)
+    return message.removeprefix("execution reverted: ").removeprefix("execution reverted")

@@ -1,0 +1,147 @@
+# pragma version ~=0.4.3
+# SPDX-License-Identifier: AGPL-3.0-only
+"""
+@title Bid-bond escrow
+@notice Bidders in a tender lock a deposit in tokens. At award, after the
+        tender closes, every losing bidder is refunded in the same
+        transaction and the winner's deposit becomes a performance bond,
+        released to the winner at completion or forfeited to the
+        beneficiary if the project fails.
+"""
+from ethereum.ercs import IERC20
+from snekmate.auth import access_control
+
+initializes: access_control
+exports: access_control.__interface__
+
+AUTHORITY: public(constant(bytes32)) = keccak256("AUTHORITY")
+MAX_BIDDERS: constant(uint256) = 64
+
+OPEN: constant(uint8) = 1
+AWARDED: constant(uint8) = 2
+COMPLETED: constant(uint8) = 3
+FORFEITED: constant(uint8) = 4
+
+struct Tender:
+    token: address
+    deposit: uint256
+    close_time: uint256
+    beneficiary: address
+    winner: address
+    state: uint8
+
+tenders: public(HashMap[bytes32, Tender])
+bidders: public(HashMap[bytes32, DynArray[address, MAX_BIDDERS]])
+has_bid: public(HashMap[bytes32, HashMap[address, bool]])
+
+event TenderOpened:
+    tender: indexed(bytes32)
+    token: address
+    deposit: uint256
+    close_time: uint256
+
+event BidLocked:
+    tender: indexed(bytes32)
+    bidder: indexed(address)
+    amount: uint256
+
+event BidRefunded:
+    tender: indexed(bytes32)
+    bidder: indexed(address)
+    amount: uint256
+
+event BondLocked:
+    tender: indexed(bytes32)
+    winner: indexed(address)
+    amount: uint256
+
+event BondReleased:
+    tender: indexed(bytes32)
+    receiver: indexed(address)
+    amount: uint256
+    completed: bool
+
+
+@deploy
+def __init__():
+    access_control.__init__()
+    access_control._grant_role(AUTHORITY, msg.sender)
+
+
+@external
+def open_tender(tender: bytes32, token: address, deposit: uint256, close_time: uint256, beneficiary: address):
+    access_control._check_role(AUTHORITY, msg.sender)
+    assert self.tenders[tender].state == 0, "bond: tender exists"
+    assert deposit > 0, "bond: deposit must be positive"
+    assert close_time > block.timestamp, "bond: close time must be in the future"
+    assert beneficiary != empty(address), "bond: zero beneficiary"
+    self.tenders[tender] = Tender(
+        token=token, deposit=deposit, close_time=close_time, beneficiary=beneficiary,
+        winner=empty(address), state=OPEN
+    )
+    log TenderOpened(tender=tender, token=token, deposit=deposit, close_time=close_time)
+
+
+@external
+@nonreentrant
+def bid(tender: bytes32):
+    t: Tender = self.tenders[tender]
+    assert t.state == OPEN, "bond: tender not open"
+    assert block.timestamp < t.close_time, "bond: tender closed"
+    assert not self.has_bid[tender][msg.sender], "bond: already bid"
+    assert len(self.bidders[tender]) < MAX_BIDDERS, "bond: tender full"
+    self.has_bid[tender][msg.sender] = True
+    self.bidders[tender].append(msg.sender)
+    assert extcall IERC20(t.token).transferFrom(msg.sender, self, t.deposit, default_return_value=True)
+    log BidLocked(tender=tender, bidder=msg.sender, amount=t.deposit)
+
+
+@external
+@nonreentrant
+def award(tender: bytes32, winner: address):
+    """
+    @notice Refund every loser now; the winner's deposit becomes the bond.
+    """
+    access_control._check_role(AUTHORITY, msg.sender)
+    t: Tender = self.tenders[tender]
+    assert t.state == OPEN, "bond: tender not open"
+    assert block.timestamp >= t.close_time, "bond: tender still open"
+    assert self.has_bid[tender][winner], "bond: winner did not bid"
+    t.state = AWARDED
+    t.winner = winner
+    self.tenders[tender] = t
+    for bidder: address in self.bidders[tender]:
+        if bidder != winner:
+            assert extcall IERC20(t.token).transfer(bidder, t.deposit, default_return_value=True)
+            log BidRefunded(tender=tender, bidder=bidder, amount=t.deposit)
+    log BondLocked(tender=tender, winner=winner, amount=t.deposit)
+
+
+@internal
+def _settle_bond(tender: bytes32, completed: bool):
+    access_control._check_role(AUTHORITY, msg.sender)
+    t: Tender = self.tenders[tender]
+    assert t.state == AWARDED, "bond: no bond locked"
+    receiver: address = t.winner if completed else t.beneficiary
+    t.state = COMPLETED if completed else FORFEITED
+    self.tenders[tender] = t
+    assert extcall IERC20(t.token).transfer(receiver, t.deposit, default_return_value=True)
+    log BondReleased(tender=tender, receiver=receiver, amount=t.deposit, completed=completed)
+
+
+@external
+@nonreentrant
+def complete(tender: bytes32):
+    """
+    @notice Project delivered: the bond goes back to the winner.
+    """
+    self._settle_bond(tender, True)
+
+
+@external
+@nonreentrant
+def forfeit(tender: bytes32):
+    """
+    @notice Project failed: the bond goes to the beneficiary.
+    """
+    self._settle_bond(tender, False)

@@ -1,0 +1,225 @@
+"""The ``Ledger``: the clearing system's contracts on one chain, and the instructions the clearing
+workflow sends them. Amounts here are integer token base units; prices USD per whole token with 8
+decimals (``_e8``); values micro-USD (6 decimals). Conversion from ``Decimal`` books happens in
+``tokenclear.money`` callers, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from eth_utils import keccak
+
+from tokenclear.errors import LedgerError
+from tokenclear.ledger.abi import Event
+from tokenclear.ledger.chain import Chain, Receipt
+from tokenclear.ledger.contract import Contract, deploy
+
+MAX_UINT = 2**256 - 1
+HOUSE, CUSTOMER = 1, 2
+#: Holder classes on the identity registry.
+MEMBER, CLEARING_HOUSE, SETTLEMENT_CONTRACT = 1, 2, 3
+#: Legs per on-chain VM batch: keeps a batch near 7.5 M gas, under every chain's per-transaction cap.
+VM_CHUNK = 500
+
+
+def instruction_key(text: str | bytes) -> bytes:
+    """bytes32 idempotency key of a workflow instruction id (its keccak256; 32 raw bytes pass as is)."""
+    if isinstance(text, bytes) and len(text) == 32:
+        return text
+    return keccak(text if isinstance(text, bytes) else text.encode())
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    """A collateral token to deploy. ``kind``: stable, wrapped, fund_accruing, fund_dividend, bill."""
+
+    symbol: str
+    name: str
+    kind: str
+    decimals: int
+    price_e8: int
+    haircut_bps: int
+    max_nav_move_bps: int = 50
+    bill_days: int = 91
+
+
+DEFAULT_ASSETS = (
+    AssetSpec("TUSD", "tokenclear USD", "stable", 6, 10**8, 0),
+    AssetSpec("TMMF", "tokenclear MMF (accruing)", "fund_accruing", 6, 10**8, 200),
+    AssetSpec("TMMFD", "tokenclear MMF (dividend)", "fund_dividend", 6, 10**8, 200),
+    AssetSpec("TBILL", "tokenclear 3M T-bill", "bill", 6, 98_990_000, 100),
+    AssetSpec("WBTC", "tokenclear wrapped BTC", "wrapped", 8, 20_000 * 10**8, 2_500),
+    AssetSpec("WETH", "tokenclear wrapped ETH", "wrapped", 18, 1_500 * 10**8, 3_000),
+)
+
+_PRICED_KINDS = ("fund_accruing", "fund_dividend", "bill")
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A stablecoin leg: ``units`` base units from ``payer`` to ``receiver``."""
+
+    payer: str
+    receiver: str
+    units: int
+
+
+class Ledger:
+    def __init__(self, chain: Chain, operator: str, contracts: dict[str, Contract],
+                 tokens: dict[str, Contract], specs: dict[str, AssetSpec], deployed_block: int) -> None:
+        self.chain = chain
+        self.operator = operator
+        self.registry = contracts["registry"]
+        self.vault = contracts["vault"]
+        self.settlement = contracts["settlement"]
+        self.htlc = contracts["htlc"]
+        self.bid_bond = contracts["bid_bond"]
+        self.tokens = tokens
+        self.specs = specs
+        self.deployed_block = deployed_block
+
+    # ---- deployment -------------------------------------------------------------------------
+    @classmethod
+    def deploy(cls, chain: Chain, operator: str | None = None,
+               assets: Sequence[AssetSpec] = DEFAULT_ASSETS) -> Ledger:
+        """Deploy registry, tokens, vault, settlement, HTLC and bid-bond escrow; ``operator`` (the
+        clearing house) holds every admin role."""
+        op = operator or chain.new_account()
+        first_block = chain.block_number() + 1
+        registry = deploy(chain, "identity_registry", sender=op)
+        tokens: dict[str, Contract] = {}
+        for spec in assets:
+            tokens[spec.symbol] = _deploy_token(chain, spec, registry.address, op)
+        contracts = {"registry": registry}
+        for name in ("vault", "settlement", "htlc", "bid_bond"):
+            contracts[name] = deploy(chain, name, sender=op)
+        registry.send("register", op, CLEARING_HOUSE, sender=op)
+        registry.send("register_many", [contracts[n].address for n in ("vault", "settlement", "htlc", "bid_bond")],
+                      SETTLEMENT_CONTRACT, sender=op)
+        ledger = cls(chain, op, contracts, tokens, {s.symbol: s for s in assets}, first_block)
+        for spec in assets:
+            ledger.set_asset(spec.symbol, haircut_bps=spec.haircut_bps, price_e8=spec.price_e8)
+        for token in tokens.values():
+            token.send("approve", contracts["settlement"].address, MAX_UINT, sender=op)
+        return ledger
+
+    def addresses(self) -> dict[str, str]:
+        out = {name: c.address for name, c in (("registry", self.registry), ("vault", self.vault),
+                                                ("settlement", self.settlement), ("htlc", self.htlc),
+                                                ("bid_bond", self.bid_bond))}
+        out.update({f"token:{sym}": tok.address for sym, tok in self.tokens.items()})
+        return out
+
+    def token(self, symbol: str) -> Contract:
+        try:
+            return self.tokens[symbol]
+        except KeyError:
+            raise LedgerError(f"unknown token '{symbol}' (deployed: {', '.join(self.tokens)})") from None
+
+    # ---- parameters ---------------------------------------------------------------------------
+    def set_asset(self, symbol: str, *, haircut_bps: int, price_e8: int, eligible: bool = True) -> Receipt:
+        """Push a haircut and price on chain; fund shares and bills price themselves (NAV, accretion)."""
+        from_token = self.specs[symbol].kind in _PRICED_KINDS
+        return self.vault.send("set_asset", self.token(symbol).address, eligible, int(haircut_bps),
+                               0 if from_token else int(price_e8), from_token, sender=self.operator)
+
+    def set_prices(self, prices_e8: dict[str, int]) -> Receipt:
+        symbols = [s for s in prices_e8 if self.specs[s].kind not in _PRICED_KINDS]
+        return self.vault.send("set_prices", [self.token(s).address for s in symbols],
+                               [int(prices_e8[s]) for s in symbols], sender=self.operator)
+
+    # ---- members ------------------------------------------------------------------------------
+    def onboard(self, members: Iterable[str]) -> None:
+        """Put members on the allow-list (256 a transaction)."""
+        members = list(members)
+        for start in range(0, len(members), 256):
+            self.registry.send("register_many", members[start:start + 256], MEMBER, sender=self.operator)
+
+    def authorise(self, member: str) -> None:
+        """The member's standing authorisations: the vault and the settlement contract may debit it."""
+        for token in self.tokens.values():
+            token.send("approve", self.vault.address, MAX_UINT, sender=member)
+            token.send("approve", self.settlement.address, MAX_UINT, sender=member)
+
+    def issue(self, symbol: str, holder: str, units: int) -> Receipt:
+        """Issuer mints ``units`` to an allow-listed holder (the operator holds the issuer role here)."""
+        return self.token(symbol).send("mint", holder, int(units), sender=self.operator)
+
+    def open_account(self, account: bytes, member: str, segregation: int) -> Receipt:
+        return self.vault.send("open_account", account, member, segregation, sender=self.operator)
+
+    # ---- collateral instructions (each idempotent on its key) --------------------------------
+    def pledge(self, key: str | bytes, account: bytes, symbol: str, units: int, member: str) -> Receipt:
+        return self.vault.send("pledge", instruction_key(key), account, self.token(symbol).address, int(units),
+                               sender=member)
+
+    def release(self, key: str | bytes, account: bytes, symbol: str, units: int) -> Receipt:
+        return self.vault.send("release", instruction_key(key), account, self.token(symbol).address, int(units),
+                               sender=self.operator)
+
+    def substitute(self, key: str | bytes, account: bytes, out_symbol: str, out_units: int, in_symbol: str,
+                   in_units: int, member: str) -> Receipt:
+        return self.vault.send("substitute", instruction_key(key), account, self.token(out_symbol).address,
+                               int(out_units), self.token(in_symbol).address, int(in_units), sender=member)
+
+    def declare_default(self, account: bytes) -> Receipt:
+        return self.vault.send("declare_default", account, sender=self.operator)
+
+    def seize(self, key: str | bytes, account: bytes, symbol: str, units: int, receiver: str) -> Receipt:
+        return self.vault.send("seize", instruction_key(key), account, self.token(symbol).address, int(units),
+                               receiver, sender=self.operator)
+
+    def set_requirement(self, account: bytes, floor_micro_usd: int, commitment: bytes) -> Receipt:
+        return self.vault.send("set_requirement", account, int(floor_micro_usd), commitment, sender=self.operator)
+
+    # ---- settlement ---------------------------------------------------------------------------
+    def dvp(self, key: str | bytes, asset: str, seller: str, asset_units: int, cash: str, buyer: str,
+            cash_units: int) -> Receipt:
+        return self.settlement.send("dvp", instruction_key(key), self.token(asset).address, seller,
+                                    int(asset_units), self.token(cash).address, buyer, int(cash_units),
+                                    sender=self.operator)
+
+    def settle_payments(self, key: str, payments: Sequence[Payment], symbol: str = "TUSD",
+                        chunk: int = VM_CHUNK) -> list[Receipt]:
+        """Pay every leg in the stablecoin, both ways, in batches of ``chunk`` legs; each batch is
+        all-or-nothing and idempotent on ``key#i``, so a rerun after a crash pays nothing twice."""
+        token = self.token(symbol).address
+        receipts = []
+        for i, start in enumerate(range(0, len(payments), chunk)):
+            part = payments[start:start + chunk]
+            receipts.append(self.settlement.send(
+                "settle_token_batch", instruction_key(f"{key}#{i}"), token, [p.payer for p in part],
+                [p.receiver for p in part], [int(p.units) for p in part], sender=self.operator))
+        return receipts
+
+    # ---- reading the chain --------------------------------------------------------------------
+    def balance(self, symbol: str, holder: str) -> int:
+        return self.token(symbol).call("balanceOf", holder)
+
+    def held(self, account: bytes, symbol: str) -> int:
+        return self.vault.call("held", account, self.token(symbol).address)
+
+    def total_held(self, symbol: str) -> int:
+        return self.vault.call("total_held", self.token(symbol).address)
+
+    def collateral_value(self, account: bytes) -> int:
+        """Post-haircut value of an account's collateral on chain, micro-USD."""
+        return self.vault.call("collateral_value", account)
+
+    def vault_events(self, from_block: int | None = None) -> list[Event]:
+        return self.vault.history(from_block=self.deployed_block if from_block is None else from_block)
+
+
+def _deploy_token(chain: Chain, spec: AssetSpec, registry: str, operator: str) -> Contract:
+    common = (spec.name, spec.symbol, spec.decimals, registry)
+    if spec.kind in ("stable", "wrapped"):
+        return deploy(chain, "collateral_token", *common, sender=operator)
+    if spec.kind in ("fund_accruing", "fund_dividend"):
+        model = 1 if spec.kind == "fund_accruing" else 2
+        return deploy(chain, "fund_share", *common, model, spec.price_e8, spec.max_nav_move_bps, sender=operator)
+    if spec.kind == "bill":
+        maturity = chain.timestamp() + spec.bill_days * 86_400
+        return deploy(chain, "bill_token", *common, spec.price_e8, maturity, sender=operator)
+    raise LedgerError(f"asset {spec.symbol}: unknown token kind '{spec.kind}'")
