@@ -27,6 +27,8 @@ def account_id(salt: bytes, member: str, account: str) -> bytes:
 
 
 def commitment(requirement_micro_usd: int, salt: bytes) -> bytes:
+    if len(salt) != 32:
+        raise ValueError("commitment salt must be 32 bytes")
     return keccak(encode(["uint256", "bytes32"], [int(requirement_micro_usd), salt]))
 
 
