@@ -26,6 +26,9 @@ app = typer.Typer(help="tokenclear: margin and tokenized collateral for derivati
                   no_args_is_help=True, pretty_exceptions_enable=False)
 params_app = typer.Typer(help="Write the parameter files a method would apply.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
+ledger_app = typer.Typer(help="The EVM ledger: build the contracts, deploy the clearing system.",
+                         no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 stdout = Console(width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True)
@@ -344,3 +347,52 @@ def write_text(text: str, out: Path | None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n", encoding="utf-8")
         stderr.print(f"wrote {out}")
+
+
+RpcUrlOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC node (default: embedded EVM; "
+                                               "env TOKENCLEAR_RPC_URL)")]
+
+
+@ledger_app.command("build")
+def ledger_build(
+    check: Annotated[bool, typer.Option("--check", help="only report contracts changed since the last build")]
+    = False,
+) -> None:
+    """Compile contracts/*.vy into the shipped artefacts (reproducible: same sources, same bytecode)."""
+    from tokenclear.ledger import build
+
+    if check:
+        stale = build.stale_sources()
+        if stale:
+            stderr.print(f"[bold red]stale:[/] {', '.join(stale)}: run `tokenclear ledger build`")
+            raise typer.Exit(code=1)
+        stderr.print("artefacts match the sources")
+        return
+    stderr.print(f"wrote {build.write_artifacts()}")
+
+
+@ledger_app.command("deploy")
+def ledger_deploy(
+    rpc_url: RpcUrlOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Deploy registry, collateral tokens, vault, settlement, HTLC and bid-bond escrow; print addresses."""
+    from tokenclear.ledger.connect import open_chain
+    from tokenclear.ledger.ledger import Ledger
+
+    try:
+        chain = open_chain(get_settings(), rpc_url)
+        ledger = Ledger.deploy(chain)
+    except TokenclearError as error:
+        raise fail(error) from None
+    out = {"chain": chain.name, "chain_id": chain.chain_id, "operator": ledger.operator,
+           "contracts": ledger.addresses()}
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    table = Table(title=f"deployed on {chain.name} chain {chain.chain_id}")
+    table.add_column("contract")
+    table.add_column("address")
+    for name, address in out["contracts"].items():
+        table.add_row(name, address)
+    stdout.print(table)

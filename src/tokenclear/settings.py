@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The data folder shipped with the package checkout (market data, catalogue, demo book).
@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     es_confidence: float = 0.975
     max_stale_days: int = 5
     stress_window: int = 250
+    rpc_url: str | None = Field(default=None, description="JSON-RPC node; unset = embedded in-process EVM")
+    private_key: SecretStr | None = Field(default=None, description="signing key for --rpc-url (never logged)")
+    keystore: Path | None = Field(default=None, description="encrypted keystore file, instead of private_key")
+    keystore_password: SecretStr | None = None
 
     @property
     def prices_dir(self) -> Path:

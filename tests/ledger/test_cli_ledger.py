@@ -1,0 +1,48 @@
+"""``tokenclear ledger`` end to end: embedded deploy, deploy over JSON-RPC, a node that is down."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_cli import tokenclear
+from tokenclear.ledger.anvil import free_port
+from tokenclear.ledger.chain import RpcChain
+from tokenclear.ledger.abi import Abi
+from tokenclear.ledger.contract import Contract, artifact
+
+pytestmark = pytest.mark.integration
+
+
+def test_deploy_on_the_embedded_chain_lists_every_contract():
+    done = tokenclear("ledger", "deploy", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["chain"] == "embedded"
+    assert {"registry", "vault", "settlement", "htlc", "bid_bond", "token:TUSD", "token:WETH"} <= set(out["contracts"])
+
+
+@pytest.mark.anvil
+def test_deploy_over_json_rpc_puts_code_on_the_node(anvil_node, monkeypatch):
+    monkeypatch.setenv("TOKENCLEAR_PRIVATE_KEY", anvil_node.funder_key)
+    done = tokenclear("ledger", "deploy", "--json", "--rpc-url", anvil_node.url)
+    assert done.returncode == 0, done.stderr
+    assert anvil_node.funder_key not in done.stdout + done.stderr
+    out = json.loads(done.stdout)
+    assert out["chain"] == "json-rpc" and out["chain_id"] == anvil_node.chain_id
+    chain = RpcChain(anvil_node.url, anvil_node.funder_key)
+    usd = Contract(chain, out["contracts"]["token:TUSD"], Abi(artifact("collateral_token")["abi"]), "TUSD")
+    assert usd.call("symbol") == "TUSD" and usd.call("decimals") == 6
+
+
+def test_a_node_that_is_down_gets_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TOKENCLEAR_PRIVATE_KEY", "0x" + "11" * 32)
+    done = tokenclear("ledger", "deploy", "--rpc-url", f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 2
+    assert "no EVM node answers" in done.stderr and "11" * 32 not in done.stderr
+
+
+def test_artifacts_check_passes_on_the_shipped_build():
+    done = tokenclear("ledger", "build", "--check")
+    assert done.returncode == 0, done.stderr
