@@ -11,7 +11,12 @@ from tokenclear.book.positions import book_from_entries
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.instruments.underlyings import Underlying
 from tokenclear.margin.addons import concentration_addon, holiday_scale
-from tokenclear.margin.backtest import christoffersen, kupiec, run_backtest, traffic_light
+from tokenclear.margin.backtest import (
+    christoffersen,
+    kupiec,
+    run_backtest,
+    traffic_light,
+)
 from tokenclear.margin.engine import Options, run_margin
 from tokenclear.margin.procyclicality import buffered_series, peak_to_trough
 from tokenclear.margin.variation import variation_margin
@@ -85,7 +90,7 @@ def test_kupiec_and_christoffersen_against_their_formulas():
 
 
 def test_traffic_light_zones_match_basel_at_99_percent():
-    zones = [traffic_light(x, 250, 0.01) for x in range(0, 13)]
+    zones = [traffic_light(x, 250, 0.01) for x in range(13)]
     assert zones == ["green"] * 5 + ["yellow"] * 5 + ["red"] * 3
     assert binom.cdf(4, 250, 0.01) < 0.95 <= binom.cdf(5, 250, 0.01)
 

@@ -57,10 +57,10 @@ def test_margin_is_homogeneous_in_position_size(scale, base):
 
 
 def test_margin_rises_with_confidence_and_mpor(shipped_market):
-    from tokenclear.runner import Inputs, context_for
     from tokenclear.instruments.catalogue import load_catalogue
     from tokenclear.instruments.underlyings import load_underlyings
     from tokenclear.margin.context import RunConfig
+    from tokenclear.runner import Inputs, context_for
     from tokenclear.settings import PROJECT_DATA
 
     catalogue = load_catalogue(PROJECT_DATA / "instruments.csv")

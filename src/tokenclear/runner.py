@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenclear.book.positions import Book, load_positions
-from tokenclear.errors import InputError  # noqa: F401 - re-exported for the CLI
+from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
 from tokenclear.margin.addons import average_daily_volume_usd, load_concentration

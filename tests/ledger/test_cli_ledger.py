@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tests.test_cli import tokenclear
+from tokenclear.ledger.abi import Abi
 from tokenclear.ledger.anvil import free_port
 from tokenclear.ledger.chain import RpcChain
-from tokenclear.ledger.abi import Abi
 from tokenclear.ledger.contract import Contract, artifact
 
 pytestmark = pytest.mark.integration

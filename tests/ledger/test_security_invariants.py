@@ -85,3 +85,13 @@ def test_supply_and_vault_books_are_conserved(ops):
             assert sum(token.call("balanceOf", h) for h in holders) == supply[s]
             in_vault = token.call("balanceOf", ledger.vault.address)
             assert ledger.total_held(s) == in_vault == sum(ledger.held(a, s) for a, _ in accounts)
+
+
+@pytest.mark.anvil
+def test_embedded_gas_matches_the_node_exactly(anvil_node):
+    """Each embedded call is metered as its own transaction (cold access, original storage, refunds)."""
+    from bench.bench_ledger import gas_table
+    from tokenclear.ledger.chain import RpcChain
+
+    embedded = gas_table(EmbeddedChain(start_time=START))
+    assert embedded == gas_table(RpcChain(anvil_node.url, anvil_node.funder_key))

@@ -100,14 +100,18 @@ class EmbeddedChain(Chain):
 
     def _next_block(self) -> int:
         self.env.evm.patch.block_number += 1
-        self.env.evm.reset_access_counters()  # each transaction starts cold, as on a real chain
+        # each call is its own transaction: storage values so far become the "original" ones (EIP-2200
+        # net metering) and every address and slot starts cold (EIP-2929), as on a real chain
+        self.env.evm.vm.state.lock_changes()
+        self.env.evm.reset_access_counters()
         return self.env.evm.patch.block_number
 
     def _receipt(self, computation, data: bytes, block: int, create: bool = False) -> Receipt:
         logs = tuple(RawLog(to_checksum_address(addr), tuple(t.to_bytes(32, "big") for t in topics), data_, block)
                      for addr, topics, data_ in _log_entries(computation))
         self._logs.extend(logs)
-        gas = computation.get_gas_used() + intrinsic_gas(data, create)
+        used = computation.get_gas_used() + intrinsic_gas(data, create)
+        gas = used - min(computation.get_gas_refund(), used // 5)  # EIP-3529 refund cap
         return Receipt(f"embedded:{block}", block, gas, logs)
 
     def deploy(self, initcode: bytes, sender: str) -> tuple[str, Receipt]:
@@ -119,6 +123,9 @@ class EmbeddedChain(Chain):
 
     def send(self, to: str, data: bytes, sender: str) -> Receipt:
         block = self._next_block()
+        state = self.env.evm.vm.state
+        for address in (sender, to):  # EIP-2929: a transaction starts with its sender and recipient warm
+            state.mark_address_warm(bytes.fromhex(address[2:]))
         computation = self.env.execute_code(to_address=to, sender=sender, data=data, gas=EMBEDDED_BLOCK_GAS)
         if computation.is_error:
             raise TransactionReverted(revert_reason(bytes(computation.output)))

@@ -16,7 +16,13 @@ from tokenclear.book.positions import Book
 from tokenclear.errors import MarketDataError
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.instruments.underlyings import Underlying, underlying_spec
-from tokenclear.margin.factors import RiskFactors, build_factors, ewma_volatility, horizon_returns, window_rows
+from tokenclear.margin.factors import (
+    RiskFactors,
+    build_factors,
+    ewma_volatility,
+    horizon_returns,
+    window_rows,
+)
 from tokenclear.margin.valuation import Resolved, fx_series_name, resolve
 from tokenclear.market.calendars import periods_per_year, sessions
 from tokenclear.market.history import MarketData

@@ -19,7 +19,12 @@ from tokenclear.margin.addons import concentration_addon, holiday_days, holiday_
 from tokenclear.margin.context import APC_LOOKBACK_10Y, Context
 from tokenclear.margin.historical import Historical
 from tokenclear.margin.notional import Notional
-from tokenclear.margin.procyclicality import APC_OPTIONS, buffer_addon, floor_addon, stressed_weight_addon
+from tokenclear.margin.procyclicality import (
+    APC_OPTIONS,
+    buffer_addon,
+    floor_addon,
+    stressed_weight_addon,
+)
 from tokenclear.margin.result import MethodResult
 from tokenclear.money import amount, requirement
 

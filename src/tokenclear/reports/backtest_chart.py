@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from tokenclear.margin.backtest import Backtest  # noqa: E402
+from tokenclear.margin.backtest import Backtest
 
 
 def write_chart(result: Backtest, path: Path, *, title: str) -> Path:
