@@ -89,9 +89,14 @@ def test_supply_and_vault_books_are_conserved(ops):
 
 @pytest.mark.anvil
 def test_embedded_gas_matches_the_node_exactly(anvil_node):
-    """Each embedded call is metered as its own transaction (cold access, original storage, refunds)."""
+    """Each embedded call is metered as its own transaction (cold access, original storage, refunds).
+    The accounts differ between the chains, so calldata may differ by a few zero bytes (12 gas each);
+    without per-transaction metering the gaps are multiples of 2,800 (a dirty SSTORE)."""
     from bench.bench_ledger import gas_table
     from tokenclear.ledger.chain import RpcChain
 
     embedded = gas_table(EmbeddedChain(start_time=START))
-    assert embedded == gas_table(RpcChain(anvil_node.url, anvil_node.funder_key))
+    node = gas_table(RpcChain(anvil_node.url, anvil_node.funder_key))
+    assert embedded.keys() == node.keys()
+    for op in embedded:
+        assert abs(embedded[op] - node[op]) <= 12 * 30, (op, embedded[op], node[op])
