@@ -46,3 +46,19 @@ def test_a_node_that_is_down_gets_a_clear_error(monkeypatch):
 def test_artifacts_check_passes_on_the_shipped_build():
     done = tokenclear("ledger", "build", "--check")
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.anvil
+def test_deploy_signs_with_a_keystore_file_and_rejects_a_wrong_password(anvil_node, monkeypatch, tmp_path):
+    from eth_account import Account
+
+    keystore = tmp_path / "operator.json"
+    keystore.write_text(json.dumps(Account.encrypt(anvil_node.funder_key, "s3cret", iterations=2)))
+    monkeypatch.setenv("TOKENCLEAR_KEYSTORE", str(keystore))
+    monkeypatch.setenv("TOKENCLEAR_KEYSTORE_PASSWORD", "wrong")
+    done = tokenclear("ledger", "deploy", "--rpc-url", anvil_node.url)
+    assert done.returncode == 2 and "cannot decrypt the keystore" in done.stderr
+    monkeypatch.setenv("TOKENCLEAR_KEYSTORE_PASSWORD", "s3cret")
+    done = tokenclear("ledger", "deploy", "--json", "--rpc-url", anvil_node.url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["chain_id"] == anvil_node.chain_id
