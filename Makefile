@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# anvil (foundry's dev chain) for the JSON-RPC tests, pinned in package.json / package-lock.json
+# anvil (foundry's dev chain) for the JSON-RPC tests, pinned in package.json / package-lock.json.
+# `npm install`, not `npm ci`: the lock holds only this platform's optional binary package.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
 venv: $(STAMP)

@@ -24,7 +24,8 @@ VM_ACCOUNTS = int(os.environ.get("BENCH_VM_ACCOUNTS", "1000"))
 START = 1_678_406_400
 
 
-def gas_table(chain: Chain) -> dict[str, int]:
+def two_members(chain: Chain) -> tuple[Ledger, str, str, bytes]:
+    """A fresh deployment with two funded members and m1's house account."""
     ledger = Ledger.deploy(chain)
     m1, m2 = chain.new_account(), chain.new_account()
     ledger.onboard([m1, m2])
@@ -34,6 +35,11 @@ def gas_table(chain: Chain) -> dict[str, int]:
         ledger.issue("WETH", m, 1_000 * ETH)
     acct = account_id(b"b" * 32, "M1", "H")
     ledger.open_account(acct, m1, HOUSE)
+    return ledger, m1, m2, acct
+
+
+def gas_table(chain: Chain) -> dict[str, int]:
+    ledger, m1, m2, acct = two_members(chain)
     gas = {"ERC-20 transfer (permissioned)": ledger.token("TUSD").send("transfer", m2, 1, sender=m1).gas_used,
            "pledge": ledger.pledge("p1", acct, "WETH", 10 * ETH, m1).gas_used,
            "pledge replay (no-op)": ledger.pledge("p1", acct, "WETH", 10 * ETH, m1).gas_used,
@@ -50,15 +56,7 @@ def gas_table(chain: Chain) -> dict[str, int]:
 
 
 def throughput(chain: Chain) -> tuple[float, float]:
-    ledger = Ledger.deploy(chain)
-    m1, m2 = chain.new_account(), chain.new_account()
-    ledger.onboard([m1, m2])
-    for m in (m1, m2):
-        ledger.authorise(m)
-        ledger.issue("TUSD", m, 10**7 * USD)
-        ledger.issue("WETH", m, 1_000 * ETH)
-    acct = account_id(b"t" * 32, "M1", "H")
-    ledger.open_account(acct, m1, HOUSE)
+    ledger, m1, m2, acct = two_members(chain)
     t0 = time.perf_counter()
     for i in range(THROUGHPUT_N):
         ledger.pledge(f"p{i}", acct, "WETH", ETH // 100, m1)

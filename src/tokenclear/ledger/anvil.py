@@ -26,7 +26,7 @@ def anvil_binary() -> Path:
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return Path(candidate)
-    raise ChainUnavailable("anvil not found: run `npm ci` in the checkout (package.json pins "
+    raise ChainUnavailable("anvil not found: run `npm install` in the checkout (package.json pins "
                            "@foundry-rs/anvil) or set TOKENCLEAR_ANVIL")
 
 
