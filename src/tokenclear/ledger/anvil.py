@@ -1,4 +1,4 @@
-"""Start and stop a throw-away anvil node (foundry's dev chain, installed by ``npm ci``) on loopback."""
+"""Start and stop a throw-away anvil node (foundry's dev chain, installed by ``npm install``) on loopback."""
 
 from __future__ import annotations
 
