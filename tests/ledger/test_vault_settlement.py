@@ -144,3 +144,17 @@ def test_variation_margin_both_ways_in_one_batch_and_a_rerun_pays_nothing_twice(
     with pytest.raises(TransactionReverted, match="unfrozen balance"):
         ledger.settle_payments("vm-2", bad)
     assert ledger.balance("TUSD", world.m1) == 999_750 * USD
+
+
+def test_asset_parameters_update_in_place(world):
+    ledger = world.ledger
+    count = ledger.vault.call("assets_count")
+    ledger.set_asset("WETH", haircut_bps=3_000, price_e8=1_500 * 10**8, eligible=False)
+    ledger.set_asset("WETH", haircut_bps=3_500, price_e8=1_400 * 10**8)
+    assert ledger.vault.call("assets_count") == count
+    with pytest.raises(TransactionReverted, match="haircut must be below 100%"):
+        ledger.set_asset("WETH", haircut_bps=10_000, price_e8=1)
+    with pytest.raises(TransactionReverted, match="missing role"):
+        ledger.vault.send("set_asset", ledger.token("WETH").address, True, 0, 1, False, sender=world.m1)
+    ledger.pledge("p", world.m1_house, "WETH", ETH, world.m1)
+    assert ledger.collateral_value(world.m1_house) == 1_400 * USD * 65 // 100

@@ -45,6 +45,7 @@ struct Asset:
 accounts: public(HashMap[bytes32, Account])
 assets: public(HashMap[address, Asset])
 asset_list: public(DynArray[address, MAX_ASSETS])
+listed: public(HashMap[address, bool])
 held: public(HashMap[bytes32, HashMap[address, uint256]])
 total_held: public(HashMap[address, uint256])
 required_floor: public(HashMap[bytes32, uint256])
@@ -183,8 +184,9 @@ def set_asset(token: address, eligible: bool, haircut_bps: uint256, price_e8: ui
     assert haircut_bps < BPS, "vault: haircut must be below 100%"
     assert price_from_token or price_e8 > 0 or not eligible, "vault: eligible asset needs a price"
     asset: Asset = self.assets[token]
-    if asset.decimals == 0 and not asset.eligible and asset.price_e8 == 0 and not asset.price_from_token:
+    if not self.listed[token]:
         assert len(self.asset_list) < MAX_ASSETS, "vault: too many assets"
+        self.listed[token] = True
         self.asset_list.append(token)
         asset.decimals = staticcall IERC20Detailed(token).decimals()
     asset.eligible = eligible
