@@ -66,6 +66,10 @@ PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CS
 InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
 PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: last common date)")]
+ConfidenceOpt = Annotated[float, typer.Option(help="confidence level of the VaR")]
+MporOpt = Annotated[int, typer.Option("--mpor-days", help="margin period of risk, business days")]
+LookbackOpt = Annotated[int, typer.Option(help="observations in the scenario window")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")]
 
 
 @contextmanager
@@ -101,15 +105,27 @@ def run_config(settings: Settings, *, confidence: float, mpor_days: int, lookbac
                      risk_calendar=settings.risk_calendar, cash_calendar=settings.cash_calendar)
 
 
+def load_context(settings: Settings, *, positions: Path | None, instruments: Path | None, prices: Path | None,
+                 as_of: str | None, mpor_days: int, lookback: int, confidence: float = 0.99,
+                 measure: Measure = Measure.quantile, stress_period: str | None = None):
+    """The run's inputs and scenario context from the command's options (every command starts here)."""
+    from tokenclear import runner
+
+    config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback, measure=measure,
+                        stress_period=stress_period)
+    return runner.load_context(settings, config, positions=positions, instruments=instruments, prices=prices,
+                               as_of=as_of)
+
+
 @app.command()
 def margin(
     positions: PositionsOpt = None,
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     method: Annotated[Method, typer.Option(help="margin method")] = Method.hsvar,
-    confidence: Annotated[float, typer.Option(help="confidence level of the VaR")] = 0.99,
-    mpor_days: Annotated[int, typer.Option("--mpor-days", help="margin period of risk, business days")] = 2,
-    lookback: Annotated[int, typer.Option(help="observations in the scenario window")] = 1250,
+    confidence: ConfidenceOpt = 0.99,
+    mpor_days: MporOpt = 2,
+    lookback: LookbackOpt = 1250,
     measure: Annotated[Measure, typer.Option(help="quantile (linear), kth worst loss, or es (97.5%)")] =
         Measure.quantile,
     as_of: AsOfOpt = None,
@@ -127,10 +143,10 @@ def margin(
     settings = get_settings()
     try:
         with stages(3) as step:
-            config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback,
-                                measure=measure, stress_period=stress_period)
-            inputs, context = step("reading inputs, building scenarios", lambda: runner.load_context(
-                settings, config, positions=positions, instruments=instruments, prices=prices, as_of=as_of))
+            inputs, context = step("reading inputs, building scenarios", lambda: load_context(
+                settings, positions=positions, instruments=instruments, prices=prices, as_of=as_of,
+                mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
+                stress_period=stress_period))
             capacity = runner.capacity_usd(settings, context, inputs.prices_dir) if concentration_addon else None
             stress = runner.load_stress_addon(stress_addon, context.book.accounts) if stress_addon else None
             options = Options(apc=apc.value if apc else None, apc_released_fraction=apc_release,
@@ -195,9 +211,9 @@ def backtest(
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     account: Annotated[str | None, typer.Option(help="one account (default: the whole book)")] = None,
-    confidence: Annotated[float, typer.Option(help="confidence level of the VaR")] = 0.99,
-    mpor_days: Annotated[int, typer.Option("--mpor-days", help="margin period of risk, business days")] = 2,
-    lookback: Annotated[int, typer.Option(help="observations in the scenario window")] = 1250,
+    confidence: ConfidenceOpt = 0.99,
+    mpor_days: MporOpt = 2,
+    lookback: LookbackOpt = 1250,
     measure: Annotated[Measure, typer.Option(help="quantile, kth or es")] = Measure.quantile,
     as_of: AsOfOpt = None,
     start: Annotated[str | None, typer.Option("--from", help="first test date")] = None,
@@ -215,10 +231,9 @@ def backtest(
     settings = get_settings()
     try:
         with stages(2) as step_:
-            config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback,
-                                measure=measure, stress_period=None)
-            _, context = step_("reading inputs, building scenarios", lambda: runner.load_context(
-                settings, config, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of))
+            _, context = step_("reading inputs, building scenarios", lambda: load_context(
+                settings, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of,
+                mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure))
             book = context.book
             if account is None:
                 quantity = book.quantity.sum(axis=0).astype(np.float64)
@@ -253,9 +268,9 @@ def params_span(
     prices: PricesOpt = None,
     as_of: AsOfOpt = None,
     coverage: Annotated[float, typer.Option(help="coverage of the scan ranges")] = 0.99,
-    mpor_days: Annotated[int, typer.Option("--mpor-days")] = 2,
-    lookback: Annotated[int, typer.Option()] = 1250,
-    out: Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")] = None,
+    mpor_days: MporOpt = 2,
+    lookback: LookbackOpt = 1250,
+    out: OutOpt = None,
 ) -> None:
     """SPAN parameters (scan ranges, spread multiples, inter-commodity credits) as of a date."""
     from tokenclear import runner
@@ -263,10 +278,8 @@ def params_span(
 
     settings = get_settings()
     try:
-        config = run_config(settings, confidence=0.99, mpor_days=mpor_days, lookback=lookback,
-                            measure=Measure.quantile, stress_period=None)
-        _, context = runner.load_context(settings, config, positions=positions, instruments=instruments,
-                                         prices=prices, as_of=as_of)
+        _, context = load_context(settings, positions=positions, instruments=instruments, prices=prices,
+                                  as_of=as_of, mpor_days=mpor_days, lookback=lookback)
         text = span.calibrate(context, context.window(), coverage=coverage,
                               pairs=runner.span_pairs(settings)).to_json()
     except TokenclearError as error:
@@ -280,20 +293,17 @@ def params_asvar(
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     as_of: AsOfOpt = None,
-    mpor_days: Annotated[int, typer.Option("--mpor-days")] = 2,
-    lookback: Annotated[int, typer.Option()] = 1250,
-    out: Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")] = None,
+    mpor_days: MporOpt = 2,
+    lookback: LookbackOpt = 1250,
+    out: OutOpt = None,
 ) -> None:
     """The weekly AS-VaR parameter set in force on a date (published the Friday before)."""
-    from tokenclear import runner
     from tokenclear.margin import asvar
 
     settings = get_settings()
     try:
-        config = run_config(settings, confidence=0.99, mpor_days=mpor_days, lookback=lookback,
-                            measure=Measure.quantile, stress_period=None)
-        _, context = runner.load_context(settings, config, positions=positions, instruments=instruments,
-                                         prices=prices, as_of=as_of)
+        _, context = load_context(settings, positions=positions, instruments=instruments, prices=prices,
+                                  as_of=as_of, mpor_days=mpor_days, lookback=lookback)
         text = asvar.calibrate(context).to_json()
     except TokenclearError as error:
         raise fail(error) from None
