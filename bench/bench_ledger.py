@@ -15,7 +15,7 @@ from eth_account import Account
 
 from tokenclear.ledger.anvil import anvil
 from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain
-from tokenclear.ledger.ledger import HOUSE, MAX_UINT, Ledger, Payment
+from tokenclear.ledger.ledger import HOUSE, MAX_UINT, VM_CHUNK, Ledger, Payment
 from tokenclear.ledger.privacy import account_id
 
 USD, ETH = 10**6, 10**18
@@ -100,7 +100,7 @@ def report(name: str, chain_factory) -> dict:
     for op, used in gas.items():
         print(f"  gas {op:<36} {used:>12,}")
     print(f"  pledges/s {pledges:>10.0f}    DvPs/s {dvps:>10.0f}")
-    print(f"  VM batch, {legs} accounts: {batch:.2f} s in {-(-legs // 500)} batches; one by one: {single:.2f} s "
+    print(f"  VM batch, {legs} accounts: {batch:.2f} s in {-(-legs // VM_CHUNK)} batches; one by one: {single:.2f} s "
           f"({single / batch:.1f}x slower)")
     return {"gas": gas, "batch": batch}
 

@@ -108,7 +108,7 @@ class EmbeddedChain(Chain):
 
     def _receipt(self, computation, data: bytes, block: int, create: bool = False) -> Receipt:
         logs = tuple(RawLog(to_checksum_address(addr), tuple(t.to_bytes(32, "big") for t in topics), data_, block)
-                     for addr, topics, data_ in _log_entries(computation))
+                     for addr, topics, data_ in computation.get_log_entries())
         self._logs.extend(logs)
         used = computation.get_gas_used() + intrinsic_gas(data, create)
         gas = used - min(computation.get_gas_refund(), used // 5)  # EIP-3529 refund cap
@@ -151,11 +151,6 @@ class EmbeddedChain(Chain):
         address = to_checksum_address(address)
         top = self.block_number() if to_block is None else to_block
         return [log for log in self._logs if log.address == address and from_block <= log.block <= top]
-
-
-def _log_entries(computation) -> list[tuple[bytes, list[int], bytes]]:
-    """Every log of a computation and its children in execution order (py-evm's own ordering)."""
-    return [(address, topics, data) for address, topics, data in computation.get_log_entries()]
 
 
 class RpcChain(Chain):

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from tokenclear.errors import TransactionReverted
 from tokenclear.ledger.abi import Abi, Event
 from tokenclear.ledger.build import load_artifacts
-from tokenclear.ledger.chain import Chain, Receipt
+from tokenclear.ledger.chain import Chain, RawLog, Receipt
 
-_ARTIFACTS: dict | None = None
+
+@cache
+def _shipped() -> dict:
+    return load_artifacts()["contracts"]
 
 
 def artifact(name: str) -> dict:
-    """ABI and bytecode of a shipped contract (from ``artifacts.json``)."""
-    global _ARTIFACTS
-    if _ARTIFACTS is None:
-        _ARTIFACTS = load_artifacts()["contracts"]
-    return _ARTIFACTS[name]
+    """ABI and bytecode of a shipped contract (from ``artifacts.json``, read once)."""
+    return _shipped()[name]
 
 
 class Contract:
@@ -43,23 +45,15 @@ class Contract:
 
     def events(self, receipt: Receipt, name: str | None = None) -> list[Event]:
         """This contract's events in a receipt, optionally only those called ``name``."""
-        out = []
-        for log in receipt.logs:
-            if log.address != self.address:
-                continue
-            event = self.abi.decode_log(log.address, list(log.topics), log.data, log.block)
-            if event is not None and (name is None or event.name == name):
-                out.append(event)
-        return out
+        return self._decode((log for log in receipt.logs if log.address == self.address), name)
 
     def history(self, name: str | None = None, from_block: int = 0) -> list[Event]:
         """Every event this contract emitted since ``from_block`` (read from the chain)."""
-        out = []
-        for log in self.chain.logs(self.address, from_block):
-            event = self.abi.decode_log(log.address, list(log.topics), log.data, log.block)
-            if event is not None and (name is None or event.name == name):
-                out.append(event)
-        return out
+        return self._decode(self.chain.logs(self.address, from_block), name)
+
+    def _decode(self, logs: Iterable[RawLog], name: str | None) -> list[Event]:
+        decoded = (self.abi.decode_log(log.address, list(log.topics), log.data, log.block) for log in logs)
+        return [e for e in decoded if e is not None and (name is None or e.name == name)]
 
 
 def deploy(chain: Chain, name: str, *args: Any, sender: str, built: dict | None = None) -> Contract:
