@@ -30,12 +30,18 @@ class RawLog:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a mined transaction left: its hash, block, gas used (intrinsic included) and logs."""
+    """What a mined transaction left: its hash, block, gas used (intrinsic included), logs, and the
+    intrinsic part (21,000 + calldata), which depends on the bytes of the addresses sent."""
 
     tx_hash: str
     block: int
     gas_used: int
     logs: tuple[RawLog, ...]
+    intrinsic_gas: int
+
+    @property
+    def execution_gas(self) -> int:
+        return self.gas_used - self.intrinsic_gas
 
 
 def intrinsic_gas(data: bytes, create: bool = False) -> int:
@@ -110,9 +116,10 @@ class EmbeddedChain(Chain):
         logs = tuple(RawLog(to_checksum_address(addr), tuple(t.to_bytes(32, "big") for t in topics), data_, block)
                      for addr, topics, data_ in computation.get_log_entries())
         self._logs.extend(logs)
-        used = computation.get_gas_used() + intrinsic_gas(data, create)
+        base = intrinsic_gas(data, create)
+        used = computation.get_gas_used() + base
         gas = used - min(computation.get_gas_refund(), used // 5)  # EIP-3529 refund cap
-        return Receipt(f"embedded:{block}", block, gas, logs)
+        return Receipt(f"embedded:{block}", block, gas, logs, base)
 
     def deploy(self, initcode: bytes, sender: str) -> tuple[str, Receipt]:
         block = self._next_block()
@@ -234,7 +241,7 @@ class RpcChain(Chain):
         logs = tuple(RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
                             bytes(log["data"]), int(log["blockNumber"])) for log in receipt["logs"])
         return Receipt("0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"]),
-                       logs), receipt
+                       logs, intrinsic_gas(data, create=to is None)), receipt
 
     def _wait(self, tx_hash, timeout: float = 60.0):
         from web3.exceptions import TransactionNotFound
