@@ -406,3 +406,6 @@ def ledger_deploy(
     for name, address in out["contracts"].items():
         table.add_row(name, address)
     stdout.print(table)
+
+
+from tokenclear import cli_collateral  # noqa: E402,F401  (registers the collateral commands)

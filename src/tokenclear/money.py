@@ -1,12 +1,12 @@
 """The one boundary between the float64 risk core and exact money (``Decimal``).
 
-Requirements are rounded up to the cent (a member never owes less than computed);
-other amounts (P&L, contributions) to the nearest cent, half to even.
+Requirements are rounded up to the cent (a member never owes less than computed), collateral
+values down (collateral is never overstated); other amounts (P&L, contributions) to the nearest cent, half to even.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
@@ -25,3 +25,10 @@ def amount(value: float) -> Decimal:
     if not np.isfinite(value):
         raise ValueError(f"amount is not finite: {value}")
     return Decimal(repr(float(value))).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def collateral(value: float) -> Decimal:
+    """A post-haircut collateral value in currency units, rounded down to the cent; never negative."""
+    if not np.isfinite(value):
+        raise ValueError(f"collateral value is not finite: {value}")
+    return max(Decimal(repr(float(value))).quantize(CENT, rounding=ROUND_FLOOR), Decimal("0.00"))

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         return self.data_dir / "span_intercommodity.csv"
 
     @property
+    def collateral_dir(self) -> Path:
+        return self.data_dir / "collateral"
+
+    @property
     def demo_positions_file(self) -> Path:
         return self.data_dir / "demo" / "positions.csv"
 

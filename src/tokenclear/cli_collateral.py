@@ -1,0 +1,157 @@
+"""Collateral commands of the ``tokenclear`` CLI: ``eligible`` and ``haircuts``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from tokenclear.cli import AsOfOpt, ConfidenceOpt, Format, MporOpt, app, fail, stderr, stdout
+from tokenclear.errors import InputError, TokenclearError
+from tokenclear.settings import get_settings
+
+
+class HaircutApc(str, Enum):
+    none = "none"
+    buffer = "buffer"
+    stressed_weight = "stressed-weight"
+    stressed = "stressed"
+
+
+class Scaling(str, Enum):
+    sqrt = "sqrt"
+    linear = "linear"
+
+
+def _date(value: str | None, option: str) -> np.datetime64 | None:
+    if value is None:
+        return None
+    try:
+        return np.datetime64(dt.date.fromisoformat(value), "D")
+    except ValueError:
+        raise InputError(f"'{value}' is not an ISO date (YYYY-MM-DD)", field=option) from None
+
+
+@app.command()
+def eligible(
+    asset: Annotated[str, typer.Argument(help="registry asset, e.g. USDC, TBILL, UST_5_10Y")],
+    ccp: Annotated[str, typer.Option("--ccp", help="clearing house or schedule: CME, Eurex, ICE_Clear_Europe, "
+                                     "LCH_Ltd, OCC, CFTC_PILOT, tokenclear")],
+    date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today, UTC)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Is ASSET eligible collateral at a clearing house on a date, and which rule decided? Exit 0 yes, 1 no."""
+    from tokenclear.collateral.files import load_reference
+
+    try:
+        reference = load_reference(get_settings().collateral_dir)
+        day = _date(date, "--date") or np.datetime64(dt.datetime.now(dt.UTC).date(), "D")
+        if asset not in reference.registry:
+            raise InputError(f"unknown asset '{asset}' (registry: {', '.join(reference.registry.names)})",
+                             field="ASSET")
+        decision = reference.schedules.decide(reference.registry.get(asset), ccp, day)
+    except TokenclearError as error:
+        raise fail(error) from None
+    if as_json:
+        rule = decision.rule
+        sys.stdout.write(json.dumps({
+            "asset": decision.asset, "schedule": decision.schedule, "date": str(decision.date),
+            "eligible": decision.eligible, "rule": None if rule is None else rule.rule,
+            "rule_source": None if rule is None else rule.source, "explanation": decision.explain()}) + "\n")
+    else:
+        stdout.print(("[green]yes[/]: " if decision.eligible else "[red]no[/]: ") + decision.explain(),
+                     highlight=False)
+    raise typer.Exit(code=0 if decision.eligible else 1)
+
+
+@app.command()
+def haircuts(
+    as_of: AsOfOpt = None,
+    confidence: ConfidenceOpt = 0.99,
+    mpor_days: MporOpt = 2,
+    apc: Annotated[HaircutApc, typer.Option(help="anti-procyclicality option")] = HaircutApc.stressed_weight,
+    liquidity: Annotated[Scaling, typer.Option(help="horizon scaling for days to liquidate")] = Scaling.sqrt,
+    position_usd: Annotated[float, typer.Option(help="reference position size for the liquidity component")]
+    = 10_000_000.0,
+    margin_currency: Annotated[str | None, typer.Option(help="currency the haircut protects (default settings)")]
+    = None,
+    compare: Annotated[Path | None, typer.Option(help="previous haircut file: the monthly review")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the table as CSV here")] = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """Haircut of every registry asset with its components (market, liquidity, FX, depeg, credit)."""
+    from tokenclear.collateral import files
+    from tokenclear.collateral.haircuts import HaircutConfig, calibrate
+    from tokenclear.collateral.review import compare as compare_tables
+
+    settings = get_settings()
+    try:
+        reference = files.load_reference(settings.collateral_dir)
+        currency = (margin_currency or settings.margin_currency).upper()
+        prices, volumes = files.load_market(settings.prices_dir, settings.volumes_dir, reference.registry, currency)
+        day = _date(as_of, "--as-of") or files.default_as_of(prices, reference.registry)
+        config = HaircutConfig(confidence=confidence, mpor_days=mpor_days, apc=apc.value,
+                               liquidity_scaling=liquidity.value, position_usd=position_usd,
+                               margin_currency=currency, lookback=settings.lookback,
+                               stress_window=settings.stress_window)
+        table = calibrate(reference.registry, market=prices, volumes=volumes, floors=reference.floors, as_of=day,
+                          config=config)
+        changes = compare_tables(files.load_haircut_table(compare), table) if compare else None
+    except TokenclearError as error:
+        raise fail(error) from None
+    rows = table.rows()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(_csv(rows), encoding="utf-8")
+        stderr.print(f"wrote {out}")
+    if output is Format.json:
+        body: dict[str, object] = {"as_of": str(table.as_of), "confidence": confidence, "apc": apc.value,
+                                   "margin_currency": currency, "haircuts": rows}
+        if changes is not None:
+            body["review"] = [{"asset": c.asset, "previous": c.previous, "current": c.current, "change": c.change,
+                               "driver": c.driver, "driver_change": c.driver_change} for c in changes]
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        return
+    if output is Format.csv:
+        sys.stdout.write(_csv(rows))
+        return
+    view = Table(title=f"haircuts as of {table.as_of} ({confidence:.1%}, MPOR {mpor_days} days, APC {apc.value}, "
+                       f"margin currency {currency}, position {position_usd:,.0f})")
+    for name in ("asset", "horizon d", "days to sell", "market", "liquidity", "FX", "depeg", "credit", "total",
+                 "published"):
+        view.add_column(name, justify="left" if name == "asset" else "right")
+    for row in rows:
+        view.add_row(str(row["asset"]), f"{row['horizon_days']:.2f}", f"{row['days_to_liquidate']:.2f}",
+                     *(f"{float(row[name]):.2%}" for name in ("market", "liquidity", "fx", "depeg", "credit",
+                                                             "total", "published")))
+    stdout.print(view)
+    if changes is not None:
+        review = Table(title=f"monthly review against {compare}")
+        for name in ("asset", "previous", "new", "change", "driver", "driver change"):
+            review.add_column(name, justify="left" if name in ("asset", "driver") else "right")
+        for change in changes:
+            review.add_row(change.asset, _pct(change.previous), _pct(change.current),
+                           "" if change.change is None else f"{change.change:+.2%}", change.driver,
+                           f"{change.driver_change:+.2%}" if change.driver not in ("new", "removed", "none") else "")
+        stdout.print(review)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _csv(rows: list[dict[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
