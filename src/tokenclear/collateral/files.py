@@ -233,7 +233,7 @@ def load_credit_floors(path: Path, registry: Registry) -> CreditFloors:
 
 
 def load_limits(path: Path) -> list[Limit]:
-    """``dimension,group,max_share``: ``*`` = every group without a row of its own."""
+    """``dimension,group,max_share``: ``*`` = every group without a row of its own; ``none`` = no limit."""
     path = Path(path)
     limits: list[Limit] = []
     for line, row in read_rows(path, ["dimension", "group", "max_share"]):
@@ -242,7 +242,10 @@ def load_limits(path: Path) -> list[Limit]:
             raise InputError("name a group or *", path=path, line=line, field="group")
         if any(one.dimension == dimension and one.group == row["group"] for one in limits):
             raise InputError(f"duplicate limit {dimension} '{row['group']}'", path=path, line=line, field="group")
-        share = parse_float(row["max_share"], path=path, line=line, field="max_share")
+        if row["max_share"].lower() == "none":
+            share = float("inf")
+        else:
+            share = parse_float(row["max_share"], path=path, line=line, field="max_share")
         if share <= 0:
             raise InputError("must be above 0", path=path, line=line, field="max_share")
         limits.append(Limit(dimension, row["group"], share))

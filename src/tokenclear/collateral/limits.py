@@ -97,15 +97,16 @@ def apply_caps(value: Float64Array2D, requirement: Float64Array1D, caps: list[Gr
     counted = np.asarray(value, dtype=np.float64)
     allowed_base = np.maximum(np.asarray(requirement, dtype=np.float64), 0.0)[:, None]
     for one in caps:
-        if not one.groups or np.all(np.isinf(one.caps)):
+        finite = np.isfinite(one.caps)
+        if not finite.any():
             continue
-        sums = counted @ one.membership  # [accounts, groups]
-        allowed = one.caps[None, :] * allowed_base
-        with np.errstate(invalid="ignore", divide="ignore"):
+        membership = one.membership[:, finite]  # groups without a limit never scale anything
+        sums = counted @ membership  # [accounts, groups]
+        allowed = one.caps[finite][None, :] * allowed_base
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             factor = np.where(sums > allowed, allowed / sums, 1.0)
-        # an asset outside every group of the dimension keeps its value
-        outside = 1.0 - one.membership.sum(axis=1)
-        counted = counted * (factor @ one.membership.T + outside[None, :])
+        outside = 1.0 - membership.sum(axis=1)
+        counted = counted * (factor @ membership.T + outside[None, :])
     return counted
 
 

@@ -1,0 +1,152 @@
+"""Haircuts derived from data: worked examples, the field's sanity orderings, and properties."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+from tokenclear.collateral.assets import Registry
+from tokenclear.collateral.haircuts import HaircutConfig, calibrate, round_up
+from tokenclear.collateral.review import compare
+from tokenclear.market.history import MarketData, PriceSeries
+from tests.test_cli import tokenclear
+
+AS_OF = np.datetime64("2023-08-29")
+
+
+def table(reference, market, names=None, registry=None, **config):
+    prices, volumes = market
+    registry = registry or (reference.registry.subset(names) if names else reference.registry)
+    return calibrate(registry, market=prices, volumes=volumes, floors=reference.floors,
+                     as_of=np.datetime64(config.pop("as_of", AS_OF)), config=HaircutConfig(**config))
+
+
+def test_worked_example_on_a_synthetic_series(reference):
+    rng = np.random.default_rng(3)
+    closes = 100 * np.cumprod(1 + rng.normal(0, 0.02, 400))
+    closes[300:340] *= np.cumprod(1 + rng.normal(-0.004, 0.06, 40))  # a stressed stretch
+    dates = np.datetime64("2022-01-01") + np.arange(closes.size).astype("timedelta64[D]")
+    prices = MarketData({"x": PriceSeries("x", dates, closes)})
+    asset = replace(reference.registry.get("ETH"), asset="X", price_series="x", stress_series=None,
+                    volume_series=None, adv_usd=1e12, settlement_lag_hours=0.0)
+    config = dict(apc="none", lookback=200, stress_window=40, confidence=0.99, mpor_days=2)
+    result = calibrate(Registry((asset,)), market=prices, volumes=MarketData(), floors=reference.floors,
+                       as_of=dates[-1], config=HaircutConfig(**config))
+    recent = closes[-201:]
+    by_hand = max(np.quantile(1 - recent[1:] / recent[:-1], 0.99), np.quantile(1 - recent[2:] / recent[:-2], 0.99))
+    assert result.market[0] == pytest.approx(by_hand, rel=1e-12)
+    # stressed-weight: the most volatile 40 returns, found by brute force
+    daily = closes[1:] / closes[:-1] - 1
+    start = max(range(daily.size - 39), key=lambda i: float((daily[i:i + 40] ** 2).sum()))
+    stressed_closes = closes[start:start + 41]
+    stressed = max(np.quantile(1 - stressed_closes[1:] / stressed_closes[:-1], 0.99),
+                   np.quantile(1 - stressed_closes[2:] / stressed_closes[:-2], 0.99))
+    weighted = calibrate(Registry((asset,)), market=prices, volumes=MarketData(), floors=reference.floors,
+                         as_of=dates[-1], config=HaircutConfig(**{**config, "apc": "stressed-weight"}))
+    assert weighted.market[0] == pytest.approx(max(by_hand, 0.75 * by_hand + 0.25 * stressed), rel=1e-12)
+    assert weighted.market[0] > by_hand  # the stressed stretch is outside the last 200 days' worst
+    assert weighted.published[0] == pytest.approx(np.ceil(weighted.total[0] / 0.005) * 0.005)
+
+
+def test_parametric_and_floor_components(reference, market):
+    result = table(reference, market, ["TBILL", "UST_5_10Y", "GOLD", "USD"])
+    z = norm.ppf(0.99)
+    assert result.market[0] == pytest.approx(z * 0.25 * 5e-4 * np.sqrt(2))
+    assert result.market[1] == pytest.approx(z * 6.5 * 8e-4 * np.sqrt(3))  # T+1 adds a day to the MPOR
+    assert result.market[2] == pytest.approx(z * 0.16 * np.sqrt(4 / 252))  # T+2
+    assert result.credit[0] == pytest.approx(0.005 - result.market[0])  # the AA sovereign floor binds
+    assert result.total[3] == 0.0 and result.published[3] == 0.0  # USD cash against a USD requirement
+
+
+def test_the_fields_sanity_orderings(reference, market):
+    result = table(reference, market)
+    of = result.of
+    assert of("USDC") < of("ETH") < of("SOL")
+    assert of("TBILL") < 0.02 and of("TMMF") < 0.02
+    assert of("UST_1_5Y") < of("UST_5_10Y") < of("UST_10_30Y")
+    assert of("BTC") < of("ETH")
+    assert result.fx[result.index("JPY")] > 0 and result.fx[result.index("USDC")] == 0
+
+
+def test_usdc_haircut_widens_over_the_svb_weekend_and_the_review_names_depeg(reference, market):
+    before = table(reference, market, ["USDC", "USDT"], as_of="2023-03-10")
+    after = table(reference, market, ["USDC", "USDT"], as_of="2023-03-13")
+    assert after.depeg[0] == pytest.approx(1 - 0.9715, abs=1e-4)
+    assert before.depeg[0] == pytest.approx(0.01)  # the floor: USDC had not been below 0.998 before
+    assert after.published[0] > before.published[0]
+    previous = {row["asset"]: {k: v for k, v in row.items() if k != "asset"} for row in before.rows()}
+    changes = {change.asset: change for change in compare(previous, after)}
+    assert changes["USDC"].driver == "depeg" and changes["USDC"].change > 0
+    assert changes["USDT"].change == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(lag=st.floats(0, 120), extra=st.floats(0, 120))
+def test_haircut_rises_with_settlement_lag(reference, market, lag, extra):
+    names = ["ETH", "SPY", "UST_10_30Y", "JPY"]
+    base = reference.registry.subset(names)
+    slow = Registry(tuple(replace(a, settlement_lag_hours=lag + extra) for a in base.assets))
+    fast = Registry(tuple(replace(a, settlement_lag_hours=lag) for a in base.assets))
+    t_slow, t_fast = table(reference, market, registry=slow), table(reference, market, registry=fast)
+    assert np.all(t_slow.total >= t_fast.total - 1e-15)
+    assert np.all(t_slow.published >= t_fast.published)
+    if extra >= 24:
+        assert np.all(t_slow.total > t_fast.total)
+
+
+@settings(max_examples=25, deadline=None)
+@given(size=st.floats(1e5, 1e10), factor=st.floats(1.0, 50.0))
+def test_haircut_rises_with_size_against_volume(reference, market, size, factor):
+    names = ["SOL", "DAI", "JPM"]
+    small = table(reference, market, names, position_usd=size)
+    large = table(reference, market, names, position_usd=size * factor)
+    assert np.all(large.total >= small.total - 1e-15) and np.all(large.published >= small.published)
+    beyond = large.days_to_liquidate > 1
+    assert np.all(large.liquidity[beyond] > 0)
+    strictly = beyond & (factor > 1.001) & (large.market > 0) & (small.total < 1.0)  # 100% is the cap
+    assert np.all(large.total[strictly] > small.total[strictly])
+
+
+@settings(max_examples=10, deadline=None)
+@given(currency=st.sampled_from(["EUR", "JPY", "GBP", "CHF"]), asset=st.sampled_from(["USDC", "SPY", "TBILL", "BTC"]))
+def test_haircut_rises_with_currency_mismatch(reference, market, currency, asset):
+    from tokenclear.collateral import files
+    from tokenclear.settings import PROJECT_DATA
+
+    one = reference.registry.get(asset)
+    foreign = Registry((replace(one, currency=currency),))
+    prices, volumes = files.load_market(PROJECT_DATA / "market", PROJECT_DATA / "volume", foreign, "USD")
+    mismatched = calibrate(foreign, market=prices, volumes=volumes, floors=reference.floors, as_of=AS_OF)
+    matched = table(reference, market, [asset])
+    assert mismatched.fx[0] > 0 and mismatched.total[0] > matched.total[0]
+
+
+def test_round_up_to_the_grid():
+    assert list(round_up(np.array([0.0, 0.005, 0.0050000000001, 0.0051, 0.173746]), 0.005)) == pytest.approx(
+        [0.0, 0.005, 0.005, 0.01, 0.175])
+
+
+def test_cli_table_csv_and_monthly_review(tmp_path):
+    old = tmp_path / "2023-02.csv"
+    done = tokenclear("haircuts", "--as-of", "2023-03-10", "--out", str(old), "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    with old.open() as handle:
+        rows = {row["asset"]: row for row in csv.DictReader(handle)}
+    assert set(rows) >= {"USDC", "ETH", "SOL", "TBILL"} and float(rows["USDC"]["published"]) == 0.015
+    review = tokenclear("haircuts", "--as-of", "2023-03-13", "--compare", str(old), "--format", "json")
+    assert review.returncode == 0, review.stderr
+    body = json.loads(review.stdout)
+    usdc = next(change for change in body["review"] if change["asset"] == "USDC")
+    assert usdc["driver"] == "depeg" and usdc["change"] == pytest.approx(0.02)
+    printed = tokenclear("haircuts", "--as-of", "2023-03-13", "--compare", str(old))
+    assert "monthly review" in printed.stdout and "depeg" in printed.stdout
+    old.write_text(old.read_text().replace("0.015", "1.5", 1))
+    broken = tokenclear("haircuts", "--compare", str(old))
+    assert broken.returncode == 2 and "line 5" in broken.stderr and "'market'" not in broken.stderr
