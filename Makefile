@@ -30,6 +30,7 @@ test: $(STAMP) $(NODE_STAMP)
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_margin.py
 	$(BIN)/python bench/bench_ledger.py
+	$(BIN)/python bench/bench_collateral.py
 
 contracts: $(STAMP)
 	$(BIN)/python -m tokenclear.ledger.build

@@ -48,14 +48,14 @@ def test_worked_example(setup):
     report = result.report(p)
     expected_cost = 25 * 0.003 + 35 / 0.965 * 0.035 * 0.043 + 40 / 0.995 * 0.005 * 0.043
     assert report["cost_annual"] == pytest.approx(expected_cost)
-    assert report["buffer"] == pytest.approx(0.0, abs=1e-7)
+    assert report["excess"] == pytest.approx(0.0, abs=1e-7)
 
 
 def test_naive_posts_cash_first_with_a_six_percent_buffer(setup):
     p = problem(setup, [[1_000.0, 1_000.0, 1_000.0, 0.0, 0.0, 1_000.0, 0.0]], [[100.0]])
     result = naive(p)
     assert result.pledge[0, 0, 0] == pytest.approx(106.0) and result.pledge[0, 1:, 0].sum() == 0  # no cash limit
-    assert result.report(p)["buffer_share"] == pytest.approx(0.06)
+    assert result.report(p)["excess_share"] == pytest.approx(0.06)
 
 
 def test_ineligible_and_own_issuer_assets_are_never_pledged(setup):

@@ -76,14 +76,15 @@ class Allocation:
     shortfall: Float64Array2D  # [members, houses]
 
     def report(self, problem: AllocationProblem) -> dict[str, float]:
-        """Totals in the margin currency (annual figures per year)."""
+        """Totals in the margin currency; ``excess`` = cover above requirement (the over-provisioning),
+        summed over (member, house); annual figures per year."""
         required = float(problem.requirement.sum())
-        cover = float(self.cover.sum())
+        excess = float(np.maximum(self.cover - problem.requirement, 0.0).sum())
         pledged = self.pledge.sum(axis=2)
         free = problem.inventory - pledged
         kept = float((pledged * problem.yield_pledged[None, :] + free * problem.yield_annual[None, :]).sum())
-        return {"requirement": required, "cover": cover, "buffer": cover - required,
-                "buffer_share": (cover - required) / required if required else 0.0,
+        return {"requirement": required, "cover": float(self.cover.sum()), "excess": excess,
+                "excess_share": excess / required if required else 0.0,
                 "pledged_market_value": float(pledged.sum()), "shortfall": float(self.shortfall.sum()),
                 "cost_annual": float((self.pledge * problem.cost()[None, :, :]).sum()),
                 "yield_kept_annual": kept}

@@ -10,6 +10,7 @@ collateral rounded down to the cent (never overstated), requirements up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal
 
 import numpy as np
@@ -28,11 +29,11 @@ class Valuation:
     counted: Float64Array2D  # after concentration limits
     requirement: Float64Array1D
 
-    @property
+    @cached_property
     def collateral(self) -> Float64Array1D:
         return self.counted.sum(axis=1)
 
-    @property
+    @cached_property
     def coverage(self) -> Float64Array1D:
         """Collateral value - requirement: > 0 is excess, < 0 a shortfall to call."""
         return self.collateral - self.requirement
