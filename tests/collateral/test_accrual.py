@@ -37,7 +37,7 @@ def test_bill_accretes_linearly_to_par():
     prices = [bill_price(Decimal(100), Decimal("0.042"), days) for days in (91, 60, 30, 0)]
     assert prices[-1] == Decimal("100.00000000")
     assert prices[0] == Decimal("98.93833333")  # 100 x (1 - 0.042 x 91 / 360), rounded down
-    steps = [b - a for a, b in zip(prices, prices[1:])]
+    steps = [b - a for a, b in zip(prices, prices[1:], strict=False)]
     assert abs(steps[1] - steps[2]) <= Decimal("1e-8")  # 30 days each: the same accretion
     with pytest.raises(ValueError):
         bill_price(Decimal(100), Decimal("0.042"), -1)

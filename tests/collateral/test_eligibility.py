@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tokenclear.collateral.eligibility import Rule, Schedules
-
 from tests.test_cli import tokenclear
+from tokenclear.collateral.eligibility import Rule, Schedules
 
 
 def test_a_tokenized_bill_is_a_treasury_to_the_ccp_table(reference):

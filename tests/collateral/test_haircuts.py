@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
+from tests.test_cli import tokenclear
 from tokenclear.collateral.assets import Registry
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate, round_up
 from tokenclear.collateral.review import compare
 from tokenclear.market.history import MarketData, PriceSeries
-from tests.test_cli import tokenclear
 
 AS_OF = np.datetime64("2023-08-29")
 

@@ -84,8 +84,7 @@ def test_a_versioned_rule_may_follow_another_but_not_overlap(data_copy, referenc
     ("USDT,Tether USD,stablecoin", "USDC,Tether USD,stablecoin", "asset"),
     (",series,usdc_usd,", ",serie,usdc_usd,", "price_model"),
     (",duration,,,0.25,5,", ",duration,,,,5,", "duration_years"),
-    ("USDC,USD Coin (regulated stablecoin),stablecoin,yes,USD", "USDC,USD Coin (regulated stablecoin),stablecoin,yes,usd",
-     "currency"),
+    ("(regulated stablecoin),stablecoin,yes,USD", "(regulated stablecoin),stablecoin,yes,usd", "currency"),
     ("0.030,0.000,none,ethereum", "0.030,0.040,none,ethereum", "yield_pledged"),
 ])
 def test_a_bad_registry_row_names_its_field(data_copy, old, new, field):

@@ -86,12 +86,6 @@ def load_registry(path: Path) -> Registry:
     assets: list[Asset] = []
     seen: set[str] = set()
     for line, row in read_rows(path, ASSET_COLUMNS):
-        def need(field: str, low: float = 0.0) -> float:
-            value = _optional(row[field], path=path, line=line, field=field, low=low)
-            if value is None:
-                raise InputError(f"required for price model '{model}'", path=path, line=line, field=field)
-            return value
-
         name = row["asset"]
         if not name:
             raise InputError("asset name is blank", path=path, line=line, field="asset")
@@ -101,9 +95,13 @@ def load_registry(path: Path) -> Registry:
         model = _choice(row["price_model"], PRICE_MODELS, path=path, line=line, field="price_model")
         if model == "series" and not row["price_series"]:
             raise InputError("required for price model 'series'", path=path, line=line, field="price_series")
-        duration = need("duration_years") if model == "duration" else None
-        rate_vol = need("rate_vol_bp") if model == "duration" else None
-        annual_vol = need("annual_vol") if model == "volatility" else None
+        needs = {"duration": ("duration_years", "rate_vol_bp"), "volatility": ("annual_vol",)}.get(model, ())
+        for field in needs:
+            if _optional(row[field], path=path, line=line, field=field) is None:
+                raise InputError(f"required for price model '{model}'", path=path, line=line, field=field)
+        duration = float(row["duration_years"]) if model == "duration" else None
+        rate_vol = float(row["rate_vol_bp"]) if model == "duration" else None
+        annual_vol = float(row["annual_vol"]) if model == "volatility" else None
         adv = _optional(row["adv_usd"], path=path, line=line, field="adv_usd")
         unit = row["volume_unit"] or None
         if row["volume_series"]:

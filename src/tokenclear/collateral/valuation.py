@@ -10,8 +10,8 @@ collateral rounded down to the cent (never overstated), requirements up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 
 import numpy as np
 
