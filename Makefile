@@ -22,9 +22,10 @@ $(NODE_STAMP): package.json package-lock.json
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tokenclear margin --method hsvar
+	$(BIN)/tokenclear demo
 
 test: $(STAMP) $(NODE_STAMP)
+	sh scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP) $(NODE_STAMP)

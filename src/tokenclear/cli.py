@@ -409,3 +409,4 @@ def ledger_deploy(
 
 
 from tokenclear import cli_collateral  # noqa: E402,F401  (registers the collateral commands)
+from tokenclear import cli_clearing  # noqa: E402,F401  (registers the clearing commands)

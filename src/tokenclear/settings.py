@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     private_key: SecretStr | None = Field(default=None, description="signing key for --rpc-url (never logged)")
     keystore: Path | None = Field(default=None, description="encrypted keystore file, instead of private_key")
     keystore_password: SecretStr | None = None
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the book; unset = a new "
+                                     "SQLite file under work_dir")
+    work_dir: Path = Field(default=Path("tokenclear-data"), description="where embedded databases are written")
 
     @property
     def prices_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""The clearing workflow: margin calls, the margin cycle, settlement on chain, reconciliation."""

@@ -1,0 +1,62 @@
+"""What the workflow talks to, besides the ``Ledger`` and the ``Store``: a clock and a price feed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+
+from tokenclear.market.history import MarketData
+from tokenclear.market.oracle import Quote
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SimulatedClock:
+    """A clock a replay moves by hand (UTC)."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware (UTC)")
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        if moment < self._now:
+            raise ValueError("a clock does not go back")
+        self._now = moment
+
+
+class PriceFeed(Protocol):
+    def quotes(self, series: str, at: datetime) -> list[Quote]: ...
+
+
+class HistoryFeed:
+    """Quotes from the shipped daily closes: the last close on or before ``at``'s date, stamped ``at``.
+    One source ("close"); the replay's guard needs a quorum of one."""
+
+    def __init__(self, market: MarketData, *, max_stale_days: int = 5) -> None:
+        self.market = market
+        self.max_stale_days = max_stale_days
+
+    def quotes(self, series: str, at: datetime) -> list[Quote]:
+        one = self.market.get(series)
+        day = np.datetime64(at.date(), "D")
+        index = int(np.searchsorted(one.dates, day, side="right")) - 1
+        if index < 0 or (day - one.dates[index]).astype(int) > self.max_stale_days:
+            return []
+        return [Quote("close", float(one.closes[index]), at)]

@@ -1,0 +1,429 @@
+"""The margin cycle around the clock: prices through the oracle guard, haircuts and prices on chain,
+variation margin paid both ways in one batch, requirements, coverage from the vault, margin calls
+with deadlines, the book kept in step with the chain's events, and reconciliation.
+
+Every instruction to the chain goes through :meth:`Workflow.execute`: it is recorded under its
+idempotency key before it is sent, marked confirmed after, and every kind can be sent again from its
+stored parameters (:meth:`Workflow.recover`); the contracts treat a replayed key as a no-op, so a
+crash at any point neither pays twice nor loses a pledge. The book's holdings change only by
+applying vault events (:meth:`Workflow.sync`), with the block cursor moved in the same transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import numpy as np
+import structlog
+from sqlalchemy import select
+
+from tokenclear.clearing import calls
+from tokenclear.clearing.interfaces import Clock, PriceFeed
+from tokenclear.collateral.files import Reference
+from tokenclear.collateral.haircuts import HaircutConfig, calibrate
+from tokenclear.errors import TokenclearError
+from tokenclear.instruments.catalogue import Catalogue
+from tokenclear.ledger.ledger import Ledger, Payment
+from tokenclear.margin.context import RunConfig, build_context
+from tokenclear.margin.engine import Options, run_margin
+from tokenclear.margin.variation import settlement_prices, variation_margin
+from tokenclear.market.history import MarketData
+from tokenclear.market.oracle import OracleGuard
+from tokenclear.store.models import (
+    Account,
+    CallEvent,
+    Cycle,
+    Holding,
+    Instruction,
+    MarginCall,
+    Reconciliation,
+    ReconciliationBreak,
+    Requirement,
+    SyncState,
+)
+from tokenclear.store.store import Store
+
+log = structlog.get_logger("tokenclear.workflow")
+CENT = Decimal("0.01")
+MICRO = Decimal(10**6)
+BPS = 10_000
+MAX_HAIRCUT_BPS = 9_999
+
+
+class WorkflowError(TokenclearError):
+    """An instruction the workflow cannot carry out (unknown account, negative amount, ...)."""
+
+
+@dataclass(frozen=True)
+class TokenAsset:
+    """A token on chain and the registry asset whose haircut it takes. ``series``: its price
+    series (``None``: the token prices itself on chain, as fund shares and bills do)."""
+
+    symbol: str
+    asset: str
+    series: str | None
+
+
+@dataclass(frozen=True)
+class RiskInputs:
+    catalogue: Catalogue
+    specs: dict
+    market: MarketData
+    book: object  # tokenclear.book.positions.Book
+    config: RunConfig
+    options: Options = field(default_factory=Options)
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    schedule: str = "CFTC_PILOT"
+    policy_date: np.datetime64 = np.datetime64("2026-01-05")  # the eligibility rules in force
+    call_threshold: Decimal = Decimal("100.00")  # shortfalls below this are not called
+    deadline: timedelta = calls.DEADLINE
+    grace: timedelta = calls.GRACE
+    haircuts: HaircutConfig = field(default_factory=HaircutConfig)
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    key: str
+    at: datetime
+    requirement: Decimal
+    collateral: Decimal
+    calls_issued: int
+    called_amount: Decimal
+    vm_paid_by_members: Decimal
+    vm_paid_to_members: Decimal
+    haircuts_bps: dict[str, int]
+    prices: dict[str, float]
+    price_status: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Break:
+    account: str
+    asset: str
+    book_units: int
+    chain_units: int
+    cause: str
+
+
+class Workflow:
+    def __init__(self, *, store: Store, ledger: Ledger, clock: Clock, feed: PriceFeed, guard: OracleGuard,
+                 risk: RiskInputs, reference: Reference, collateral_market: tuple[MarketData, MarketData],
+                 tokens: list[TokenAsset], config: WorkflowConfig = WorkflowConfig()) -> None:
+        self.store, self.ledger, self.clock, self.feed, self.guard = store, ledger, clock, feed, guard
+        self.risk, self.reference, self.config = risk, reference, config
+        self.prices, self.volumes = collateral_market
+        self.tokens = tokens
+        self.registry = reference.registry.subset([token.asset for token in tokens])
+        self.symbol_of = {ledger.token(token.symbol).address.lower(): token.symbol for token in tokens}
+
+    # ---- instructions ---------------------------------------------------------------------------
+    def execute(self, key: str, kind: str, params: dict) -> dict:
+        """Record, send, confirm. A replay of a confirmed key returns the first result."""
+        now = self.clock.now()
+        with self.store.session() as session:
+            recorded = self.store.record(session, key=key, kind=kind, params=params, now=now)
+            if not recorded.created and recorded.instruction.status == "confirmed":
+                return recorded.instruction.result
+            instruction_id = recorded.instruction.id
+        result = self._send(key, kind, params)
+        with self.store.session() as session:
+            row = session.get(Instruction, instruction_id)
+            row.status, row.result, row.updated_at = "confirmed", result, self.clock.now()
+        log.info("instruction confirmed", key=key, kind=kind, **{k: v for k, v in result.items() if k != "legs"})
+        return result
+
+    def _send(self, key: str, kind: str, params: dict) -> dict:
+        ledger = self.ledger
+        if kind == "set_asset":
+            receipt = ledger.set_asset(params["symbol"], haircut_bps=params["haircut_bps"],
+                                       price_e8=params["price_e8"], eligible=params["eligible"])
+            return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "settle_payments":
+            legs = [Payment(payer, receiver, int(units)) for payer, receiver, units in params["legs"]]
+            receipts = ledger.settle_payments(key, legs)
+            return {"tx": [r.tx_hash for r in receipts], "block": receipts[-1].block if receipts else None}
+        if kind == "release":
+            receipt = ledger.release(key, bytes.fromhex(params["onchain_id"][2:]), params["symbol"], params["units"])
+            return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "declare_default":
+            account = bytes.fromhex(params["onchain_id"][2:])
+            if ledger.vault.call("accounts", account)[2]:  # already declared: replay
+                return {"tx": None, "block": ledger.chain.block_number()}
+            receipt = ledger.declare_default(account)
+            return {"tx": receipt.tx_hash, "block": receipt.block}
+        raise WorkflowError(f"unknown instruction kind '{kind}'")
+
+    def recover(self) -> int:
+        """Complete every instruction left pending by a crash; returns how many."""
+        pending = self.store.in_flight()
+        for instruction in pending:
+            self.execute(instruction.key, instruction.kind, instruction.params)
+        self.sync()
+        return len(pending)
+
+    # ---- the book follows the chain ---------------------------------------------------------------
+    def sync(self) -> int:
+        """Apply vault events after the cursor to the book's holdings; returns events applied."""
+        with self.store.session() as session:
+            state = session.get(SyncState, "vault")
+            start = self.ledger.deployed_block if state is None else state.block + 1
+            head = self.ledger.chain.block_number()
+            if start > head:
+                return 0
+            events = [event for event in self.ledger.vault.history(from_block=start) if event.block <= head]
+            accounts = {row.onchain_id: row.id for row in session.scalars(select(Account))}
+            applied = 0
+            for event in events:
+                changes = _holding_changes(event, self.symbol_of)
+                for onchain_id, symbol, delta in changes:
+                    account = accounts.get(onchain_id)
+                    if account is None:
+                        continue  # an account the book does not know: reconciliation lists it
+                    holding = session.get(Holding, (account, symbol))
+                    if holding is None:
+                        holding = Holding(account_id=account, asset=symbol, units=Decimal(0))
+                        session.add(holding)
+                    holding.units = Decimal(holding.units) + delta
+                    assert holding.units >= 0, f"book holding of {account} in {symbol} went negative"
+                    applied += 1
+            if state is None:
+                session.add(SyncState(name="vault", block=head))
+            else:
+                state.block = head
+        return applied
+
+    # ---- the cycle --------------------------------------------------------------------------------
+    def run_cycle(self, at: datetime, *, kind: str = "scheduled", issue_calls: bool = True) -> CycleSummary:
+        """One margin cycle at ``at``; idempotent on its key (a rerun re-reads, sends nothing twice).
+        ``issue_calls`` False: requirements and parameters only (the opening of a book)."""
+        key = f"{kind}:{at.isoformat()}"
+        day = np.datetime64(at.date(), "D")
+        prices, status, addon = self._guarded_prices(at)
+        haircuts_bps = self._push_parameters(key, day, prices, addon)
+        paid_by, paid_to = self._variation_margin(key, day)
+        self.sync()
+        requirement = self._requirements(day)
+        with self.store.session() as session:
+            cycle = session.scalar(select(Cycle).where(Cycle.key == key))
+            if cycle is None:
+                cycle = Cycle(key=key, at=at, kind=kind, status="open",
+                              detail={"date": str(day), "vm_paid_by_members": str(paid_by),
+                                      "vm_paid_to_members": str(paid_to)})
+                session.add(cycle)
+                session.flush()
+            accounts = list(session.scalars(select(Account).order_by(Account.id)))
+            issued, called, total_collateral, total_requirement = 0, Decimal(0), Decimal(0), Decimal(0)
+            for account in accounts:
+                required = requirement.get(account.id, Decimal("0.00"))
+                collateral = self.collateral(account.onchain_id)
+                coverage = collateral - required
+                total_collateral += collateral
+                total_requirement += required
+                if session.get(Requirement, (cycle.id, account.id)) is None:
+                    session.add(Requirement(cycle_id=cycle.id, account_id=account.id, requirement=required,
+                                            collateral=collateral, coverage=coverage))
+                if (issue_calls and coverage < -self.config.call_threshold
+                        and self._open_call(session, account.id) is None):
+                    call_key = f"call:{key}:{account.id}"
+                    if session.scalar(select(MarginCall).where(MarginCall.key == call_key)) is None:
+                        amount = (-coverage).quantize(Decimal(1), rounding=ROUND_CEILING)
+                        call = MarginCall(key=call_key, account_id=account.id, cycle_id=cycle.id, amount=amount,
+                                          currency="USD", issued_at=at, deadline=at + self.config.deadline,
+                                          state=calls.ISSUED, cured_amount=Decimal("0.00"))
+                        session.add(call)
+                        session.flush()
+                        session.add(CallEvent(call_id=call.id, at=at, source="", target=calls.ISSUED,
+                                              detail=f"shortfall {amount} USD"))
+                        log.info("margin call issued", key=call_key, account=account.id, amount=str(amount))
+                        issued += 1
+                        called += amount
+            cycle.status = "closed"
+        return CycleSummary(key, at, total_requirement, total_collateral, issued, called, paid_by, paid_to,
+                            haircuts_bps, prices, status)
+
+    def _guarded_prices(self, at: datetime) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
+        prices, status, addon = {}, {}, {}
+        for token in self.tokens:
+            if token.series is None:
+                continue
+            decision = self.guard.update(token.asset, self.feed.quotes(token.series, at), at)
+            status[token.asset] = decision.status
+            addon[token.asset] = decision.haircut_addon
+            if decision.price is not None:
+                prices[token.asset] = decision.price
+        return prices, status, addon
+
+    def _push_parameters(self, key: str, day: np.datetime64, prices: dict[str, float],
+                         addon: dict[str, float]) -> dict[str, int]:
+        table = calibrate(self.registry, market=self.prices, volumes=self.volumes, floors=self.reference.floors,
+                          as_of=day, config=self.config.haircuts)
+        eligible = self.reference.schedules.eligible_mask(self.registry.assets, self.config.schedule,
+                                                          self.config.policy_date)
+        out = {}
+        for i, token in enumerate(self.tokens):
+            haircut = float(table.published[i]) + addon.get(token.asset, 0.0)
+            bps = min(int(math.ceil(round(haircut * BPS, 6))), MAX_HAIRCUT_BPS)
+            halted = token.series is not None and token.asset not in prices
+            price_e8 = 0 if token.series is None or halted else int(round(prices[token.asset] * 10**8))
+            params = {"symbol": token.symbol, "haircut_bps": bps, "price_e8": price_e8,
+                      "eligible": bool(eligible[i]) and not halted}
+            self.execute(f"{key}:asset:{token.symbol}", "set_asset", params)
+            out[token.symbol] = bps
+        return out
+
+    def _settlement(self, day: np.datetime64) -> list[Decimal]:
+        risk = self.risk
+        return settlement_prices(risk.catalogue, risk.book.instruments, risk.market, risk.specs, day,
+                                 max_stale_days=risk.config.max_stale_days)
+
+    def _variation_margin(self, key: str, day: np.datetime64) -> tuple[Decimal, Decimal]:
+        """VM since the previous cycle's date, paid in the stablecoin both ways in one batch."""
+        with self.store.session() as session:
+            previous = session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.key != key)
+                                      .order_by(Cycle.at.desc()))
+            wallets = self._wallets(session)
+        if previous is None or previous.detail.get("date") == str(day):
+            return Decimal(0), Decimal(0)
+        rows = variation_margin(self.risk.book, self.risk.catalogue,
+                                self._settlement(np.datetime64(previous.detail["date"])), self._settlement(day))
+        operator = self.ledger.operator
+        legs, paid_by, paid_to = [], Decimal(0), Decimal(0)
+        for row in rows:
+            units = int(row.vm * MICRO)  # cents -> 6-decimal stablecoin units, exact
+            if units > 0:
+                legs.append([wallets[row.account], operator, units])
+                paid_by += row.vm
+            elif units < 0:
+                legs.append([operator, wallets[row.account], -units])
+                paid_to -= row.vm
+        if legs:
+            self.execute(f"{key}:vm", "settle_payments", {"legs": legs})
+        return paid_by, paid_to
+
+    @staticmethod
+    def _wallets(session) -> dict[str, str]:
+        from tokenclear.store.models import Member
+
+        members = {member.id: member.wallet for member in session.scalars(select(Member))}
+        return {account.id: members[account.member_id] for account in session.scalars(select(Account))}
+
+    def _requirements(self, day: np.datetime64) -> dict[str, Decimal]:
+        risk = self.risk
+        context = build_context(book=risk.book, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
+                                config=risk.config, as_of=day)
+        run = run_margin(context, "hsvar", risk.options)
+        return {account.account: account.margin_usd for account in run.accounts}
+
+    def collateral(self, onchain_id: str) -> Decimal:
+        """Post-haircut collateral of an account as the vault values it, USD rounded down to the cent."""
+        micro = self.ledger.collateral_value(bytes.fromhex(onchain_id[2:]))
+        return (Decimal(micro) / MICRO).quantize(CENT, rounding=ROUND_FLOOR)
+
+    # ---- calls ------------------------------------------------------------------------------------
+    @staticmethod
+    def _open_call(session, account_id: str) -> MarginCall | None:
+        return session.scalar(select(MarginCall).where(MarginCall.account_id == account_id,
+                                                       MarginCall.state.in_(calls.OPEN_STATES)))
+
+    def on_collateral(self, account_id: str) -> str | None:
+        """After a member pledged: sync the book, then move the account's open call by its coverage."""
+        self.sync()
+        now = self.clock.now()
+        with self.store.session() as session:
+            call = self._open_call(session, account_id)
+            if call is None:
+                return None
+            account = session.get(Account, account_id)
+            required = session.get(Requirement, (call.cycle_id, account_id)).requirement
+            collateral = self.collateral(account.onchain_id)
+            coverage = collateral - required
+            event = calls.payment_event(float(coverage))
+            target = calls.apply(call.state, event)
+            call.cured_amount = max(call.amount + coverage, Decimal("0.00")).quantize(CENT)
+            if target == calls.CURED:
+                call.cured_amount = call.amount
+                call.settled_at = now
+            session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=target,
+                                  detail=f"coverage {coverage} USD"))
+            log.info("margin call moved", key=call.key, account=account_id, source=call.state, target=target)
+            call.state = target
+            return target
+
+    def process_due(self) -> list[tuple[str, str]]:
+        """Escalate calls past their deadline, default those past the grace; returns (call key, state)."""
+        now = self.clock.now()
+        moved, defaults = [], []
+        with self.store.session() as session:
+            for call in session.scalars(select(MarginCall).where(MarginCall.state.in_(calls.OPEN_STATES))):
+                event = calls.due_event(call.state, issued_at=utc(call.issued_at), now=now,
+                                        deadline=self.config.deadline, grace=self.config.grace)
+                if event is None:
+                    continue
+                target = calls.apply(call.state, event)
+                session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=target, detail=event))
+                call.state = target
+                moved.append((call.key, target))
+                if target == calls.DEFAULTED:
+                    defaults.append(session.get(Account, call.account_id))
+        for account in defaults:
+            self.execute(f"default:{account.id}", "declare_default", {"onchain_id": account.onchain_id})
+        return moved
+
+    # ---- reconciliation ---------------------------------------------------------------------------
+    def reconcile(self) -> list[Break]:
+        """The book against the chain, per account and token; every difference with its cause."""
+        self.sync()
+        breaks: list[Break] = []
+        with self.store.session() as session:
+            book = {(h.account_id, h.asset): int(h.units) for h in session.scalars(select(Holding))}
+            accounts = list(session.scalars(select(Account).order_by(Account.id)))
+            block = self.ledger.chain.block_number()
+            for account in accounts:
+                onchain = bytes.fromhex(account.onchain_id[2:])
+                for token in self.tokens:
+                    chain_units = self.ledger.held(onchain, token.symbol)
+                    book_units = book.get((account.id, token.symbol), 0)
+                    if chain_units != book_units:
+                        cause = ("book holds units the vault does not" if book_units > chain_units
+                                 else "vault holds units the book has not recorded")
+                        breaks.append(Break(account.id, token.symbol, book_units, chain_units, cause))
+            for token in self.tokens:
+                total_chain = self.ledger.total_held(token.symbol)
+                total_book = sum(units for (_, symbol), units in book.items() if symbol == token.symbol)
+                if total_chain != total_book:
+                    breaks.append(Break("*", token.symbol, total_book, total_chain,
+                                        "vault total differs from the book's (an account the book does not know)"))
+            run = Reconciliation(at=self.clock.now(), block=block, accounts=len(accounts), breaks=len(breaks))
+            session.add(run)
+            session.flush()
+            for one in breaks:
+                session.add(ReconciliationBreak(reconciliation_id=run.id, account_id=one.account, asset=one.asset,
+                                                book_units=Decimal(one.book_units),
+                                                chain_units=Decimal(one.chain_units), cause=one.cause))
+        return breaks
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for UTC columns; every time in the book is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _holding_changes(event, symbol_of: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(on-chain account id hex, token symbol, signed units) of one vault event."""
+    args = event.args
+    if event.name in ("Pledged", "Released", "Seized"):
+        symbol = symbol_of.get(str(args["token"]).lower())
+        sign = 1 if event.name == "Pledged" else -1
+        return [] if symbol is None else [("0x" + bytes(args["account"]).hex(), symbol, sign * int(args["amount"]))]
+    if event.name == "Substituted":
+        account = "0x" + bytes(args["account"]).hex()
+        return [(account, symbol_of[str(args["token_out"]).lower()], -int(args["amount_out"])),
+                (account, symbol_of[str(args["token_in"]).lower()], int(args["amount_in"]))]
+    return []
+

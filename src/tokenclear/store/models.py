@@ -1,0 +1,137 @@
+"""Tables of the book. Money is exact: currency amounts with 2 decimals and token base units with
+78 digits (a uint256 fits), ``NUMERIC`` on PostgreSQL and decimal text on SQLite; never float
+(:mod:`tokenclear.store.types`). Times are UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tokenclear.store.types import ExactDecimal
+
+Money = ExactDecimal(24, 2)
+Units = ExactDecimal(78, 0)
+UTC_TIME = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Member(Base):
+    __tablename__ = "members"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    group_name: Mapped[str] = mapped_column(String(128))
+    wallet: Mapped[str] = mapped_column(String(42), unique=True)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    segregation: Mapped[str] = mapped_column(String(8))  # HOUSE or CUSTOMER
+    onchain_id: Mapped[str] = mapped_column(String(66), unique=True)  # 0x + 32 bytes
+
+
+class Holding(Base):
+    """The book's view of what an account holds in the vault, in token base units."""
+
+    __tablename__ = "holdings"
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    asset: Mapped[str] = mapped_column(String(16), primary_key=True)
+    units: Mapped[Decimal] = mapped_column(Units)
+
+
+class Cycle(Base):
+    __tablename__ = "cycles"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    at: Mapped[datetime] = mapped_column(UTC_TIME)
+    kind: Mapped[str] = mapped_column(String(16))  # scheduled or intraday
+    status: Mapped[str] = mapped_column(String(16))  # open or closed
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Requirement(Base):
+    __tablename__ = "requirements"
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    requirement: Mapped[Decimal] = mapped_column(Money)  # > 0 owed by the member
+    collateral: Mapped[Decimal] = mapped_column(Money)  # post-haircut, as the vault values it
+    coverage: Mapped[Decimal] = mapped_column(Money)  # collateral - requirement
+
+
+class MarginCall(Base):
+    __tablename__ = "margin_calls"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_at: Mapped[datetime] = mapped_column(UTC_TIME)
+    deadline: Mapped[datetime] = mapped_column(UTC_TIME)
+    state: Mapped[str] = mapped_column(String(20))
+    cured_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    settled_at: Mapped[datetime | None] = mapped_column(UTC_TIME, nullable=True)
+
+    __table_args__ = (Index("ix_margin_calls_state", "state"),)
+
+
+class CallEvent(Base):
+    __tablename__ = "call_events"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("margin_calls.id"))
+    at: Mapped[datetime] = mapped_column(UTC_TIME)
+    source: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Instruction(Base):
+    """Every instruction to the chain, keyed for idempotency (Stripe's contract)."""
+
+    __tablename__ = "instructions"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params_digest: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending, confirmed, failed
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTC_TIME)
+    updated_at: Mapped[datetime] = mapped_column(UTC_TIME)
+
+    __table_args__ = (Index("ix_instructions_status", "status"),)
+
+
+class Reconciliation(Base):
+    __tablename__ = "reconciliations"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTC_TIME)
+    block: Mapped[int]
+    accounts: Mapped[int]
+    breaks: Mapped[int]
+
+
+class ReconciliationBreak(Base):
+    __tablename__ = "reconciliation_breaks"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    reconciliation_id: Mapped[int] = mapped_column(ForeignKey("reconciliations.id"))
+    account_id: Mapped[str] = mapped_column(String(64))
+    asset: Mapped[str] = mapped_column(String(16))
+    book_units: Mapped[Decimal] = mapped_column(Units)
+    chain_units: Mapped[Decimal] = mapped_column(Units)
+    cause: Mapped[str] = mapped_column(Text)
+
+
+class SyncState(Base):
+    """How far the book has read the chain: the last block whose vault events it has applied."""
+
+    __tablename__ = "sync_state"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    block: Mapped[int]
