@@ -162,6 +162,7 @@ class Demo:
         workflow = Workflow(store=self.store, ledger=ledger, clock=self.clock, feed=feed, guard=guard, risk=self.risk,
                             reference=self.reference, collateral_market=self.collateral_market, tokens=TOKENS,
                             config=WorkflowConfig())
+        self.ledger, self.workflow = ledger, workflow
         self.progress("onboarding members and opening accounts")
         plans = self._onboard(ledger)
         result = DemoResult(self.scenario, self.description, self.members, len(self.risk.book.accounts))
@@ -239,6 +240,15 @@ class Demo:
             ledger.issue("TUSD", plan.wallet, 2 * target_micro)  # stablecoin for calls and VM
         ledger.issue("TUSD", ledger.operator, OPERATOR_FLOAT_MICRO)  # the clearing house pays VM winners
         workflow.sync()
+
+    def wallets(self) -> list[str]:
+        with self.store.session() as session:
+            return [member.wallet for member in session.scalars(select(Member).order_by(Member.id))]
+
+    def store_account(self, account: str) -> str:
+        """On-chain id (hex) of a book account."""
+        with self.store.session() as session:
+            return session.get(Account, account).onchain_id
 
     @staticmethod
     def _units(ledger: Ledger, symbol: str, value_micro: int) -> int:

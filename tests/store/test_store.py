@@ -1,0 +1,83 @@
+"""The store on SQLite and on a real PostgreSQL: migrations, exact money, idempotent instructions,
+whole-transaction rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from tokenclear.store.models import Account, Cycle, Holding, Instruction, MarginCall, Member
+from tokenclear.store.store import KeyReused, StoreError, open_store
+
+NOW = datetime(2023, 3, 11, 21, 0, tzinfo=UTC)
+
+
+def seed(session) -> None:
+    session.add(Member(id="M01", name="Member 1", group_name="G1", wallet="0x" + "11" * 20))
+    session.flush()
+    session.add(Account(id="M01-HOUSE", member_id="M01", segregation="HOUSE", onchain_id="0x" + "ab" * 32))
+    session.add(Cycle(id=1, key="scheduled:1", at=NOW, kind="scheduled", status="closed", detail={}))
+    session.flush()
+
+
+def test_migrations_make_the_schema_and_rerun_as_no_op(database_url):
+    store = open_store(database_url)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"members", "accounts", "holdings", "margin_calls", "instructions", "reconciliations",
+            "alembic_version"} <= tables
+    again = open_store(database_url)
+    with again.engine.connect() as connection:
+        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0001"
+
+
+def test_money_and_units_round_trip_exactly(database_url):
+    store = open_store(database_url)
+    huge = 2**255 + 12_345  # far beyond 64 bits and beyond a float's 53-bit mantissa
+    with store.session() as session:
+        seed(session)
+        session.add(Holding(account_id="M01-HOUSE", asset="WETH", units=Decimal(huge)))
+    with store.session() as session:
+        assert int(session.get(Holding, ("M01-HOUSE", "WETH")).units) == huge
+    with store.session() as session:
+        call = MarginCall(key="c1", account_id="M01-HOUSE", cycle_id=1, amount=Decimal("98765432109876543.21"),
+                          currency="USD", issued_at=NOW, deadline=NOW, state="issued")
+        session.add(call)
+    with store.session() as session:
+        assert session.scalar(select(MarginCall)).amount == Decimal("98765432109876543.21")
+
+
+def test_a_third_decimal_place_is_refused_not_rounded(database_url):
+    store = open_store(database_url)
+    with pytest.raises(Exception, match="more than 2 decimal places"), store.session() as session:
+        seed(session)
+        session.add(MarginCall(key="c1", account_id="M01-HOUSE", cycle_id=1, amount=Decimal("1.005"),
+                               currency="USD", issued_at=NOW, deadline=NOW, state="issued"))
+    with store.session() as session:
+        assert session.scalar(select(Member)) is None  # the whole step was rolled back
+
+
+def test_instruction_keys_follow_stripes_contract(database_url):
+    store = open_store(database_url)
+    with store.session() as session:
+        first = store.record(session, key="pledge:1", kind="pledge", params={"units": 5}, now=NOW)
+    assert first.created
+    with store.session() as session:
+        replay = store.record(session, key="pledge:1", kind="pledge", params={"units": 5}, now=NOW)
+        assert not replay.created and replay.instruction.id == first.instruction.id
+    with pytest.raises(KeyReused, match="other parameters"), store.session() as session:
+        store.record(session, key="pledge:1", kind="pledge", params={"units": 6}, now=NOW)
+    with store.session() as session:
+        assert len(session.scalars(select(Instruction)).all()) == 1
+    assert [one.key for one in store.in_flight()] == ["pledge:1"]
+
+
+def test_a_bad_database_url_or_unreachable_server_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError):
+        open_store("nosuchdb://x")
+    with pytest.raises(StoreError, match="cannot open the database"):
+        open_store("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(StoreError, match="cannot open the database"):
+        open_store(f"sqlite:///{tmp_path / 'missing-folder' / 'book.db'}")
