@@ -14,8 +14,14 @@ pytestmark = pytest.mark.integration
 
 
 def tokenclear(*args: str) -> subprocess.CompletedProcess[str]:
+    return tokenclear_env(list(args), {})
+
+
+def tokenclear_env(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed command with extra environment variables."""
     executable = Path(sys.executable).with_name("tokenclear")
-    return subprocess.run([str(executable), *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run([str(executable), *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, **env})
 
 
 def test_margin_json_has_every_account_with_components():

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from tokenclear.book.positions import book_from_entries
 from tokenclear.clearing import calls
 from tokenclear.clearing.interfaces import HistoryFeed, SimulatedClock
-from tokenclear.clearing.workflow import RiskInputs, TokenAsset, Workflow, WorkflowConfig
+from tokenclear.clearing.workflow import RiskInputs, TokenAsset, Workflow, WorkflowConfig, utc
 from tokenclear.collateral import files as collateral_files
 from tokenclear.errors import ConfigurationError
 from tokenclear.instruments.catalogue import load_catalogue
@@ -44,7 +44,7 @@ from tokenclear.margin.engine import Options
 from tokenclear.market.files import load_folder
 from tokenclear.market.oracle import GuardConfig, OracleGuard
 from tokenclear.settings import Settings
-from tokenclear.store.models import Account, Holding, MarginCall, Member, Requirement
+from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Requirement
 from tokenclear.store.store import Store
 
 SCENARIOS = {
@@ -154,15 +154,11 @@ class Demo:
 
     def run(self) -> DemoResult:
         self.progress("deploying the contracts")
-        ledger = Ledger.deploy(self.chain)
-        ledger.authorise(ledger.operator)
-        feed = HistoryFeed(self.collateral_market[0])
-        guard = OracleGuard(GuardConfig(min_sources=1, max_age_s=3600, twap_window_s=3 * 86_400,
-                                        max_twap_deviation=0.25))
-        workflow = Workflow(store=self.store, ledger=ledger, clock=self.clock, feed=feed, guard=guard, risk=self.risk,
-                            reference=self.reference, collateral_market=self.collateral_market, tokens=TOKENS,
-                            config=WorkflowConfig())
-        self.ledger, self.workflow = ledger, workflow
+        # over JSON-RPC the clearing house signs with the configured key, so a restart can act for it
+        ledger = Ledger.deploy(self.chain, operator=getattr(self.chain, "funder", None))
+        with self.store.session() as session:
+            session.add(Deployment(name="ledger", record=ledger.record()))
+        workflow = self._workflow(ledger)
         self.progress("onboarding members and opening accounts")
         plans = self._onboard(ledger)
         result = DemoResult(self.scenario, self.description, self.members, len(self.risk.book.accounts))
@@ -192,6 +188,30 @@ class Demo:
                 totals = result.book_totals_units
                 totals[holding.asset] = totals.get(holding.asset, 0) + int(holding.units)
         return result
+
+    def _workflow(self, ledger: Ledger) -> Workflow:
+        guard = OracleGuard(GuardConfig(min_sources=1, max_age_s=3600, twap_window_s=3 * 86_400,
+                                        max_twap_deviation=0.25))
+        workflow = Workflow(store=self.store, ledger=ledger, clock=self.clock,
+                            feed=HistoryFeed(self.collateral_market[0]), guard=guard, risk=self.risk,
+                            reference=self.reference, collateral_market=self.collateral_market, tokens=TOKENS,
+                            config=WorkflowConfig())
+        self.ledger, self.workflow = ledger, workflow
+        return workflow
+
+    def resume(self) -> tuple[Workflow, int]:
+        """After a crash: attach to the deployment the book recorded and complete every instruction
+        left in flight. Returns the workflow and how many instructions it completed."""
+        with self.store.session() as session:
+            deployment = session.get(Deployment, "ledger")
+            latest = session.scalar(select(Cycle.at).order_by(Cycle.at.desc()))
+            record = None if deployment is None else deployment.record
+        if record is None:
+            raise ConfigurationError("the book records no deployment to attach to")
+        if latest is not None:
+            self.clock.set(max(self.clock.now(), utc(latest)))
+        workflow = self._workflow(Ledger.attach(self.chain, record))
+        return workflow, workflow.recover()
 
     def _onboard(self, ledger: Ledger) -> dict[str, MemberPlan]:
         book = self.risk.book
@@ -304,8 +324,9 @@ class Demo:
                 entry["amount_usd"] += call.amount
         total = sum(entry["count"] for entry in by_state.values())
         amount = sum((entry["amount_usd"] for entry in by_state.values()), Decimal(0))
+        by_state = {state: {**entry, "amount_usd": str(entry["amount_usd"])} for state, entry in by_state.items()}
         return {"issued": total, "amount_usd": str(amount),
-                "by_state": {state: {**entry, "amount_usd": str(entry["amount_usd"])} for state, entry in by_state.items()}}
+                "by_state": by_state}
 
 
 def default_database(folder: Path) -> str:

@@ -12,6 +12,8 @@ applying vault events (:meth:`Workflow.sync`), with the block cursor moved in th
 from __future__ import annotations
 
 import math
+import os
+import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -131,7 +133,9 @@ class Workflow:
             if not recorded.created and recorded.instruction.status == "confirmed":
                 return recorded.instruction.result
             instruction_id = recorded.instruction.id
+        failpoint("before-send", kind)
         result = self._send(key, kind, params)
+        failpoint("after-send", kind)
         with self.store.session() as session:
             row = session.get(Instruction, instruction_id)
             row.status, row.result, row.updated_at = "confirmed", result, self.clock.now()
@@ -407,6 +411,16 @@ class Workflow:
                                                 book_units=Decimal(one.book_units),
                                                 chain_units=Decimal(one.chain_units), cause=one.cause))
         return breaks
+
+
+FAILPOINT_ENV = "TOKENCLEAR_FAILPOINT"
+
+
+def failpoint(stage: str, kind: str) -> None:
+    """Fault injection for crash tests: ``TOKENCLEAR_FAILPOINT=after-send:settle_payments`` kills
+    the process (SIGKILL, no clean-up) at that point of that instruction kind."""
+    if os.environ.get(FAILPOINT_ENV) == f"{stage}:{kind}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def utc(moment: datetime) -> datetime:

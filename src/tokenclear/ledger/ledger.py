@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from tokenclear.errors import LedgerError
-from tokenclear.ledger.abi import Event
+from tokenclear.ledger.abi import Abi, Event
 from tokenclear.ledger.chain import Chain, Receipt
-from tokenclear.ledger.contract import Contract, deploy
+from tokenclear.ledger.contract import Contract, artifact, deploy
 
 MAX_UINT = 2**256 - 1
 HOUSE, CUSTOMER = 1, 2
@@ -104,6 +104,29 @@ class Ledger:
         for token in tokens.values():
             token.send("approve", contracts["settlement"].address, MAX_UINT, sender=op)
         return ledger
+
+    def record(self) -> dict:
+        """What :meth:`attach` needs to find this deployment again (store it with the book)."""
+        return {"chain_id": self.chain.chain_id, "operator": self.operator, "deployed_block": self.deployed_block,
+                "addresses": self.addresses(), "assets": sorted(self.specs)}
+
+    @classmethod
+    def attach(cls, chain: Chain, record: dict, assets: Sequence[AssetSpec] = DEFAULT_ASSETS) -> Ledger:
+        """The clearing system deployed earlier (after a restart); ``chain`` must sign for the operator."""
+        if chain.chain_id != record["chain_id"]:
+            raise LedgerError(f"the book was kept on chain {record['chain_id']}, not {chain.chain_id}")
+        addresses = record["addresses"]
+        specs = {spec.symbol: spec for spec in assets if spec.symbol in record["assets"]}
+
+        def contract(name: str, address: str) -> Contract:
+            return Contract(chain, address, Abi(artifact(name)["abi"]), name)
+
+        contracts = {name: contract(artifact_name, addresses[name]) for name, artifact_name in (
+            ("registry", "identity_registry"), ("vault", "vault"), ("settlement", "settlement"), ("htlc", "htlc"),
+            ("bid_bond", "bid_bond"))}
+        tokens = {symbol: contract(_token_contract(spec.kind), addresses[f"token:{symbol}"])
+                  for symbol, spec in specs.items()}
+        return cls(chain, record["operator"], contracts, tokens, specs, record["deployed_block"])
 
     def addresses(self) -> dict[str, str]:
         out = {name: c.address for name, c in (("registry", self.registry), ("vault", self.vault),
@@ -212,14 +235,21 @@ class Ledger:
         return self.vault.history(from_block=self.deployed_block if from_block is None else from_block)
 
 
+def _token_contract(kind: str) -> str:
+    names = {"stable": "collateral_token", "wrapped": "collateral_token", "fund_accruing": "fund_share",
+             "fund_dividend": "fund_share", "bill": "bill_token"}
+    if kind not in names:
+        raise LedgerError(f"unknown token kind '{kind}'")
+    return names[kind]
+
+
 def _deploy_token(chain: Chain, spec: AssetSpec, registry: str, operator: str) -> Contract:
     common = (spec.name, spec.symbol, spec.decimals, registry)
-    if spec.kind in ("stable", "wrapped"):
+    contract = _token_contract(spec.kind)
+    if contract == "collateral_token":
         return deploy(chain, "collateral_token", *common, sender=operator)
-    if spec.kind in ("fund_accruing", "fund_dividend"):
+    if contract == "fund_share":
         model = 1 if spec.kind == "fund_accruing" else 2
         return deploy(chain, "fund_share", *common, model, spec.price_e8, spec.max_nav_move_bps, sender=operator)
-    if spec.kind == "bill":
-        maturity = chain.timestamp() + spec.bill_days * 86_400
-        return deploy(chain, "bill_token", *common, spec.price_e8, maturity, sender=operator)
-    raise LedgerError(f"asset {spec.symbol}: unknown token kind '{spec.kind}'")
+    maturity = chain.timestamp() + spec.bill_days * 86_400
+    return deploy(chain, "bill_token", *common, spec.price_e8, maturity, sender=operator)

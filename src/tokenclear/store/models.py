@@ -135,3 +135,11 @@ class SyncState(Base):
     __tablename__ = "sync_state"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     block: Mapped[int]
+
+
+class Deployment(Base):
+    """Where the clearing system's contracts live (``Ledger.record``), so a restart can attach to them."""
+
+    __tablename__ = "deployments"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record: Mapped[dict] = mapped_column(JSON)
