@@ -78,3 +78,34 @@ def test_reconciliation_lists_each_break_with_its_cause(tmp_path):
         (account, "TUSD", 7)]
     assert "book holds units the vault does not" in breaks[0].cause
     assert any(b.account == "*" for b in breaks)  # the totals disagree too
+
+
+def test_a_call_goes_out_as_colr003_and_an_answer_comes_back_as_colr004(tmp_path):
+    from xml.etree import ElementTree
+
+    from tokenclear.clearing.iso20022 import REQUEST_NS, RESPONSE_NS
+    from tokenclear.store.models import Account, Cycle, Requirement
+
+    demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=4)
+    store, workflow = demo.store, demo.workflow
+    with store.session() as session:
+        cycle = session.scalar(select(Cycle).order_by(Cycle.id.desc()))
+        account = session.scalar(select(Account))
+        session.add(MarginCall(key="call:test", account_id=account.id, cycle_id=cycle.id, amount=Decimal("1500.00"),
+                               currency="USD", issued_at=cycle.at, deadline=cycle.at, state=calls.ISSUED))
+        assert session.get(Requirement, (cycle.id, account.id)) is not None
+    document = ElementTree.fromstring(workflow.call_message("call:test"))
+    amount = document.find(f"{{{REQUEST_NS}}}MrgnCallReq/{{{REQUEST_NS}}}MrgnCallRslt/{{{REQUEST_NS}}}MrgnCallAmt/"
+                           f"{{{REQUEST_NS}}}DlvrMrgnAmt")
+    assert amount.text == "1500.00"
+
+    def answer(body: str) -> bytes:
+        return (f'<Document xmlns="{RESPONSE_NS}"><MrgnCallRspn><TxId>a1</TxId><CallDtls><MrgnCallReqId>call:test'
+                f"</MrgnCallReqId></CallDtls><RspnDtls>{body}</RspnDtls></MrgnCallRspn></Document>").encode()
+
+    assert workflow.receive_answer(answer("<DsptdAmt>500.00</DsptdAmt><DsptRsn>price</DsptRsn>")) == calls.ISSUED
+    assert workflow.receive_answer(answer("<AgrdAmt>1500.00</AgrdAmt>")) == calls.ACKNOWLEDGED
+    with store.session() as session:
+        call = session.scalar(select(MarginCall).where(MarginCall.key == "call:test"))
+        details = [e.detail for e in session.scalars(select(CallEvent).where(CallEvent.call_id == call.id))]
+    assert any("disputed 500.00 USD: price" in d for d in details) and any("agreed 1500.00" in d for d in details)

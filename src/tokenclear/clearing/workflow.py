@@ -379,6 +379,41 @@ class Workflow:
             self.execute(f"default:{account.id}", "declare_default", {"onchain_id": account.onchain_id})
         return moved
 
+    # ---- ISO 20022 ----------------------------------------------------------------------------------
+    def call_message(self, key: str, *, clearing_house: str = "tokenclear CCP") -> bytes:
+        """The colr.003 MarginCallRequest of the call ``key``."""
+        from tokenclear.clearing.iso20022 import CallMessage, margin_call_request
+
+        with self.store.session() as session:
+            call = session.scalar(select(MarginCall).where(MarginCall.key == key))
+            if call is None:
+                raise WorkflowError(f"no margin call '{key}'")
+            account = session.get(Account, call.account_id)
+            return margin_call_request(CallMessage(call.key, clearing_house, account.member_id, account.id,
+                                                   utc(call.issued_at), utc(call.deadline), call.amount,
+                                                   call.currency))
+
+    def receive_answer(self, data: bytes, *, source: str = "colr.004") -> str:
+        """A member's colr.004: an agreed amount acknowledges the call, a dispute is recorded with its
+        reason (the call keeps running to its deadline). Returns the call's state."""
+        from tokenclear.clearing.iso20022 import margin_call_response
+
+        answer = margin_call_response(data, source=source)
+        now = self.clock.now()
+        with self.store.session() as session:
+            call = session.scalar(select(MarginCall).where(MarginCall.key == answer.call_id))
+            if call is None:
+                raise WorkflowError(f"{source}: answers unknown margin call '{answer.call_id}'")
+            if answer.disputed is not None:
+                session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=call.state,
+                                      detail=f"disputed {answer.disputed} USD: {answer.reason}"))
+                return call.state
+            if call.state == calls.ISSUED:
+                session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=calls.ACKNOWLEDGED,
+                                      detail=f"agreed {answer.agreed} USD ({answer.transaction_id})"))
+                call.state = calls.apply(call.state, "acknowledge")
+            return call.state
+
     # ---- reconciliation ---------------------------------------------------------------------------
     def reconcile(self) -> list[Break]:
         """The book against the chain, per account and token; every difference with its cause."""
