@@ -32,6 +32,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_margin.py
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_collateral.py
+	$(BIN)/python bench/bench_workflow.py
 
 contracts: $(STAMP)
 	$(BIN)/python -m tokenclear.ledger.build

@@ -84,4 +84,5 @@ def test_readme_demo_command_runs():
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
     done = subprocess.run(["make", "demo"], capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
     assert done.returncode == 0, done.stderr
-    assert "hsvar initial margin" in done.stdout and "M01-HOUSE" in done.stdout
+    assert "SVB failure and the USDC depeg weekend" in done.stdout
+    assert "margin calls:" in done.stdout and "reconciliation: clean" in done.stdout

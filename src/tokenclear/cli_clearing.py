@@ -53,12 +53,12 @@ def demo(
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
     steps = Table(title=f"{result.description}: {result.members} members, {result.accounts} accounts")
-    for name in ("cycle (UTC)", "USDC", "ETH", "BTC", "USDC haircut", "requirement USD", "collateral USD",
+    for name in ("closes of", "cycle (UTC)", "USDC", "ETH", "BTC", "USDC haircut", "requirement USD", "collateral USD",
                  "calls", "called USD", "VM paid by / to members"):
-        steps.add_column(name, justify="left" if name == "cycle (UTC)" else "right")
+        steps.add_column(name, justify="left" if name in ("closes of", "cycle (UTC)") else "right")
     for step in body["steps"]:
         prices = step["prices"]
-        steps.add_row(step["at"][:16].replace("T", " "), f"{prices.get('USDC', float('nan')):.4f}",
+        steps.add_row(step["as_of"], step["at"][:16].replace("T", " "), f"{prices.get('USDC', float('nan')):.4f}",
                       f"{prices.get('ETH', float('nan')):,.2f}", f"{prices.get('BTC', float('nan')):,.2f}",
                       f"{step['haircuts_bps']['TUSD'] / 100:.2f}%", f"{float(step['requirement_usd']):,.2f}",
                       f"{float(step['collateral_usd']):,.2f}", str(step["calls_issued"]),

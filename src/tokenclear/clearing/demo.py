@@ -2,7 +2,7 @@
 
 A demo book of members (BTC, ETH and E-mini S&P futures; house accounts, some with customer
 accounts) posts USDC-like stablecoin (TUSD), tokenized MMF shares (TMMF), tokenized T-bills (TBILL) and
-wrapped ETH (WETH) into the vault. At each day's cycle (21:00 UTC, weekends included) prices go
+wrapped ETH (WETH) into the vault. At each day's cycle (00:00 UTC after the day's closes, weekends included) prices go
 through the oracle guard, haircuts are recalibrated as of that day and pushed on chain with the
 prices, variation margin is paid both ways in one stablecoin batch, requirements are computed
 (HS-VaR with the holiday add-on collected in advance of weekends) and margin calls issued with a one-
@@ -57,8 +57,9 @@ TOKENS = [TokenAsset("TUSD", "USDC", "usdc_usd"), TokenAsset("TMMF", "TMMF", Non
           TokenAsset("WBTC", "BTC", "btc_usd")]
 OPENING_MIX = {"TUSD": 0.40, "TMMF": 0.30, "TBILL": 0.15, "WETH": 0.15}
 INSTRUMENTS = [("BTCZ23", 12), ("ETHZ23", 6), ("ESZ23", 8), ("MBTZ23", 40)]
-CYCLE_HOUR_UTC = 21
+CYCLE_HOUR_UTC = 0  # just after a day's crypto close (24:00 UTC) and US close (21:00 UTC)
 SEED = 2023
+MAX_MEMBERS = 5_000
 SALT = b"tokenclear-demo-salt-2023"
 BPS = 10_000
 OPERATOR_FLOAT_MICRO = 500_000_000 * 10**6
@@ -104,7 +105,7 @@ class DemoResult:
 def demo_entries(members: int, rng: np.random.Generator) -> list[tuple[str, str, int]]:
     entries = []
     for i in range(1, members + 1):
-        name = f"M{i:02d}"
+        name = f"M{i:02d}" if members < 100 else f"M{i:04d}"
         for instrument, size in INSTRUMENTS:
             if rng.random() < 0.7:
                 entries.append((f"{name}-HOUSE", instrument, int(rng.integers(1, size + 1)) * int(rng.choice([-1, 1]))))
@@ -126,8 +127,8 @@ class Demo:
                  progress: Callable[[str], None] = lambda _: None) -> None:
         if scenario not in SCENARIOS:
             raise ConfigurationError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
-        if not 2 <= members <= 999:
-            raise ConfigurationError("members must lie in 2..999")
+        if not 2 <= members <= MAX_MEMBERS:
+            raise ConfigurationError(f"members must lie in 2..{MAX_MEMBERS}")
         self.settings, self.chain, self.store, self.scenario = settings, chain, store, scenario
         self.members, self.progress = members, progress
         start, end, self.description = SCENARIOS[scenario]
@@ -145,14 +146,22 @@ class Demo:
         registry = self.reference.registry.subset([token.asset for token in TOKENS])
         self.collateral_market = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
                                                               settings.margin_currency)
-        self.clock = SimulatedClock(self._at(self.days[0]) - timedelta(hours=9))
+        self.clock = SimulatedClock(self._at(self.days[0] - 1))
         self.rng = rng
 
     @staticmethod
     def _at(day: np.datetime64, hour: int = CYCLE_HOUR_UTC) -> datetime:
-        return datetime.fromisoformat(str(day)).replace(hour=hour, tzinfo=UTC)
+        """When the cycle valuing ``day``'s closes runs: the next day at ``hour`` UTC."""
+        return datetime.fromisoformat(str(day + 1)).replace(hour=hour, tzinfo=UTC)
 
     def run(self) -> DemoResult:
+        result = self.setup()
+        for day in self.days:
+            self.step(day, result)
+        return self.finish(result)
+
+    def setup(self) -> DemoResult:
+        """Deploy, onboard the members, open their accounts and post the opening collateral."""
         self.progress("deploying the contracts")
         # over JSON-RPC the clearing house signs with the configured key, so a restart can act for it
         ledger = Ledger.deploy(self.chain, operator=getattr(self.chain, "funder", None))
@@ -160,29 +169,35 @@ class Demo:
             session.add(Deployment(name="ledger", record=ledger.record()))
         workflow = self._workflow(ledger)
         self.progress("onboarding members and opening accounts")
-        plans = self._onboard(ledger)
-        result = DemoResult(self.scenario, self.description, self.members, len(self.risk.book.accounts))
+        self.plans = self._onboard(ledger)
         self.progress("opening collateral")
-        self._opening_pledges(workflow, ledger, plans)
-        for day in self.days:
-            self.progress(f"cycle {day}")
-            at = self._at(day)
-            self.clock.set(at)
-            summary = workflow.run_cycle(at)
-            result.steps.append({
-                "at": at.isoformat(), "prices": {k: round(v, 6) for k, v in summary.prices.items()},
-                "price_status": summary.price_status, "haircuts_bps": summary.haircuts_bps,
-                "requirement_usd": str(summary.requirement), "collateral_usd": str(summary.collateral),
-                "calls_issued": summary.calls_issued, "called_usd": str(summary.called_amount),
-                "vm_paid_by_members_usd": str(summary.vm_paid_by_members),
-                "vm_paid_to_members_usd": str(summary.vm_paid_to_members)})
-            self._answer_calls(workflow, ledger, plans, at, result)
+        self._opening_pledges(workflow, ledger, self.plans)
+        return DemoResult(self.scenario, self.description, self.members, len(self.risk.book.accounts))
+
+    def step(self, day: np.datetime64, result: DemoResult) -> dict[str, float]:
+        """One day's cycle and the members' answers; returns seconds per stage."""
+        self.progress(f"cycle {day}")
+        at = self._at(day)
+        self.clock.set(at)
+        summary = self.workflow.run_cycle(at)
+        result.steps.append({
+            "at": at.isoformat(), "as_of": str(day), "prices": {k: round(v, 6) for k, v in summary.prices.items()},
+            "price_status": summary.price_status, "haircuts_bps": summary.haircuts_bps,
+            "requirement_usd": str(summary.requirement), "collateral_usd": str(summary.collateral),
+            "calls_issued": summary.calls_issued, "called_usd": str(summary.called_amount),
+            "vm_paid_by_members_usd": str(summary.vm_paid_by_members),
+            "vm_paid_to_members_usd": str(summary.vm_paid_to_members)})
+        started = time.perf_counter()
+        self._answer_calls(self.workflow, self.ledger, self.plans, at, result)
+        return {**summary.seconds, "calls answered and settled on chain": time.perf_counter() - started}
+
+    def finish(self, result: DemoResult) -> DemoResult:
         self.progress("reconciling the book against the chain")
-        breaks = workflow.reconcile()
+        breaks = self.workflow.reconcile()
         result.reconciliation = {"clean": not breaks, "breaks": [b.__dict__ for b in breaks]}
         result.calls = self._call_totals()
-        result.chain = {"name": self.chain.name, "chain_id": self.chain.chain_id, "operator": ledger.operator,
-                        "contracts": ledger.addresses()}
+        result.chain = {"name": self.chain.name, "chain_id": self.chain.chain_id, "operator": self.ledger.operator,
+                        "contracts": self.ledger.addresses()}
         with self.store.session() as session:
             for holding in session.scalars(select(Holding)):  # summed in Python: exact on every database
                 totals = result.book_totals_units
@@ -240,7 +255,7 @@ class Demo:
         """Each account posts its first day's requirement with a cushion (-2%..+6%: the industry posts about
         6% more than required) in a token mix;
         each wallet is funded with three times as much to answer calls and pay VM."""
-        opening = self._at(self.days[0], hour=12)
+        opening = self._at(self.days[0] - 1, hour=12)  # the first day, valued at the previous close
         self.clock.set(opening)
         workflow.run_cycle(opening, kind="opening", issue_calls=False)
         with self.store.session() as session:

@@ -46,8 +46,9 @@ class PriceFeed(Protocol):
 
 
 class HistoryFeed:
-    """Quotes from the shipped daily closes: the last close on or before ``at``'s date, stamped ``at``.
-    One source ("close"); the replay's guard needs a quorum of one."""
+    """Quotes from the shipped daily closes, without look-ahead: a day's close is known once the day
+    has ended (crypto closes at 24:00 UTC), so at ``at`` the quote is the last close dated before
+    ``at``'s date, stamped ``at``. One source ("close"); the replay's guard needs a quorum of one."""
 
     def __init__(self, market: MarketData, *, max_stale_days: int = 5) -> None:
         self.market = market
@@ -56,7 +57,7 @@ class HistoryFeed:
     def quotes(self, series: str, at: datetime) -> list[Quote]:
         one = self.market.get(series)
         day = np.datetime64(at.date(), "D")
-        index = int(np.searchsorted(one.dates, day, side="right")) - 1
-        if index < 0 or (day - one.dates[index]).astype(int) > self.max_stale_days:
+        index = int(np.searchsorted(one.dates, day, side="left")) - 1
+        if index < 0 or (day - one.dates[index]).astype(int) > self.max_stale_days + 1:
             return []
         return [Quote("close", float(one.closes[index]), at)]

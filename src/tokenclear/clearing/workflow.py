@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -102,6 +103,7 @@ class CycleSummary:
     haircuts_bps: dict[str, int]
     prices: dict[str, float]
     price_status: dict[str, str]
+    seconds: dict[str, float]  # wall time per stage
 
 
 @dataclass(frozen=True)
@@ -203,16 +205,30 @@ class Workflow:
         return applied
 
     # ---- the cycle --------------------------------------------------------------------------------
-    def run_cycle(self, at: datetime, *, kind: str = "scheduled", issue_calls: bool = True) -> CycleSummary:
+    def run_cycle(self, at: datetime, *, kind: str = "scheduled", issue_calls: bool = True,
+                  as_of: np.datetime64 | None = None) -> CycleSummary:
         """One margin cycle at ``at``; idempotent on its key (a rerun re-reads, sends nothing twice).
-        ``issue_calls`` False: requirements and parameters only (the opening of a book)."""
+        ``issue_calls`` False: requirements and parameters only (the opening of a book). ``as_of``: the
+        date of the closes the cycle values at (default: the day before ``at``, the last complete day)."""
         key = f"{kind}:{at.isoformat()}"
-        day = np.datetime64(at.date(), "D")
+        day = np.datetime64(at.date(), "D") - 1 if as_of is None else np.datetime64(as_of, "D")
+        seconds: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            seconds[stage] = now - clock
+            clock = now
+
         prices, status, addon = self._guarded_prices(at)
         haircuts_bps = self._push_parameters(key, day, prices, addon)
+        lap("prices, haircuts and parameters on chain")
         paid_by, paid_to = self._variation_margin(key, day)
+        lap("variation margin batch on chain")
         self.sync()
         requirement = self._requirements(day)
+        lap("requirements (HS-VaR)")
         with self.store.session() as session:
             cycle = session.scalar(select(Cycle).where(Cycle.key == key))
             if cycle is None:
@@ -233,7 +249,7 @@ class Workflow:
                     session.add(Requirement(cycle_id=cycle.id, account_id=account.id, requirement=required,
                                             collateral=collateral, coverage=coverage))
                 if (issue_calls and coverage < -self.config.call_threshold
-                        and self._open_call(session, account.id) is None):
+                        and self._open_call(session, account.id) is None and not self._in_default(session, account.id)):
                     call_key = f"call:{key}:{account.id}"
                     if session.scalar(select(MarginCall).where(MarginCall.key == call_key)) is None:
                         amount = (-coverage).quantize(Decimal(1), rounding=ROUND_CEILING)
@@ -248,8 +264,9 @@ class Workflow:
                         issued += 1
                         called += amount
             cycle.status = "closed"
+        lap("valuation from the vault and calls")
         return CycleSummary(key, at, total_requirement, total_collateral, issued, called, paid_by, paid_to,
-                            haircuts_bps, prices, status)
+                            haircuts_bps, prices, status, seconds)
 
     def _guarded_prices(self, at: datetime) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
         prices, status, addon = {}, {}, {}
@@ -334,6 +351,12 @@ class Workflow:
     def _open_call(session, account_id: str) -> MarginCall | None:
         return session.scalar(select(MarginCall).where(MarginCall.account_id == account_id,
                                                        MarginCall.state.in_(calls.OPEN_STATES)))
+
+    @staticmethod
+    def _in_default(session, account_id: str) -> bool:
+        """An account in default is in default management's hands: no further calls."""
+        return session.scalar(select(MarginCall.id).where(MarginCall.account_id == account_id,
+                                                          MarginCall.state == calls.DEFAULTED)) is not None
 
     def on_collateral(self, account_id: str) -> str | None:
         """After a member pledged: sync the book, then move the account's open call by its coverage."""
