@@ -408,5 +408,4 @@ def ledger_deploy(
     stdout.print(table)
 
 
-from tokenclear import cli_collateral  # noqa: E402,F401  (registers the collateral commands)
-from tokenclear import cli_clearing  # noqa: E402,F401  (registers the clearing commands)
+from tokenclear import cli_clearing, cli_collateral  # noqa: E402,F401  (they register their commands)
