@@ -109,3 +109,63 @@ def test_a_call_goes_out_as_colr003_and_an_answer_comes_back_as_colr004(tmp_path
         call = session.scalar(select(MarginCall).where(MarginCall.key == "call:test"))
         details = [e.detail for e in session.scalars(select(CallEvent).where(CallEvent.call_id == call.id))]
     assert any("disputed 500.00 USD: price" in d for d in details) and any("agreed 1500.00" in d for d in details)
+
+
+def test_intraday_move_revalues_collateral_and_calls_the_shortfalls(tmp_path):
+    from datetime import timedelta
+
+    from tokenclear.clearing.interfaces import MarkedFeed
+
+    demo, result = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=8)
+    workflow = demo.workflow
+    last_eth = result.steps[-1]["prices"]["ETH"]
+    at = demo.clock.now() + timedelta(hours=3)
+    demo.clock.set(at)
+    assert workflow.intraday(at, threshold=0.05) is None  # nothing moved
+    base_feed = workflow.feed
+    workflow.feed = MarkedFeed(base_feed, {"eth_usd": last_eth * 0.90})  # ETH -10%: within the guard's limits
+    first = workflow.intraday(at, threshold=0.05)
+    assert first.price_status["ETH"] == "accepted" and first.prices["ETH"] == pytest.approx(last_eth * 0.90)
+    at = at + timedelta(minutes=5)
+    demo.clock.set(at)
+    workflow.feed = MarkedFeed(base_feed, {"eth_usd": last_eth * 0.60})  # then -40%: a flash move
+    summary = workflow.intraday(at, threshold=0.05)
+    assert summary is not None and summary.key.startswith("intraday:")
+    # the guard's breaker trips on a 40% move from its TWAP: the last good price stands and WETH's haircut
+    # widens by the move, so WETH collateral loses value against the end-of-day requirement
+    assert summary.price_status["ETH"] == "fallback" and summary.prices["ETH"] == pytest.approx(last_eth * 0.90)
+    assert summary.haircuts_bps["WETH"] >= result.steps[-1]["haircuts_bps"]["WETH"] + 2_500
+    assert summary.calls_issued > 0
+    assert summary.vm_paid_by_members == 0 and summary.vm_paid_to_members == 0  # VM waits for the daily cycle
+    assert workflow.reconcile() == []
+
+
+def test_release_on_request_only_from_excess(tmp_path):
+    from tokenclear.clearing.workflow import WorkflowError
+    from tokenclear.store.models import Account, Requirement
+
+    demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=6)
+    workflow, ledger, store = demo.workflow, demo.ledger, demo.store
+    with store.session() as session:
+        rows = list(session.scalars(select(Requirement).order_by(Requirement.cycle_id.desc())))
+        latest = {}
+        for row in rows:
+            latest.setdefault(row.account_id, row)
+        open_or_default = {c.account_id for c in session.scalars(select(MarginCall)) if c.state != calls.CURED}
+        rich = next(r for r in latest.values() if r.coverage > 1000 and r.account_id not in open_or_default)
+        account = session.get(Account, rich.account_id)
+        tmmf = int(session.get(Holding, (account.id, "TMMF")).units)
+    with pytest.raises(WorkflowError, match="unknown account"):
+        workflow.request_release("r0", "NOPE-HOUSE", "TMMF", 1)
+    with pytest.raises(WorkflowError, match="must be positive"):
+        workflow.request_release("r0", account.id, "TMMF", -5)
+    with pytest.raises(WorkflowError, match="release refused"):
+        workflow.request_release("r1", account.id, "TMMF", tmmf)  # all of it: below the requirement
+    member_before = ledger.balance("TMMF", demo.wallets()[int(account.member_id[1:]) - 1])
+    small = 10**6  # one TMMF share
+    workflow.request_release("r2", account.id, "TMMF", small)
+    workflow.request_release("r2", account.id, "TMMF", small)  # a replay releases nothing more
+    onchain = bytes.fromhex(account.onchain_id[2:])
+    assert ledger.held(onchain, "TMMF") == tmmf - small
+    assert ledger.balance("TMMF", demo.wallets()[int(account.member_id[1:]) - 1]) == member_before + small
+    assert workflow.reconcile() == []

@@ -61,3 +61,17 @@ class HistoryFeed:
         if index < 0 or (day - one.dates[index]).astype(int) > self.max_stale_days + 1:
             return []
         return [Quote("close", float(one.closes[index]), at)]
+
+
+class MarkedFeed:
+    """Another feed with some series marked by hand (an operator's intraday marks): a marked series
+    quotes its mark from the source ``mark``, the others pass through."""
+
+    def __init__(self, base: PriceFeed, marks: dict[str, float]) -> None:
+        self.base = base
+        self.marks = dict(marks)
+
+    def quotes(self, series: str, at: datetime) -> list[Quote]:
+        if series in self.marks:
+            return [Quote("mark", self.marks[series], at)]
+        return self.base.quotes(series, at)

@@ -27,6 +27,7 @@ from tokenclear.clearing import calls
 from tokenclear.clearing.interfaces import Clock, PriceFeed
 from tokenclear.collateral.files import Reference
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
+from tokenclear.collateral.valuation import post_haircut_micro
 from tokenclear.errors import TokenclearError
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.ledger.ledger import Ledger, Payment
@@ -224,7 +225,7 @@ class Workflow:
         prices, status, addon = self._guarded_prices(at)
         haircuts_bps = self._push_parameters(key, day, prices, addon)
         lap("prices, haircuts and parameters on chain")
-        paid_by, paid_to = self._variation_margin(key, day)
+        paid_by, paid_to = self._variation_margin(key, day) if kind != "intraday" else (Decimal(0), Decimal(0))
         lap("variation margin batch on chain")
         self.sync()
         requirement = self._requirements(day)
@@ -234,7 +235,7 @@ class Workflow:
             if cycle is None:
                 cycle = Cycle(key=key, at=at, kind=kind, status="open",
                               detail={"date": str(day), "vm_paid_by_members": str(paid_by),
-                                      "vm_paid_to_members": str(paid_to)})
+                                      "vm_paid_to_members": str(paid_to), "prices": prices})
                 session.add(cycle)
                 session.flush()
             accounts = list(session.scalars(select(Account).order_by(Account.id)))
@@ -306,8 +307,8 @@ class Workflow:
     def _variation_margin(self, key: str, day: np.datetime64) -> tuple[Decimal, Decimal]:
         """VM since the previous cycle's date, paid in the stablecoin both ways in one batch."""
         with self.store.session() as session:
-            previous = session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.key != key)
-                                      .order_by(Cycle.at.desc()))
+            previous = session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.key != key,
+                                                          Cycle.kind != "intraday").order_by(Cycle.at.desc()))
             wallets = self._wallets(session)
         if previous is None or previous.detail.get("date") == str(day):
             return Decimal(0), Decimal(0)
@@ -345,6 +346,61 @@ class Workflow:
         """Post-haircut collateral of an account as the vault values it, USD rounded down to the cent."""
         micro = self.ledger.collateral_value(bytes.fromhex(onchain_id[2:]))
         return (Decimal(micro) / MICRO).quantize(CENT, rounding=ROUND_FLOOR)
+
+    def intraday(self, at: datetime, *, threshold: float = 0.05) -> CycleSummary | None:
+        """Between scheduled cycles: when a guarded price has moved more than ``threshold`` since the
+        last cycle, revalue every account's collateral at the new prices (on chain) against the
+        requirement of the last end-of-day run, and call the shortfalls. Returns None when no price
+        crossed the threshold."""
+        with self.store.session() as session:
+            last = session.scalar(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
+        if last is None:
+            raise WorkflowError("no cycle has run yet: an intraday check needs the last prices")
+        before = last.detail.get("prices", {})
+        probe = OracleGuard(self.guard.config)  # a look that does not disturb the guard's history
+        moved = {}
+        for token in self.tokens:
+            if token.series is None or token.asset not in before:
+                continue
+            decision = probe.update(token.asset, self.feed.quotes(token.series, at), at)
+            if decision.price is not None and abs(decision.price / before[token.asset] - 1.0) > threshold:
+                moved[token.asset] = decision.price / before[token.asset] - 1.0
+        if not moved:
+            return None
+        log.info("intraday move", moves={k: round(v, 4) for k, v in moved.items()}, threshold=threshold)
+        return self.run_cycle(at, kind="intraday", as_of=np.datetime64(last.detail["date"]))
+
+    def request_release(self, key: str, account_id: str, symbol: str, units: int) -> dict:
+        """A member asks for collateral back: granted only if the account stays covered (against the
+        last requirement, with no open call and not in default); sent as an idempotent instruction."""
+        if units <= 0:
+            raise WorkflowError(f"release of {units} units: the amount must be positive")
+        if symbol not in {token.symbol for token in self.tokens}:
+            raise WorkflowError(f"unknown collateral token '{symbol}'")
+        self.sync()
+        with self.store.session() as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise WorkflowError(f"unknown account '{account_id}'")
+            if self._open_call(session, account_id) is not None or self._in_default(session, account_id):
+                raise WorkflowError(f"{account_id} has an open margin call or is in default: no release")
+            held = session.get(Holding, (account_id, symbol))
+            if held is None or int(held.units) < units:
+                raise WorkflowError(f"{account_id} holds {0 if held is None else int(held.units)} {symbol} units, "
+                                    f"fewer than the {units} asked")
+            latest = session.scalar(select(Requirement).join(Cycle, Requirement.cycle_id == Cycle.id)
+                                    .where(Requirement.account_id == account_id).order_by(Cycle.at.desc()))
+            required = Decimal("0.00") if latest is None else latest.requirement
+            onchain = account.onchain_id
+        asset = self.ledger.vault.call("assets", self.ledger.token(symbol).address)
+        price_e8 = self.ledger.token(symbol).call("price_e8") if asset[4] else asset[3]
+        value = Decimal(post_haircut_micro(units, price_e8=int(price_e8), haircut_bps=int(asset[2]),
+                                           decimals=int(asset[1]))) / MICRO
+        after = self.collateral(onchain) - value
+        if after < required:
+            raise WorkflowError(f"release refused: {account_id} would hold {after:.2f} USD against a requirement "
+                                f"of {required} USD")
+        return self.execute(key, "release", {"onchain_id": onchain, "symbol": symbol, "units": units})
 
     # ---- calls ------------------------------------------------------------------------------------
     @staticmethod
