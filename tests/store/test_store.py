@@ -81,3 +81,23 @@ def test_a_bad_database_url_or_unreachable_server_is_a_clear_error(tmp_path):
         open_store("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(StoreError, match="cannot open the database"):
         open_store(f"sqlite:///{tmp_path / 'missing-folder' / 'book.db'}")
+
+
+def test_a_locked_sqlite_database_fails_the_step_whole(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "book.db"
+    store = open_store(f"sqlite:///{path}", busy_timeout_s=0.2)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="nothing written: database is locked"), store.session() as session:
+            seed(session)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with store.session() as session:
+        assert session.scalar(select(Member)) is None
+        seed(session)
+    with store.session() as session:
+        assert session.scalar(select(Member)).id == "M01"

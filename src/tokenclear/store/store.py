@@ -40,12 +40,15 @@ def digest(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _sqlite_pragmas(connection, _record) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_s: float):
+    def apply(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    return apply
 
 
 def migrate(engine: Engine) -> None:
@@ -117,14 +120,15 @@ class Store:
                                         .order_by(Instruction.id)))
 
 
-def open_store(url: str) -> Store:
-    """Connect and bring the schema to the newest migration."""
+def open_store(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Store:
+    """Connect and bring the schema to the newest migration. ``busy_timeout_s``: how long a SQLite
+    writer waits for another's lock before the step fails (whole) with :class:`StoreError`."""
     try:
         engine = create_engine(url, future=True)
     except Exception as error:  # noqa: BLE001 - a bad URL is an input error, whatever the driver raises
         raise StoreError(f"cannot use database URL: {error}") from error
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
     try:
         migrate(engine)
     except OperationalError as error:
