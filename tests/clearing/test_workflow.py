@@ -169,3 +169,37 @@ def test_release_on_request_only_from_excess(tmp_path):
     assert ledger.held(onchain, "TMMF") == tmmf - small
     assert ledger.balance("TMMF", demo.wallets()[int(account.member_id[1:]) - 1]) == member_before + small
     assert workflow.reconcile() == []
+
+
+def test_a_frozen_wallet_is_left_out_of_the_vm_batch_and_its_unpaid_vm_called(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
+    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=6)
+    result = demo.setup()
+    demo.step(demo.days[0], result)
+    ledger, workflow = demo.ledger, demo.workflow
+    frozen = demo.wallets()[0]  # M01
+    ledger.token("TUSD").send("freeze", frozen, True, sender=ledger.operator)
+    before = ledger.balance("TUSD", frozen)
+    at = demo._at(demo.days[1])
+    demo.clock.set(at)
+    summary = workflow.run_cycle(at)
+    assert summary.vm_blocked, "M01 had VM to pay or receive"
+    assert {one["account"].split("-")[0] for one in summary.vm_blocked} == {"M01"}
+    assert all("frozen" in one["reason"] for one in summary.vm_blocked)
+    assert ledger.balance("TUSD", frozen) == before  # nothing moved for the frozen wallet
+    assert summary.vm_paid_by_members + summary.vm_paid_to_members > 0  # everyone else settled
+    owed = [one for one in summary.vm_blocked if one["units"] > 0]
+    from tokenclear.store.models import Cycle, Requirement
+
+    with store.session() as session:
+        cycle = session.scalar(select(Cycle).where(Cycle.key == summary.key))
+        for one in owed:  # VM the member could not pay joins its requirement; the excess covers what it can
+            row = session.get(Requirement, (cycle.id, one["account"]))
+            assert row.requirement >= Decimal(one["units"]) / 10**6
+            call = session.scalar(select(MarginCall).where(MarginCall.account_id == one["account"],
+                                                           MarginCall.cycle_id == cycle.id))
+            if row.coverage < -100:
+                assert call.amount == (-row.coverage).quantize(Decimal(1), rounding="ROUND_CEILING")
+    again = workflow.run_cycle(at)  # a rerun keeps the batch as first decided
+    assert again.vm_blocked == summary.vm_blocked
+    assert workflow.reconcile() == []

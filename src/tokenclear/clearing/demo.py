@@ -186,7 +186,7 @@ class Demo:
             "requirement_usd": str(summary.requirement), "collateral_usd": str(summary.collateral),
             "calls_issued": summary.calls_issued, "called_usd": str(summary.called_amount),
             "vm_paid_by_members_usd": str(summary.vm_paid_by_members),
-            "vm_paid_to_members_usd": str(summary.vm_paid_to_members)})
+            "vm_paid_to_members_usd": str(summary.vm_paid_to_members), "vm_blocked": summary.vm_blocked})
         started = time.perf_counter()
         self._answer_calls(self.workflow, self.ledger, self.plans, at, result)
         return {**summary.seconds, "calls answered and settled on chain": time.perf_counter() - started}

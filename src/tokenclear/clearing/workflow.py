@@ -105,6 +105,7 @@ class CycleSummary:
     prices: dict[str, float]
     price_status: dict[str, str]
     seconds: dict[str, float]  # wall time per stage
+    vm_blocked: list[dict] = field(default_factory=list)  # legs the token refused: account, units, reason
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,8 @@ class Workflow:
         prices, status, addon = self._guarded_prices(at)
         haircuts_bps = self._push_parameters(key, day, prices, addon)
         lap("prices, haircuts and parameters on chain")
-        paid_by, paid_to = self._variation_margin(key, day) if kind != "intraday" else (Decimal(0), Decimal(0))
+        paid_by, paid_to, blocked = self._variation_margin(key, day) if kind != "intraday" else (0, 0, [])
+        unpaid = {one["account"]: Decimal(one["units"]) / MICRO for one in blocked if one["units"] > 0}
         lap("variation margin batch on chain")
         self.sync()
         requirement = self._requirements(day)
@@ -235,13 +237,13 @@ class Workflow:
             if cycle is None:
                 cycle = Cycle(key=key, at=at, kind=kind, status="open",
                               detail={"date": str(day), "vm_paid_by_members": str(paid_by),
-                                      "vm_paid_to_members": str(paid_to), "prices": prices})
+                                      "vm_paid_to_members": str(paid_to), "prices": prices, "vm_blocked": blocked})
                 session.add(cycle)
                 session.flush()
             accounts = list(session.scalars(select(Account).order_by(Account.id)))
             issued, called, total_collateral, total_requirement = 0, Decimal(0), Decimal(0), Decimal(0)
             for account in accounts:
-                required = requirement.get(account.id, Decimal("0.00"))
+                required = requirement.get(account.id, Decimal("0.00")) + unpaid.get(account.id, Decimal(0))
                 collateral = self.collateral(account.onchain_id)
                 coverage = collateral - required
                 total_collateral += collateral
@@ -266,8 +268,8 @@ class Workflow:
                         called += amount
             cycle.status = "closed"
         lap("valuation from the vault and calls")
-        return CycleSummary(key, at, total_requirement, total_collateral, issued, called, paid_by, paid_to,
-                            haircuts_bps, prices, status, seconds)
+        return CycleSummary(key, at, total_requirement, total_collateral, issued, called, Decimal(paid_by),
+                            Decimal(paid_to), haircuts_bps, prices, status, seconds, blocked)
 
     def _guarded_prices(self, at: datetime) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
         prices, status, addon = {}, {}, {}
@@ -304,29 +306,51 @@ class Workflow:
         return settlement_prices(risk.catalogue, risk.book.instruments, risk.market, risk.specs, day,
                                  max_stale_days=risk.config.max_stale_days)
 
-    def _variation_margin(self, key: str, day: np.datetime64) -> tuple[Decimal, Decimal]:
-        """VM since the previous cycle's date, paid in the stablecoin both ways in one batch."""
+    def _variation_margin(self, key: str, day: np.datetime64) -> tuple[Decimal, Decimal, list[dict]]:
+        """VM since the previous cycle's date, paid in the stablecoin both ways in one batch.
+
+        A leg the token would refuse (frozen or paused wallet, not enough balance: its ERC-1404
+        pre-check) is left out of the batch instead of reverting everyone's VM; it is returned as
+        blocked with the token's reason, and VM a member could not pay is added to its requirement
+        (so it is called). Returns (paid by members, paid to members, blocked legs)."""
+        instruction_key_ = f"{key}:vm"
         with self.store.session() as session:
+            done = session.scalar(select(Instruction).where(Instruction.key == instruction_key_))
             previous = session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.key != key,
                                                           Cycle.kind != "intraday").order_by(Cycle.at.desc()))
             wallets = self._wallets(session)
-        if previous is None or previous.detail.get("date") == str(day):
-            return Decimal(0), Decimal(0)
-        rows = variation_margin(self.risk.book, self.risk.catalogue,
-                                self._settlement(np.datetime64(previous.detail["date"])), self._settlement(day))
-        operator = self.ledger.operator
-        legs, paid_by, paid_to = [], Decimal(0), Decimal(0)
-        for row in rows:
-            units = int(row.vm * MICRO)  # cents -> 6-decimal stablecoin units, exact
-            if units > 0:
-                legs.append([wallets[row.account], operator, units])
-                paid_by += row.vm
-            elif units < 0:
-                legs.append([operator, wallets[row.account], -units])
-                paid_to -= row.vm
-        if legs:
-            self.execute(f"{key}:vm", "settle_payments", {"legs": legs})
-        return paid_by, paid_to
+        if done is not None:  # a rerun or a restart: the batch as first decided
+            params = done.params
+        else:
+            if previous is None or previous.detail.get("date") == str(day):
+                return Decimal(0), Decimal(0), []
+            rows = variation_margin(self.risk.book, self.risk.catalogue,
+                                    self._settlement(np.datetime64(previous.detail["date"])), self._settlement(day))
+            operator = self.ledger.operator
+            token = self.ledger.token("TUSD")
+            params = {"legs": [], "accounts": [], "blocked": []}
+            for row in rows:
+                units = int(row.vm * MICRO)  # cents -> 6-decimal stablecoin units, exact
+                if units == 0:
+                    continue
+                payer, receiver = (wallets[row.account], operator) if units > 0 else (operator, wallets[row.account])
+                code = token.call("detectTransferRestriction", payer, receiver, abs(units))
+                if code:
+                    params["blocked"].append({"account": row.account, "units": units,
+                                              "reason": token.call("messageForTransferRestriction", code)})
+                    continue
+                params["legs"].append([payer, receiver, abs(units)])
+                params["accounts"].append([row.account, units])
+            if not params["legs"] and not params["blocked"]:
+                return Decimal(0), Decimal(0), []
+        if params["legs"]:
+            self.execute(instruction_key_, "settle_payments", params)
+        paid_by = sum((Decimal(units) / MICRO for _, units in params["accounts"] if units > 0), Decimal(0))
+        paid_to = sum((Decimal(-units) / MICRO for _, units in params["accounts"] if units < 0), Decimal(0))
+        for one in params["blocked"]:
+            log.warning("VM leg blocked", key=instruction_key_, account=one["account"], units=one["units"],
+                        reason=one["reason"])
+        return paid_by, paid_to, params["blocked"]
 
     @staticmethod
     def _wallets(session) -> dict[str, str]:
