@@ -55,7 +55,8 @@ SCENARIOS = {
 TOKENS = [TokenAsset("TUSD", "USDC", "usdc_usd"), TokenAsset("TMMF", "TMMF", None),
           TokenAsset("TBILL", "TBILL", None), TokenAsset("WETH", "ETH", "eth_usd"),
           TokenAsset("WBTC", "BTC", "btc_usd")]
-OPENING_MIX = {"TUSD": 0.40, "TMMF": 0.30, "TBILL": 0.15, "WETH": 0.15}
+OPENING_MIX = {"TUSD": 0.35, "TMMF": 0.30, "TBILL": 0.20, "WETH": 0.15}
+CURE_TOKEN = "TBILL"  # members answer calls in tokenized T-bills (no issuer limit; stablecoins cap at 50%)
 INSTRUMENTS = [("BTCZ23", 12), ("ETHZ23", 6), ("ESZ23", 8), ("MBTZ23", 40)]
 CYCLE_HOUR_UTC = 0  # just after a day's crypto close (24:00 UTC) and US close (21:00 UTC)
 SEED = 2023
@@ -270,7 +271,7 @@ class Demo:
             onchain = account_id(SALT, *account.split("-"))
             for symbol, share in OPENING_MIX.items():
                 units = self._units(ledger, symbol, int(target_micro * share))
-                ledger.issue(symbol, plan.wallet, 4 * units + 10**6)
+                ledger.issue(symbol, plan.wallet, (8 if symbol == CURE_TOKEN else 4) * units + 10**6)
                 ledger.pledge(f"open:{account}:{symbol}", onchain, symbol, units, plan.wallet)
             ledger.issue("TUSD", plan.wallet, 2 * target_micro)  # stablecoin for calls and VM
         ledger.issue("TUSD", ledger.operator, OPERATOR_FLOAT_MICRO)  # the clearing house pays VM winners
@@ -309,17 +310,17 @@ class Demo:
             self.clock.set(max(self.clock.now(), at + timedelta(seconds=delay_s)))
             account = accounts[call.account_id]
             onchain = bytes.fromhex(account.onchain_id[2:])
-            collateral = workflow.collateral(account.onchain_id)
             with self.store.session() as session:
                 requirement = session.get(Requirement, (call.cycle_id, account.id)).requirement
+                collateral = workflow.counted(session, [account], {account.id: requirement})[account.id]
             gap = requirement - collateral
             if gap <= 0:
                 workflow.on_collateral(account.id)
                 continue
             value_micro = int((gap if fraction == 1 else call.amount * fraction) * 10**6) + 1
-            units = self._units(ledger, "TUSD", value_micro)
+            units = self._units(ledger, CURE_TOKEN, value_micro)
             started = time.perf_counter()
-            ledger.pledge(f"cure:{call.key}:{fraction}", onchain, "TUSD", units, plans[account.member_id].wallet)
+            ledger.pledge(f"cure:{call.key}:{fraction}", onchain, CURE_TOKEN, units, plans[account.member_id].wallet)
             elapsed = time.perf_counter() - started
             state = workflow.on_collateral(account.id)
             if result is not None:

@@ -23,11 +23,13 @@ import numpy as np
 import structlog
 from sqlalchemy import select
 
+from tokenclear import money
 from tokenclear.clearing import calls
 from tokenclear.clearing.interfaces import Clock, PriceFeed
 from tokenclear.collateral.files import Reference
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
-from tokenclear.collateral.valuation import post_haircut_micro
+from tokenclear.collateral.limits import resolve_limits
+from tokenclear.collateral.valuation import post_haircut_micro, value_collateral
 from tokenclear.errors import TokenclearError
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.ledger.ledger import Ledger, Payment
@@ -89,6 +91,9 @@ class WorkflowConfig:
     deadline: timedelta = calls.DEADLINE
     grace: timedelta = calls.GRACE
     haircuts: HaircutConfig = field(default_factory=HaircutConfig)
+    # concentration limits applied to what an account holds in the vault; "chain" is left out because
+    # every token in one vault lives on the vault's chain
+    limit_dimensions: tuple[str, ...] = ("issuer", "kind")
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ class Workflow:
         self.tokens = tokens
         self.registry = reference.registry.subset([token.asset for token in tokens])
         self.symbol_of = {ledger.token(token.symbol).address.lower(): token.symbol for token in tokens}
+        self.caps = [one for one in resolve_limits(reference.limits, self.registry)
+                     if one.dimension in config.limit_dimensions]
 
     # ---- instructions ---------------------------------------------------------------------------
     def execute(self, key: str, kind: str, params: dict) -> dict:
@@ -242,9 +249,12 @@ class Workflow:
                 session.flush()
             accounts = list(session.scalars(select(Account).order_by(Account.id)))
             issued, called, total_collateral, total_requirement = 0, Decimal(0), Decimal(0), Decimal(0)
+            needed = {account.id: requirement.get(account.id, Decimal("0.00")) + unpaid.get(account.id, Decimal(0))
+                      for account in accounts}
+            counted = self.counted(session, accounts, needed)
             for account in accounts:
-                required = requirement.get(account.id, Decimal("0.00")) + unpaid.get(account.id, Decimal(0))
-                collateral = self.collateral(account.onchain_id)
+                required = needed[account.id]
+                collateral = counted[account.id]
                 coverage = collateral - required
                 total_collateral += collateral
                 total_requirement += required
@@ -366,6 +376,33 @@ class Workflow:
         run = run_margin(context, "hsvar", risk.options)
         return {account.account: account.margin_usd for account in run.accounts}
 
+    def counted(self, session, accounts: list[Account], required: dict[str, Decimal]) -> dict[str, Decimal]:
+        """Collateral that counts, per account: the vault's exact post-haircut value less what the
+        concentration limits keep from counting (the collateral core on the book's holdings at the
+        vault's prices and haircuts), in USD rounded down to the cent."""
+        vault = {account.id: self.collateral(account.onchain_id) for account in accounts}
+        if not self.caps:
+            return vault
+        index = {account.id: i for i, account in enumerate(accounts)}
+        symbols = [token.symbol for token in self.tokens]
+        quantity = np.zeros((len(accounts), len(symbols)))
+        price, haircut, eligible = np.zeros(len(symbols)), np.zeros(len(symbols)), np.zeros(len(symbols), bool)
+        for j, symbol in enumerate(symbols):
+            asset = self.ledger.vault.call("assets", self.ledger.token(symbol).address)
+            price_e8 = self.ledger.token(symbol).call("price_e8") if asset[4] else asset[3]
+            eligible[j], decimals, haircut[j], price[j] = bool(asset[0]), int(asset[1]), asset[2] / BPS, price_e8 / 1e8
+            for holding in session.scalars(select(Holding).where(Holding.asset == symbol,
+                                                                 Holding.account_id.in_(list(index)))):
+                quantity[index[holding.account_id], j] = float(holding.units) / 10**decimals
+        requirement = np.array([float(required[account.id]) for account in accounts])
+        valuation = value_collateral(quantity, price=price, fx=np.ones(len(symbols)), haircut=haircut,
+                                     eligible=eligible, requirement=requirement, caps=self.caps)
+        out = {}
+        for account in accounts:
+            excess = money.requirement(float(valuation.over_limits[index[account.id]]))  # rounded up
+            out[account.id] = max(vault[account.id] - excess, Decimal("0.00"))
+        return out
+
     def collateral(self, onchain_id: str) -> Decimal:
         """Post-haircut collateral of an account as the vault values it, USD rounded down to the cent."""
         micro = self.ledger.collateral_value(bytes.fromhex(onchain_id[2:]))
@@ -420,7 +457,9 @@ class Workflow:
         price_e8 = self.ledger.token(symbol).call("price_e8") if asset[4] else asset[3]
         value = Decimal(post_haircut_micro(units, price_e8=int(price_e8), haircut_bps=int(asset[2]),
                                            decimals=int(asset[1]))) / MICRO
-        after = self.collateral(onchain) - value
+        with self.store.session() as session:
+            account = session.get(Account, account_id)
+            after = self.counted(session, [account], {account_id: required})[account_id] - value
         if after < required:
             raise WorkflowError(f"release refused: {account_id} would hold {after:.2f} USD against a requirement "
                                 f"of {required} USD")
@@ -448,7 +487,7 @@ class Workflow:
                 return None
             account = session.get(Account, account_id)
             required = session.get(Requirement, (call.cycle_id, account_id)).requirement
-            collateral = self.collateral(account.onchain_id)
+            collateral = self.counted(session, [account], {account_id: required})[account_id]
             coverage = collateral - required
             event = calls.payment_event(float(coverage))
             target = calls.apply(call.state, event)
