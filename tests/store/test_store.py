@@ -30,7 +30,7 @@ def test_migrations_make_the_schema_and_rerun_as_no_op(database_url):
             "alembic_version"} <= tables
     again = open_store(database_url)
     with again.engine.connect() as connection:
-        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0002"
+        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0003"
 
 
 def test_money_and_units_round_trip_exactly(database_url):

@@ -44,7 +44,7 @@ from tokenclear.margin.engine import Options
 from tokenclear.market.files import load_folder
 from tokenclear.market.oracle import GuardConfig, OracleGuard
 from tokenclear.settings import Settings
-from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Requirement
+from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Position, Requirement
 from tokenclear.store.store import Store
 
 SCENARIOS = {
@@ -142,7 +142,8 @@ class Demo:
                            cash_calendar=settings.cash_calendar, lookback=settings.lookback,
                            min_scenarios=settings.min_scenarios, max_stale_days=settings.max_stale_days)
         market = load_folder(settings.prices_dir, [spec.name for spec in factor_specs(book, catalogue, specs, config)])
-        self.risk = RiskInputs(catalogue, specs, market, book, config, Options(holiday=True))
+        self.book = book
+        self.risk = RiskInputs(catalogue, specs, market, config, Options(holiday=True))
         self.reference = collateral_files.load_reference(settings.collateral_dir)
         registry = self.reference.registry.subset([token.asset for token in TOKENS])
         self.collateral_market = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
@@ -173,7 +174,7 @@ class Demo:
         self.plans = self._onboard(ledger)
         self.progress("opening collateral")
         self._opening_pledges(workflow, ledger, self.plans)
-        return DemoResult(self.scenario, self.description, self.members, len(self.risk.book.accounts))
+        return DemoResult(self.scenario, self.description, self.members, len(self.book.accounts))
 
     def step(self, day: np.datetime64, result: DemoResult) -> dict[str, float]:
         """One day's cycle and the members' answers; returns seconds per stage."""
@@ -230,7 +231,7 @@ class Demo:
         return workflow, workflow.recover()
 
     def _onboard(self, ledger: Ledger) -> dict[str, MemberPlan]:
-        book = self.risk.book
+        book = self.book
         names = sorted({account.split("-")[0] for account in book.accounts})
         wallets = {name: self.chain.new_account() for name in names}
         ledger.onboard(list(wallets.values()))
@@ -250,6 +251,12 @@ class Demo:
                 segregation = "HOUSE" if kind == "HOUSE" else "CUSTOMER"
                 session.add(Account(id=account, member_id=member, segregation=segregation,
                                     onchain_id="0x" + onchain.hex()))
+            session.flush()
+            for i, account in enumerate(book.accounts):
+                for j, instrument in enumerate(book.instruments):
+                    if book.quantity[i, j]:
+                        session.add(Position(account_id=account, instrument=instrument,
+                                             quantity=int(book.quantity[i, j])))
         return plans
 
     def _opening_pledges(self, workflow: Workflow, ledger: Ledger, plans: dict[str, MemberPlan]) -> None:
@@ -261,7 +268,7 @@ class Demo:
         workflow.run_cycle(opening, kind="opening", issue_calls=False)
         with self.store.session() as session:
             rows = {row.account_id: row.requirement for row in session.scalars(select(Requirement))}
-        for index, account in enumerate(self.risk.book.accounts):
+        for index, account in enumerate(self.book.accounts):
             member = account.split("-")[0]
             plan = plans[member]
             cushion = -0.02 + 0.08 * ((index * 7919) % 100) / 100

@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import select
 
 from tokenclear import money
+from tokenclear.book.positions import Book, book_from_entries
 from tokenclear.clearing import calls
 from tokenclear.clearing.interfaces import Clock, PriceFeed
 from tokenclear.collateral.files import Reference
@@ -45,6 +46,7 @@ from tokenclear.store.models import (
     Holding,
     Instruction,
     MarginCall,
+    Position,
     Reconciliation,
     ReconciliationBreak,
     Requirement,
@@ -75,10 +77,11 @@ class TokenAsset:
 
 @dataclass(frozen=True)
 class RiskInputs:
+    """Reference and market data of the risk core; the positions come from the store each cycle."""
+
     catalogue: Catalogue
     specs: dict
     market: MarketData
-    book: object  # tokenclear.book.positions.Book
     config: RunConfig
     options: Options = field(default_factory=Options)
 
@@ -311,9 +314,18 @@ class Workflow:
             out[token.symbol] = bps
         return out
 
-    def _settlement(self, day: np.datetime64) -> list[Decimal]:
+    def book(self) -> Book:
+        """The open positions in the store, as the risk core's dense book."""
+        with self.store.session() as session:
+            entries = [(row.account_id, row.instrument, int(row.quantity)) for row in session.scalars(select(Position))]
+        unknown = sorted({instrument for _, instrument, _ in entries} - set(self.risk.catalogue.instruments))
+        if unknown:
+            raise WorkflowError(f"positions in instruments the catalogue does not know: {', '.join(unknown)}")
+        return book_from_entries(entries, self.risk.catalogue)
+
+    def _settlement(self, book: Book, day: np.datetime64) -> list[Decimal]:
         risk = self.risk
-        return settlement_prices(risk.catalogue, risk.book.instruments, risk.market, risk.specs, day,
+        return settlement_prices(risk.catalogue, book.instruments, risk.market, risk.specs, day,
                                  max_stale_days=risk.config.max_stale_days)
 
     def _variation_margin(self, key: str, day: np.datetime64) -> tuple[Decimal, Decimal, list[dict]]:
@@ -334,8 +346,10 @@ class Workflow:
         else:
             if previous is None or previous.detail.get("date") == str(day):
                 return Decimal(0), Decimal(0), []
-            rows = variation_margin(self.risk.book, self.risk.catalogue,
-                                    self._settlement(np.datetime64(previous.detail["date"])), self._settlement(day))
+            book = self.book()
+            rows = variation_margin(book, self.risk.catalogue,
+                                    self._settlement(book, np.datetime64(previous.detail["date"])),
+                                    self._settlement(book, day))
             operator = self.ledger.operator
             token = self.ledger.token("TUSD")
             params = {"legs": [], "accounts": [], "blocked": []}
@@ -371,7 +385,7 @@ class Workflow:
 
     def _requirements(self, day: np.datetime64) -> dict[str, Decimal]:
         risk = self.risk
-        context = build_context(book=risk.book, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
+        context = build_context(book=self.book(), catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
                                 config=risk.config, as_of=day)
         run = run_margin(context, "hsvar", risk.options)
         return {account.account: account.margin_usd for account in run.accounts}

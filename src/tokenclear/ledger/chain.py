@@ -6,6 +6,8 @@ Both take creation bytecode and calldata, return receipts with raw logs and gas 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -97,7 +99,9 @@ class EmbeddedChain(Chain):
             self.env.evm.patch.timestamp = start_time
         self.chain_id = chain_id
         self.name = "embedded"
-        self._logs: list[RawLog] = []
+        # logs per emitting address, in block order (blocks only grow), with their blocks for bisection
+        self._logs: dict[str, list[RawLog]] = {}
+        self._log_blocks: dict[str, list[int]] = {}
 
     def new_account(self) -> str:
         address = self.env.generate_address()
@@ -115,7 +119,9 @@ class EmbeddedChain(Chain):
     def _receipt(self, computation, data: bytes, block: int, create: bool = False) -> Receipt:
         logs = tuple(RawLog(to_checksum_address(addr), tuple(t.to_bytes(32, "big") for t in topics), data_, block)
                      for addr, topics, data_ in computation.get_log_entries())
-        self._logs.extend(logs)
+        for log in logs:
+            self._logs.setdefault(log.address, []).append(log)
+            self._log_blocks.setdefault(log.address, []).append(log.block)
         base = intrinsic_gas(data, create)
         used = computation.get_gas_used() + base
         gas = used - min(computation.get_gas_refund(), used // 5)  # EIP-3529 refund cap
@@ -157,7 +163,8 @@ class EmbeddedChain(Chain):
     def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
         address = to_checksum_address(address)
         top = self.block_number() if to_block is None else to_block
-        return [log for log in self._logs if log.address == address and from_block <= log.block <= top]
+        blocks = self._log_blocks.get(address, [])
+        return self._logs.get(address, [])[bisect_left(blocks, from_block):bisect_right(blocks, top)]
 
 
 class RpcChain(Chain):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tokenclear.store.types import ExactDecimal
@@ -143,3 +143,12 @@ class Deployment(Base):
     __tablename__ = "deployments"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     record: Mapped[dict] = mapped_column(JSON)
+
+
+class Position(Base):
+    """Open positions in whole contracts (> 0 long); the cycle's requirements and VM are computed on these."""
+
+    __tablename__ = "positions"
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(BigInteger)
