@@ -232,3 +232,49 @@ def test_concentration_limits_cut_what_counts_below_the_vaults_value(tmp_path):
             # Circle (the issuer) already counts up to 40% in the shipped limits; the kind cap takes it to 10%
             assert float(loose[account.id] - tight[account.id]) == pytest.approx(min(stable_usd, 40_000) - 10_000,
                                                                                 abs=0.02)
+
+
+def test_a_silent_price_feed_widens_the_haircut_then_halts_the_asset(tmp_path):
+    from datetime import timedelta
+
+    from tokenclear.clearing.interfaces import MarkedFeed
+
+    store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
+    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=4)
+    result = demo.setup()
+    demo.step(demo.days[0], result)
+    workflow, ledger = demo.workflow, demo.ledger
+    before = result.steps[-1]["haircuts_bps"]["TUSD"]
+    workflow.feed = MarkedFeed(workflow.feed, {"usdc_usd": None})  # the stablecoin's feed goes quiet
+    at = demo._at(demo.days[1])
+    demo.clock.set(at)
+    summary = workflow.run_cycle(at)  # a day later: the last good price is 24 h old, still usable
+    assert summary.price_status["USDC"] == "fallback"
+    assert summary.haircuts_bps["TUSD"] >= before + 500  # widened by the 5% fallback add-on
+    later = at + timedelta(days=1)
+    demo.clock.set(later)
+    halted = workflow.run_cycle(later)
+    assert halted.price_status["USDC"] == "halted"
+    asset = ledger.vault.call("assets", ledger.token("TUSD").address)
+    assert asset[0] is False  # valuation of the token stops on chain: it counts for nothing
+    assert workflow.reconcile() == []
+
+
+def test_a_members_substitution_on_chain_reaches_the_book(tmp_path):
+    from tokenclear.store.models import Account
+
+    demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=4)
+    workflow, ledger, store = demo.workflow, demo.ledger, demo.store
+    with store.session() as session:
+        account = session.scalars(select(Account).order_by(Account.id)).first()
+        tusd = int(session.get(Holding, (account.id, "TUSD")).units)
+        tbill = int(session.get(Holding, (account.id, "TBILL")).units)
+    wallet = demo.wallets()[int(account.member_id[1:]) - 1]
+    out_units = tusd // 2
+    in_units = out_units  # TBILL (price ~0.99, haircut 0.5%) for TUSD (3.5% haircut): at least as much value
+    ledger.substitute("sub:1", bytes.fromhex(account.onchain_id[2:]), "TUSD", out_units, "TBILL", in_units, wallet)
+    workflow.sync()
+    with store.session() as session:
+        assert int(session.get(Holding, (account.id, "TUSD")).units) == tusd - out_units
+        assert int(session.get(Holding, (account.id, "TBILL")).units) == tbill + in_units
+    assert workflow.reconcile() == []

@@ -65,13 +65,15 @@ class HistoryFeed:
 
 class MarkedFeed:
     """Another feed with some series marked by hand (an operator's intraday marks): a marked series
-    quotes its mark from the source ``mark``, the others pass through."""
+    quotes its mark from the source ``mark``; a mark of ``None`` suspends the series (no quotes, as in
+    a feed outage); the others pass through."""
 
-    def __init__(self, base: PriceFeed, marks: dict[str, float]) -> None:
+    def __init__(self, base: PriceFeed, marks: dict[str, float | None]) -> None:
         self.base = base
         self.marks = dict(marks)
 
     def quotes(self, series: str, at: datetime) -> list[Quote]:
         if series in self.marks:
-            return [Quote("mark", self.marks[series], at)]
+            mark = self.marks[series]
+            return [] if mark is None else [Quote("mark", mark, at)]
         return self.base.quotes(series, at)
