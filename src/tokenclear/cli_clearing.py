@@ -8,7 +8,7 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenclear.cli import RpcUrlOpt, app, fail, stderr, stdout
@@ -37,13 +37,18 @@ def demo(
     logs.configure(level=logging.INFO if verbose else logging.WARNING)
     url = database or settings.database_url or default_database(settings.work_dir)
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr,
+        with Progress(TextColumn("{task.description:<40}"), BarColumn(), TimeElapsedColumn(), console=stderr,
                       transient=True) as progress:
             task = progress.add_task("opening the book", total=None)
             store = open_store(url)
             chain = open_chain(settings, rpc_url)
+
+            def advance(text: str) -> None:
+                progress.update(task, description=text, advance=1)
+
             runner = Demo(settings=settings, chain=chain, store=store, scenario=scenario, members=members,
-                          progress=lambda text: progress.update(task, description=text))
+                          progress=advance)
+            progress.update(task, total=runner.stages)
             result = runner.run()
     except TokenclearError as error:
         raise fail(error) from None

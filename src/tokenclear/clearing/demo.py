@@ -156,6 +156,11 @@ class Demo:
         """When the cycle valuing ``day``'s closes runs: the next day at ``hour`` UTC."""
         return datetime.fromisoformat(str(day + 1)).replace(hour=hour, tzinfo=UTC)
 
+    @property
+    def stages(self) -> int:
+        """Progress steps of :meth:`run`: three of set-up, one a day, one for reconciliation."""
+        return 3 + len(self.days) + 1
+
     def run(self) -> DemoResult:
         result = self.setup()
         for day in self.days:
