@@ -266,8 +266,8 @@ class Demo:
 
     def _opening_pledges(self, workflow: Workflow, ledger: Ledger, plans: dict[str, MemberPlan]) -> None:
         """Each account posts its first day's requirement with a cushion (-2%..+6%: the industry posts about
-        6% more than required) in a token mix;
-        each wallet is funded with three times as much to answer calls and pay VM."""
+        6% more than required) in a token mix; each wallet keeps several times as much to answer calls
+        (in T-bills) and pay VM (in the stablecoin)."""
         opening = self._at(self.days[0] - 1, hour=12)  # the first day, valued at the previous close
         self.clock.set(opening)
         workflow.run_cycle(opening, kind="opening", issue_calls=False)
