@@ -278,3 +278,38 @@ def test_a_members_substitution_on_chain_reaches_the_book(tmp_path):
         assert int(session.get(Holding, (account.id, "TUSD")).units) == tusd - out_units
         assert int(session.get(Holding, (account.id, "TBILL")).units) == tbill + in_units
     assert workflow.reconcile() == []
+
+
+def test_general_wrong_way_risk_measured_against_each_accounts_pnl(tmp_path):
+    import numpy as np
+
+    from tokenclear.store.models import Account
+
+    demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=12)
+    workflow, ledger, store = demo.workflow, demo.ledger, demo.store
+    weth = [token.symbol for token in workflow.tokens].index("WETH")
+    rho = {account: row[weth] for account, row in workflow.correlation.items()}
+    assert max(rho.values()) > 0.5 and min(rho.values()) < 0  # long-ETH books are wrong-way, short ones right-way
+    asset = ledger.vault.call("assets", ledger.token("WETH").address)
+    price, keep = asset[3] / 1e8, 1 - asset[2] / 10_000
+    market = workflow.market_haircut[weth]
+    correlations = workflow.correlation
+    checked = set()
+    with store.session() as session:
+        for account_id, value in sorted(rho.items(), key=lambda item: -item[1])[:3]:
+            account = session.get(Account, account_id)
+            held = session.get(Holding, (account_id, "WETH"))
+            if held is None or value < 0.5:
+                continue
+            required = {account_id: Decimal("1.00")}
+            workflow.caps = []
+            with_ww = workflow.counted(session, [account], required)[account_id]
+            workflow.correlation = {}
+            without = workflow.counted(session, [account], required)[account_id]
+            workflow.correlation = correlations
+            weth_usd = float(held.units) / 1e18 * price
+            expected = weth_usd * keep if value >= 0.8 else min(value * market, keep) * weth_usd
+            assert float(without - with_ww) == pytest.approx(expected, abs=0.02)
+            checked.add("excluded" if value >= 0.8 else "extra haircut")
+    assert checked == {"excluded", "extra haircut"}
+    assert np.isfinite(list(rho.values())).all()

@@ -29,13 +29,16 @@ from tokenclear.clearing import calls
 from tokenclear.clearing.interfaces import Clock, PriceFeed
 from tokenclear.collateral.files import Reference
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
-from tokenclear.collateral.limits import resolve_limits
+from tokenclear.collateral.limits import portfolio_correlation, resolve_limits, wrong_way
+from tokenclear.collateral.returns import asset_returns
 from tokenclear.collateral.valuation import post_haircut_micro, value_collateral
 from tokenclear.errors import TokenclearError
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.ledger.ledger import Ledger, Payment
 from tokenclear.margin.context import RunConfig, build_context
 from tokenclear.margin.engine import Options, run_margin
+from tokenclear.margin.historical import Historical
+from tokenclear.margin.hsvar import portfolio_pnl
 from tokenclear.margin.variation import settlement_prices, variation_margin
 from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import OracleGuard
@@ -97,6 +100,8 @@ class WorkflowConfig:
     # concentration limits applied to what an account holds in the vault; "chain" is left out because
     # every token in one vault lives on the vault's chain
     limit_dimensions: tuple[str, ...] = ("issuer", "kind")
+    wrong_way_threshold: float = 0.5  # correlation with the account's P&L from which the haircut grows
+    wrong_way_exclude: float = 0.8  # and from which the collateral counts for nothing
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,10 @@ class Workflow:
         self.symbol_of = {ledger.token(token.symbol).address.lower(): token.symbol for token in tokens}
         self.caps = [one for one in resolve_limits(reference.limits, self.registry)
                      if one.dimension in config.limit_dimensions]
+        # general wrong-way risk, refreshed by every requirement run: each account's correlation with
+        # every token's return over the same scenarios, and the tokens' market haircuts
+        self.correlation: dict[str, np.ndarray] = {}
+        self.market_haircut = np.zeros(len(tokens))
 
     # ---- instructions ---------------------------------------------------------------------------
     def execute(self, key: str, kind: str, params: dict) -> dict:
@@ -303,6 +312,7 @@ class Workflow:
         eligible = self.reference.schedules.eligible_mask(self.registry.assets, self.config.schedule,
                                                           self.config.policy_date)
         out = {}
+        self.market_haircut = table.market.copy()
         for i, token in enumerate(self.tokens):
             haircut = float(table.published[i]) + addon.get(token.asset, 0.0)
             bps = min(int(math.ceil(round(haircut * BPS, 6))), MAX_HAIRCUT_BPS)
@@ -388,14 +398,20 @@ class Workflow:
         context = build_context(book=self.book(), catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
                                 config=risk.config, as_of=day)
         run = run_margin(context, "hsvar", risk.options)
+        history = Historical.build(context, context.window(), filtered=False)
+        pnl = portfolio_pnl(context.book.quantity, history.pnl)  # [accounts, scenarios]
+        returns = asset_returns(self.registry, self.prices, history.dates, horizon=risk.config.mpor_days,
+                                margin_currency=risk.config.margin_currency)
+        correlation = portfolio_correlation(pnl, returns)
+        self.correlation = {account: correlation[i] for i, account in enumerate(context.book.accounts)}
         return {account.account: account.margin_usd for account in run.accounts}
 
     def counted(self, session, accounts: list[Account], required: dict[str, Decimal]) -> dict[str, Decimal]:
-        """Collateral that counts, per account: the vault's exact post-haircut value less what the
-        concentration limits keep from counting (the collateral core on the book's holdings at the
-        vault's prices and haircuts), in USD rounded down to the cent."""
+        """Collateral that counts, per account: the vault's exact post-haircut value less what general
+        wrong-way risk and the concentration limits keep from counting (the collateral core on the book's
+        holdings at the vault's prices and haircuts), in USD rounded down to the cent."""
         vault = {account.id: self.collateral(account.onchain_id) for account in accounts}
-        if not self.caps:
+        if not self.caps and not self.correlation:
             return vault
         index = {account.id: i for i, account in enumerate(accounts)}
         symbols = [token.symbol for token in self.tokens]
@@ -409,12 +425,18 @@ class Workflow:
                                                                  Holding.account_id.in_(list(index)))):
                 quantity[index[holding.account_id], j] = float(holding.units) / 10**decimals
         requirement = np.array([float(required[account.id]) for account in accounts])
-        valuation = value_collateral(quantity, price=price, fx=np.ones(len(symbols)), haircut=haircut,
-                                     eligible=eligible, requirement=requirement, caps=self.caps)
+        correlation = np.array([self.correlation.get(account.id, np.zeros(len(symbols))) for account in accounts])
+        way = wrong_way(correlation, self.market_haircut, threshold=self.config.wrong_way_threshold,
+                        exclude_above=self.config.wrong_way_exclude)
+        common = {"price": price, "fx": np.ones(len(symbols)), "haircut": haircut, "eligible": eligible,
+                  "requirement": requirement}
+        plain = value_collateral(quantity, **common).post_haircut.sum(axis=1)  # what the vault counts
+        kept = value_collateral(quantity, **common, caps=self.caps, wrong_way=way).collateral
         out = {}
         for account in accounts:
-            excess = money.requirement(float(valuation.over_limits[index[account.id]]))  # rounded up
-            out[account.id] = max(vault[account.id] - excess, Decimal("0.00"))
+            i = index[account.id]
+            deduction = money.requirement(float(max(plain[i] - kept[i], 0.0)))  # rounded up
+            out[account.id] = max(vault[account.id] - deduction, Decimal("0.00"))
         return out
 
     def collateral(self, onchain_id: str) -> Decimal:
