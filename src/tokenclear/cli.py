@@ -241,8 +241,8 @@ def backtest(
                 quantity = book.quantity[book.accounts.index(account)].astype(np.float64)
             else:
                 raise runner.InputError(f"account '{account}' holds no positions", field="--account")
-            result = step_("backtesting", lambda: run_backtest(context, quantity, start=runner.parse_as_of(start),
-                                                              end=runner.parse_as_of(end), step=step))
+            result = step_("backtesting", lambda: run_backtest(context, quantity, start=runner.parse_as_of(start, "--from"),
+                                                              end=runner.parse_as_of(end, "--to"), step=step))
     except TokenclearError as error:
         raise fail(error) from None
     summary = {"account": account or "book", **result.summary()}
@@ -326,7 +326,7 @@ def vm(
     settings = get_settings()
     try:
         inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
-        day_0, day_1 = runner.parse_as_of(start), runner.parse_as_of(end)
+        day_0, day_1 = runner.parse_as_of(start, "--from"), runner.parse_as_of(end, "--to")
         assert day_0 is not None and day_1 is not None
         names = inputs.book.instruments
         price_0 = settlement_prices(inputs.catalogue, names, inputs.market, inputs.specs, day_0,

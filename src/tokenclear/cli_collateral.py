@@ -32,15 +32,6 @@ class Scaling(str, Enum):
     linear = "linear"
 
 
-def _date(value: str | None, option: str) -> np.datetime64 | None:
-    if value is None:
-        return None
-    try:
-        return np.datetime64(dt.date.fromisoformat(value), "D")
-    except ValueError:
-        raise InputError(f"'{value}' is not an ISO date (YYYY-MM-DD)", field=option) from None
-
-
 @app.command()
 def eligible(
     asset: Annotated[str, typer.Argument(help="registry asset, e.g. USDC, TBILL, UST_5_10Y")],
@@ -51,10 +42,11 @@ def eligible(
 ) -> None:
     """Is ASSET eligible collateral at a clearing house on a date, and which rule decided? Exit 0 yes, 1 no."""
     from tokenclear.collateral.files import load_reference
+    from tokenclear.runner import parse_as_of
 
     try:
         reference = load_reference(get_settings().collateral_dir)
-        day = _date(date, "--date") or np.datetime64(dt.datetime.now(dt.UTC).date(), "D")
+        day = parse_as_of(date, "--date") or np.datetime64(dt.datetime.now(dt.UTC).date(), "D")
         if asset not in reference.registry:
             raise InputError(f"unknown asset '{asset}' (registry: {', '.join(reference.registry.names)})",
                              field="ASSET")
@@ -92,13 +84,14 @@ def haircuts(
     from tokenclear.collateral import files
     from tokenclear.collateral.haircuts import HaircutConfig, calibrate
     from tokenclear.collateral.review import compare as compare_tables
+    from tokenclear.runner import parse_as_of
 
     settings = get_settings()
     try:
         reference = files.load_reference(settings.collateral_dir)
         currency = (margin_currency or settings.margin_currency).upper()
         prices, volumes = files.load_market(settings.prices_dir, settings.volumes_dir, reference.registry, currency)
-        day = _date(as_of, "--as-of") or files.default_as_of(prices, reference.registry)
+        day = parse_as_of(as_of) or files.default_as_of(prices, reference.registry)
         config = HaircutConfig(confidence=confidence, mpor_days=mpor_days, apc=apc.value,
                                liquidity_scaling=liquidity.value, position_usd=position_usd,
                                margin_currency=currency, lookback=settings.lookback,

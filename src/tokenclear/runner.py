@@ -28,13 +28,16 @@ class Inputs:
     prices_dir: Path
 
 
-def parse_as_of(text: str | None) -> np.datetime64 | None:
+def parse_as_of(text: str | None, field: str = "--as-of") -> np.datetime64 | None:
+    """A command-line date, strictly YYYY-MM-DD (``2026-02`` or ``20260203`` are refused)."""
     if text is None:
         return None
     try:
+        if len(text) != 10:
+            raise ValueError
         return np.datetime64(text, "D")
     except ValueError:
-        raise InputError(f"'{text}' is not an ISO date (YYYY-MM-DD)", field="--as-of") from None
+        raise InputError(f"'{text}' is not an ISO date (YYYY-MM-DD)", field=field) from None
 
 
 def parse_period(text: str | None, field: str) -> tuple[np.datetime64, np.datetime64] | None:

@@ -300,14 +300,11 @@ class Demo:
 
     @staticmethod
     def _units(ledger: Ledger, symbol: str, value_micro: int) -> int:
-        asset = ledger.vault.call("assets", ledger.token(symbol).address)
-        decimals, haircut_bps, price_e8, from_token = int(asset[1]), int(asset[2]), int(asset[3]), bool(asset[4])
-        if from_token:
-            price_e8 = int(ledger.token(symbol).call("price_e8"))
-        return units_for(value_micro, price_e8=price_e8, haircut_bps=haircut_bps, decimals=decimals)
+        asset = ledger.asset_parameters(symbol)
+        return units_for(value_micro, price_e8=asset.price_e8, haircut_bps=asset.haircut_bps, decimals=asset.decimals)
 
     def _answer_calls(self, workflow: Workflow, ledger: Ledger, plans: dict[str, MemberPlan], at: datetime,
-                      result: DemoResult | None) -> None:
+                      result: DemoResult) -> None:
         with self.store.session() as session:
             open_calls = list(session.scalars(select(MarginCall).where(MarginCall.state == calls.ISSUED)))
             accounts = {a.id: a for a in session.scalars(select(Account))}
@@ -335,10 +332,9 @@ class Demo:
             ledger.pledge(f"cure:{call.key}:{fraction}", onchain, CURE_TOKEN, units, plans[account.member_id].wallet)
             elapsed = time.perf_counter() - started
             state = workflow.on_collateral(account.id)
-            if result is not None:
-                result.chain_seconds.append(elapsed)
-                if state == calls.CURED:
-                    result.settle_times_s.append((self.clock.now() - at).total_seconds() + elapsed)
+            result.chain_seconds.append(elapsed)
+            if state == calls.CURED:
+                result.settle_times_s.append((self.clock.now() - at).total_seconds() + elapsed)
         for hours in (1, 2):
             self.clock.set(max(self.clock.now(), at + timedelta(hours=hours)))
             workflow.process_due()

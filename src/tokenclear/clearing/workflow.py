@@ -49,6 +49,7 @@ from tokenclear.store.models import (
     Holding,
     Instruction,
     MarginCall,
+    Member,
     Position,
     Reconciliation,
     ReconciliationBreak,
@@ -162,7 +163,7 @@ class Workflow:
         with self.store.session() as session:
             row = session.get(Instruction, instruction_id)
             row.status, row.result, row.updated_at = "confirmed", result, self.clock.now()
-        log.info("instruction confirmed", key=key, kind=kind, **{k: v for k, v in result.items() if k != "legs"})
+        log.info("instruction confirmed", key=key, kind=kind, **result)
         return result
 
     def _send(self, key: str, kind: str, params: dict) -> dict:
@@ -203,7 +204,7 @@ class Workflow:
             head = self.ledger.chain.block_number()
             if start > head:
                 return 0
-            events = [event for event in self.ledger.vault.history(from_block=start) if event.block <= head]
+            events = self.ledger.vault_events(start, head)
             accounts = {row.onchain_id: row.id for row in session.scalars(select(Account))}
             applied = 0
             for event in events:
@@ -245,7 +246,8 @@ class Workflow:
         prices, status, addon = self._guarded_prices(at)
         haircuts_bps = self._push_parameters(key, day, prices, addon)
         lap("prices, haircuts and parameters on chain")
-        paid_by, paid_to, blocked = self._variation_margin(key, day) if kind != "intraday" else (0, 0, [])
+        paid_by, paid_to, blocked = (self._variation_margin(key, day) if kind != "intraday"
+                                     else (Decimal(0), Decimal(0), []))
         unpaid = {one["account"]: Decimal(one["units"]) / MICRO for one in blocked if one["units"] > 0}
         lap("variation margin batch on chain")
         self.sync()
@@ -290,8 +292,8 @@ class Workflow:
                         called += amount
             cycle.status = "closed"
         lap("valuation from the vault and calls")
-        return CycleSummary(key, at, total_requirement, total_collateral, issued, called, Decimal(paid_by),
-                            Decimal(paid_to), haircuts_bps, prices, status, seconds, blocked)
+        return CycleSummary(key, at, total_requirement, total_collateral, issued, called, paid_by, paid_to,
+                            haircuts_bps, prices, status, seconds, blocked)
 
     def _guarded_prices(self, at: datetime) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
         prices, status, addon = {}, {}, {}
@@ -388,8 +390,6 @@ class Workflow:
 
     @staticmethod
     def _wallets(session) -> dict[str, str]:
-        from tokenclear.store.models import Member
-
         members = {member.id: member.wallet for member in session.scalars(select(Member))}
         return {account.id: members[account.member_id] for account in session.scalars(select(Account))}
 
@@ -418,12 +418,11 @@ class Workflow:
         quantity = np.zeros((len(accounts), len(symbols)))
         price, haircut, eligible = np.zeros(len(symbols)), np.zeros(len(symbols)), np.zeros(len(symbols), bool)
         for j, symbol in enumerate(symbols):
-            asset = self.ledger.vault.call("assets", self.ledger.token(symbol).address)
-            price_e8 = self.ledger.token(symbol).call("price_e8") if asset[4] else asset[3]
-            eligible[j], decimals, haircut[j], price[j] = bool(asset[0]), int(asset[1]), asset[2] / BPS, price_e8 / 1e8
+            asset = self.ledger.asset_parameters(symbol)
+            eligible[j], haircut[j], price[j] = asset.eligible, asset.haircut_bps / BPS, asset.price_e8 / 1e8
             for holding in session.scalars(select(Holding).where(Holding.asset == symbol,
                                                                  Holding.account_id.in_(list(index)))):
-                quantity[index[holding.account_id], j] = float(holding.units) / 10**decimals
+                quantity[index[holding.account_id], j] = float(holding.units) / 10**asset.decimals
         requirement = np.array([float(required[account.id]) for account in accounts])
         correlation = np.array([self.correlation.get(account.id, np.zeros(len(symbols))) for account in accounts])
         way = wrong_way(correlation, self.market_haircut, threshold=self.config.wrong_way_threshold,
@@ -489,12 +488,9 @@ class Workflow:
                                     .where(Requirement.account_id == account_id).order_by(Cycle.at.desc()))
             required = Decimal("0.00") if latest is None else latest.requirement
             onchain = account.onchain_id
-        asset = self.ledger.vault.call("assets", self.ledger.token(symbol).address)
-        price_e8 = self.ledger.token(symbol).call("price_e8") if asset[4] else asset[3]
-        value = Decimal(post_haircut_micro(units, price_e8=int(price_e8), haircut_bps=int(asset[2]),
-                                           decimals=int(asset[1]))) / MICRO
-        with self.store.session() as session:
-            account = session.get(Account, account_id)
+            asset = self.ledger.asset_parameters(symbol)
+            value = Decimal(post_haircut_micro(units, price_e8=asset.price_e8, haircut_bps=asset.haircut_bps,
+                                               decimals=asset.decimals)) / MICRO
             after = self.counted(session, [account], {account_id: required})[account_id] - value
         if after < required:
             raise WorkflowError(f"release refused: {account_id} would hold {after:.2f} USD against a requirement "

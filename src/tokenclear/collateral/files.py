@@ -10,8 +10,12 @@ import numpy as np
 from tokenclear.collateral.assets import KINDS, PRICE_MODELS, REGISTRY_KINDS, YIELD_MODELS, Asset, Registry
 from tokenclear.collateral.eligibility import Rule, Schedules
 from tokenclear.collateral.limits import DIMENSIONS, CreditFloors, Limit
+from tokenclear.collateral.returns import fx_name
+from tokenclear.collateral.review import TABLE_COLUMNS
 from tokenclear.csvfiles import parse_date, parse_float, read_rows
 from tokenclear.errors import InputError
+from tokenclear.market.files import load_folder
+from tokenclear.market.history import MarketData
 
 CCP_TABLE_COLUMNS = ("CME", "Eurex", "ICE_Clear_Europe", "LCH_Ltd", "OCC")
 #: The FIA white paper behind the clearing houses' table was published in June 2025.
@@ -252,8 +256,6 @@ def load_limits(path: Path) -> list[Limit]:
 
 def series_needed(registry: Registry, margin_currency: str) -> list[str]:
     """Price series the registry's haircuts read: own, stress proxies and FX."""
-    from tokenclear.collateral.returns import fx_name
-
     names: set[str] = set()
     for asset in registry.assets:
         names.update(name for name in (asset.price_series, asset.stress_series) if name)
@@ -262,10 +264,9 @@ def series_needed(registry: Registry, margin_currency: str) -> list[str]:
     return sorted(names)
 
 
-def load_market(prices_dir: Path, volumes_dir: Path, registry: Registry, margin_currency: str):
+def load_market(prices_dir: Path, volumes_dir: Path, registry: Registry,
+                margin_currency: str) -> tuple[MarketData, MarketData]:
     """(prices, volumes) for the registry: every series it names, and its volume series."""
-    from tokenclear.market.files import load_folder
-
     prices = load_folder(prices_dir, series_needed(registry, margin_currency))
     volume_names = sorted({asset.volume_series for asset in registry.assets if asset.volume_series})
     volumes = load_folder(volumes_dir, volume_names, value_column="volume")
@@ -274,8 +275,6 @@ def load_market(prices_dir: Path, volumes_dir: Path, registry: Registry, margin_
 
 def load_haircut_table(path: Path) -> dict[str, dict[str, float]]:
     """A published haircut file (``tokenclear haircuts --out``): asset -> component -> fraction."""
-    from tokenclear.collateral.review import TABLE_COLUMNS
-
     path = Path(path)
     out: dict[str, dict[str, float]] = {}
     for line, row in read_rows(path, list(TABLE_COLUMNS)):
@@ -303,7 +302,7 @@ def load_reference(folder: Path) -> Reference:
                      load_limits(files.limits))
 
 
-def default_as_of(prices, registry: Registry) -> np.datetime64:
+def default_as_of(prices: MarketData, registry: Registry) -> np.datetime64:
     """The newest date every asset's own price series has reached (stress proxies may end earlier)."""
     names = {asset.price_series for asset in registry.assets if asset.price_series}
     return min(prices.get(name).dates[-1] for name in names)

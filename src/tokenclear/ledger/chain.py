@@ -6,10 +6,9 @@ Both take creation bytecode and calldata, return receipts with raw logs and gas 
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-
 import time
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -47,9 +47,9 @@ class Contract:
         """This contract's events in a receipt, optionally only those called ``name``."""
         return self._decode((log for log in receipt.logs if log.address == self.address), name)
 
-    def history(self, name: str | None = None, from_block: int = 0) -> list[Event]:
-        """Every event this contract emitted since ``from_block`` (read from the chain)."""
-        return self._decode(self.chain.logs(self.address, from_block), name)
+    def history(self, name: str | None = None, from_block: int = 0, to_block: int | None = None) -> list[Event]:
+        """Every event this contract emitted from ``from_block`` to ``to_block`` (default: the head)."""
+        return self._decode(self.chain.logs(self.address, from_block, to_block), name)
 
     def _decode(self, logs: Iterable[RawLog], name: str | None) -> list[Event]:
         decoded = (self.abi.decode_log(log.address, list(log.topics), log.data, log.block) for log in logs)

@@ -66,6 +66,17 @@ class Payment:
     units: int
 
 
+@dataclass(frozen=True)
+class AssetParameters:
+    """An asset as the vault values it now: ``price_e8`` is the token's own price for fund shares and
+    bills (NAV, accretion), else the one the parameter role pushed."""
+
+    eligible: bool
+    decimals: int
+    haircut_bps: int
+    price_e8: int
+
+
 class Ledger:
     def __init__(self, chain: Chain, operator: str, contracts: dict[str, Contract],
                  tokens: dict[str, Contract], specs: dict[str, AssetSpec], deployed_block: int) -> None:
@@ -227,12 +238,20 @@ class Ledger:
     def total_held(self, symbol: str) -> int:
         return self.vault.call("total_held", self.token(symbol).address)
 
+    def asset_parameters(self, symbol: str) -> AssetParameters:
+        token = self.token(symbol)
+        eligible, decimals, haircut_bps, price_e8, from_token = self.vault.call("assets", token.address)
+        if from_token:
+            price_e8 = token.call("price_e8")
+        return AssetParameters(bool(eligible), int(decimals), int(haircut_bps), int(price_e8))
+
     def collateral_value(self, account: bytes) -> int:
         """Post-haircut value of an account's collateral on chain, micro-USD."""
         return self.vault.call("collateral_value", account)
 
-    def vault_events(self, from_block: int | None = None) -> list[Event]:
-        return self.vault.history(from_block=self.deployed_block if from_block is None else from_block)
+    def vault_events(self, from_block: int | None = None, to_block: int | None = None) -> list[Event]:
+        return self.vault.history(from_block=self.deployed_block if from_block is None else from_block,
+                                  to_block=to_block)
 
 
 def _token_contract(kind: str) -> str:
