@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timedelta
 from decimal import Decimal
+from xml.etree import ElementTree
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
 from tokenclear.clearing import calls
 from tokenclear.clearing.demo import Demo
+from tokenclear.clearing.interfaces import MarkedFeed
+from tokenclear.clearing.iso20022 import REQUEST_NS, RESPONSE_NS
+from tokenclear.clearing.workflow import WorkflowError
+from tokenclear.collateral.limits import Limit, resolve_limits
 from tokenclear.ledger.chain import EmbeddedChain
 from tokenclear.settings import Settings
-from tokenclear.store.models import CallEvent, Holding, Instruction, MarginCall
+from tokenclear.store.models import Account, CallEvent, Cycle, Holding, Instruction, MarginCall, Requirement
 from tokenclear.store.store import open_store
 
 
@@ -56,7 +64,6 @@ def test_a_cycle_rerun_sends_nothing_twice(tmp_path):
     with store.session() as session:
         instructions = len(session.scalars(select(Instruction)).all())
         call_count = len(session.scalars(select(MarginCall)).all())
-    from datetime import datetime
     again = workflow.run_cycle(datetime.fromisoformat(result.steps[-1]["at"]))
     assert again.calls_issued == 0
     with store.session() as session:
@@ -81,11 +88,6 @@ def test_reconciliation_lists_each_break_with_its_cause(tmp_path):
 
 
 def test_a_call_goes_out_as_colr003_and_an_answer_comes_back_as_colr004(tmp_path):
-    from xml.etree import ElementTree
-
-    from tokenclear.clearing.iso20022 import REQUEST_NS, RESPONSE_NS
-    from tokenclear.store.models import Account, Cycle, Requirement
-
     demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=4)
     store, workflow = demo.store, demo.workflow
     with store.session() as session:
@@ -112,10 +114,6 @@ def test_a_call_goes_out_as_colr003_and_an_answer_comes_back_as_colr004(tmp_path
 
 
 def test_intraday_move_revalues_collateral_and_calls_the_shortfalls(tmp_path):
-    from datetime import timedelta
-
-    from tokenclear.clearing.interfaces import MarkedFeed
-
     demo, result = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=8)
     workflow = demo.workflow
     last_eth = result.steps[-1]["prices"]["ETH"]
@@ -134,16 +132,16 @@ def test_intraday_move_revalues_collateral_and_calls_the_shortfalls(tmp_path):
     # the guard's breaker trips on a 40% move from its TWAP: the last good price stands and WETH's haircut
     # widens by the move, so WETH collateral loses value against the end-of-day requirement
     assert summary.price_status["ETH"] == "fallback" and summary.prices["ETH"] == pytest.approx(last_eth * 0.90)
-    assert summary.haircuts_bps["WETH"] >= result.steps[-1]["haircuts_bps"]["WETH"] + 2_500
+    move = next(d for d in reversed(workflow.guard.decisions) if d.asset == "ETH")
+    assert move.status == "fallback" and move.haircut_addon == pytest.approx(abs(move.median / move.twap - 1))
+    assert summary.haircuts_bps["WETH"] == math.ceil(round(result.steps[-1]["haircuts_bps"]["WETH"]
+                                                           + move.haircut_addon * 10_000, 6))
     assert summary.calls_issued > 0
     assert summary.vm_paid_by_members == 0 and summary.vm_paid_to_members == 0  # VM waits for the daily cycle
     assert workflow.reconcile() == []
 
 
 def test_release_on_request_only_from_excess(tmp_path):
-    from tokenclear.clearing.workflow import WorkflowError
-    from tokenclear.store.models import Account, Requirement
-
     demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=6)
     workflow, ledger, store = demo.workflow, demo.ledger, demo.store
     with store.session() as session:
@@ -189,7 +187,6 @@ def test_a_frozen_wallet_is_left_out_of_the_vm_batch_and_its_unpaid_vm_called(tm
     assert ledger.balance("TUSD", frozen) == before  # nothing moved for the frozen wallet
     assert summary.vm_paid_by_members + summary.vm_paid_to_members > 0  # everyone else settled
     owed = [one for one in summary.vm_blocked if one["units"] > 0]
-    from tokenclear.store.models import Cycle, Requirement
 
     with store.session() as session:
         cycle = session.scalar(select(Cycle).where(Cycle.key == summary.key))
@@ -206,9 +203,6 @@ def test_a_frozen_wallet_is_left_out_of_the_vm_batch_and_its_unpaid_vm_called(tm
 
 
 def test_concentration_limits_cut_what_counts_below_the_vaults_value(tmp_path):
-    from tokenclear.collateral.limits import Limit, resolve_limits
-    from tokenclear.store.models import Account
-
     demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=4)
     workflow, store = demo.workflow, demo.store
     with store.session() as session:
@@ -235,10 +229,6 @@ def test_concentration_limits_cut_what_counts_below_the_vaults_value(tmp_path):
 
 
 def test_a_silent_price_feed_widens_the_haircut_then_halts_the_asset(tmp_path):
-    from datetime import timedelta
-
-    from tokenclear.clearing.interfaces import MarkedFeed
-
     store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
     demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=4)
     result = demo.setup()
@@ -250,7 +240,8 @@ def test_a_silent_price_feed_widens_the_haircut_then_halts_the_asset(tmp_path):
     demo.clock.set(at)
     summary = workflow.run_cycle(at)  # a day later: the last good price is 24 h old, still usable
     assert summary.price_status["USDC"] == "fallback"
-    assert summary.haircuts_bps["TUSD"] >= before + 500  # widened by the 5% fallback add-on
+    addon = workflow.guard.config.fallback_addon  # no quotes, no move to measure: the stated add-on
+    assert summary.haircuts_bps["TUSD"] >= before + addon * 10_000
     later = at + timedelta(days=1)
     demo.clock.set(later)
     halted = workflow.run_cycle(later)
@@ -261,8 +252,6 @@ def test_a_silent_price_feed_widens_the_haircut_then_halts_the_asset(tmp_path):
 
 
 def test_a_members_substitution_on_chain_reaches_the_book(tmp_path):
-    from tokenclear.store.models import Account
-
     demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=4)
     workflow, ledger, store = demo.workflow, demo.ledger, demo.store
     with store.session() as session:
@@ -281,10 +270,6 @@ def test_a_members_substitution_on_chain_reaches_the_book(tmp_path):
 
 
 def test_general_wrong_way_risk_measured_against_each_accounts_pnl(tmp_path):
-    import numpy as np
-
-    from tokenclear.store.models import Account
-
     demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=12)
     workflow, ledger, store = demo.workflow, demo.ledger, demo.store
     weth = [token.symbol for token in workflow.tokens].index("WETH")

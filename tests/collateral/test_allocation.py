@@ -46,7 +46,10 @@ def test_worked_example(setup):
     assert pledge[5] == pytest.approx(0.0, abs=1e-9)
     assert result.cover[0, 0] == pytest.approx(100.0) and result.shortfall.sum() == pytest.approx(0, abs=1e-9)
     report = result.report(p)
-    expected_cost = 25 * 0.003 + 35 / 0.965 * 0.035 * 0.043 + 40 / 0.995 * 0.005 * 0.043
+    registry, _ = setup
+    usd = registry.get("USD")
+    expected_cost = (25 * (usd.yield_annual - usd.yield_pledged) + 35 / 0.965 * 0.035 * p.funding_rate
+                     + 40 / 0.995 * 0.005 * p.funding_rate)
     assert report["cost_annual"] == pytest.approx(expected_cost)
     assert report["excess"] == pytest.approx(0.0, abs=1e-7)
 

@@ -56,12 +56,20 @@ def test_worked_example_on_a_synthetic_series(reference):
 
 
 def test_parametric_and_floor_components(reference, market):
-    result = table(reference, market, ["TBILL", "UST_5_10Y", "GOLD", "USD"])
+    names = ["TBILL", "UST_5_10Y", "GOLD", "USD"]
+    result = table(reference, market, names)
     z = norm.ppf(0.99)
-    assert result.market[0] == pytest.approx(z * 0.25 * 5e-4 * np.sqrt(2))
-    assert result.market[1] == pytest.approx(z * 6.5 * 8e-4 * np.sqrt(3))  # T+1 adds a day to the MPOR
-    assert result.market[2] == pytest.approx(z * 0.16 * np.sqrt(4 / 252))  # T+2
-    assert result.credit[0] == pytest.approx(0.005 - result.market[0])  # the AA sovereign floor binds
+    bill, notes, gold = (reference.registry.get(name) for name in names[:3])
+
+    def horizon(asset) -> float:  # MPOR plus the settlement lag (T+1 adds a day)
+        return 2 + asset.settlement_lag_hours / 24
+
+    assert result.market[0] == pytest.approx(z * bill.duration_years * bill.rate_vol_bp * 1e-4 * np.sqrt(horizon(bill)))
+    assert result.market[1] == pytest.approx(z * notes.duration_years * notes.rate_vol_bp * 1e-4
+                                             * np.sqrt(horizon(notes)))
+    assert result.market[2] == pytest.approx(z * gold.annual_vol * np.sqrt(horizon(gold) / 252))
+    floor = reference.floors.floor(bill)
+    assert result.market[0] < floor and result.credit[0] == pytest.approx(floor - result.market[0])  # floor binds
     assert result.total[3] == 0.0 and result.published[3] == 0.0  # USD cash against a USD requirement
 
 
@@ -133,20 +141,29 @@ def test_round_up_to_the_grid():
         [0.0, 0.005, 0.005, 0.01, 0.175])
 
 
-def test_cli_table_csv_and_monthly_review(tmp_path):
+def test_cli_table_csv_and_monthly_review(tmp_path, reference, market):
     old = tmp_path / "2023-02.csv"
     done = tokenclear("haircuts", "--as-of", "2023-03-10", "--out", str(old), "--format", "csv")
     assert done.returncode == 0, done.stderr
     with old.open() as handle:
         rows = {row["asset"]: row for row in csv.DictReader(handle)}
-    assert set(rows) >= {"USDC", "ETH", "SOL", "TBILL"} and float(rows["USDC"]["published"]) == 0.015
+    before = table(reference, market, as_of="2023-03-10")  # the same calibration, in-process
+    after = table(reference, market, as_of="2023-03-13")
+    assert {name: float(row["published"]) for name, row in rows.items()} == pytest.approx(
+        dict(zip(before.assets, before.published.tolist(), strict=True)))
     review = tokenclear("haircuts", "--as-of", "2023-03-13", "--compare", str(old), "--format", "json")
     assert review.returncode == 0, review.stderr
     body = json.loads(review.stdout)
     usdc = next(change for change in body["review"] if change["asset"] == "USDC")
-    assert usdc["driver"] == "depeg" and usdc["change"] == pytest.approx(0.02)
+    assert usdc["driver"] == "depeg"
+    assert usdc["change"] == pytest.approx(after.of("USDC") - before.of("USDC")) and usdc["change"] > 0
     printed = tokenclear("haircuts", "--as-of", "2023-03-13", "--compare", str(old))
     assert "monthly review" in printed.stdout and "depeg" in printed.stdout
-    old.write_text(old.read_text().replace("0.015", "1.5", 1))
+    lines = old.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, start=1) if line.startswith("USDC,"))
+    fields = lines[number - 1].split(",")
+    fields[-1] = "1.5"  # a published haircut above 100%
+    lines[number - 1] = ",".join(fields)
+    old.write_text("\n".join(lines) + "\n")
     broken = tokenclear("haircuts", "--compare", str(old))
-    assert broken.returncode == 2 and "line 5" in broken.stderr and "'market'" not in broken.stderr
+    assert broken.returncode == 2 and f"line {number} field 'published'" in broken.stderr
