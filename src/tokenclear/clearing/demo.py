@@ -149,7 +149,6 @@ class Demo:
         self.collateral_market = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
                                                               settings.margin_currency)
         self.clock = SimulatedClock(self._at(self.days[0] - 1))
-        self.rng = rng
 
     @staticmethod
     def _at(day: np.datetime64, hour: int = CYCLE_HOUR_UTC) -> datetime:

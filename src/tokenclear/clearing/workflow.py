@@ -303,7 +303,7 @@ class Workflow:
             decision = self.guard.update(token.asset, self.feed.quotes(token.series, at), at)
             status[token.asset] = decision.status
             addon[token.asset] = decision.haircut_addon
-            if decision.price is not None:
+            if decision.usable:
                 prices[token.asset] = decision.price
         return prices, status, addon
 
@@ -459,7 +459,7 @@ class Workflow:
             if token.series is None or token.asset not in before:
                 continue
             decision = probe.update(token.asset, self.feed.quotes(token.series, at), at)
-            if decision.price is not None and abs(decision.price / before[token.asset] - 1.0) > threshold:
+            if decision.usable and abs(decision.price / before[token.asset] - 1.0) > threshold:
                 moved[token.asset] = decision.price / before[token.asset] - 1.0
         if not moved:
             return None

@@ -99,11 +99,6 @@ class HaircutTable:
     def of(self, asset: str) -> float:
         return float(self.published[self.index(asset)])
 
-    @property
-    def published_bps(self) -> np.ndarray:
-        """Published haircuts in basis points (integers, as the vault holds them)."""
-        return np.rint(self.published * 10_000).astype(np.int64)
-
     def rows(self) -> list[dict[str, object]]:
         out = []
         for i, asset in enumerate(self.assets):
