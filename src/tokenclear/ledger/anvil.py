@@ -51,7 +51,10 @@ def anvil(chain_id: int = 31337, start_time: int | None = None) -> Iterator[Anvi
         config = Path(tmp) / "node.json"
         port = free_port()
         args = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-                "--config-out", str(config), "--silent", "--accounts", "2"]
+                "--config-out", str(config), "--silent", "--accounts", "2",
+                # keep no past states: without this anvil writes them under ~/.foundry/anvil/tmp (GBs a
+                # test session) and a killed node never removes them
+                "--prune-history"]
         if start_time is not None:
             args += ["--timestamp", str(start_time)]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
