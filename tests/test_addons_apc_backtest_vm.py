@@ -25,11 +25,13 @@ from tokenclear.market.calendars import closed_cash_days
 
 def test_closed_cash_days_on_a_friday_and_a_holiday():
     friday = np.datetime64("2023-03-10")
-    assert closed_cash_days("24/7", "XNYS", friday) == 2  # Saturday and Sunday trade, no cash moves
-    assert closed_cash_days("XNYS", "XNYS", friday) == 0
-    assert closed_cash_days("24/7", "XNYS", np.datetime64("2023-03-14")) == 0
+    assert closed_cash_days("24/7", "XNYS", friday, 2) == 2  # Sat to Tue: four days, two more than the MPOR
+    assert closed_cash_days("XNYS", "XNYS", friday, 2) == 0
+    assert closed_cash_days("24/7", "XNYS", np.datetime64("2023-03-09"), 2) == 2  # Thursday: Fri to Mon
+    assert closed_cash_days("24/7", "XNYS", friday, 1) == 2  # Sat, Sun, Mon against one day
+    assert closed_cash_days("24/7", "XNYS", np.datetime64("2023-03-14"), 2) == 0
     # Thursday before Good Friday 2023: crypto trades Friday to Sunday with no cash until Monday
-    assert closed_cash_days("24/7", "XNYS", np.datetime64("2023-04-06")) == 3
+    assert closed_cash_days("24/7", "XNYS", np.datetime64("2023-04-06"), 2) == 3
 
 
 def test_holiday_addon_is_square_root_of_time_on_a_linear_book():
@@ -106,11 +108,18 @@ def test_exceptions_are_near_one_percent_on_long_history(shipped_market):
     context = build_context(book=book, catalogue=catalogue, market=shipped_market,
                             specs=load_underlyings(PROJECT_DATA / "underlyings.csv"),
                             config=RunConfig(lookback=1000), as_of=np.datetime64("2018-12-31"))
-    result = run_backtest(context, np.array([10.0]))
+    result = run_backtest(context, np.array([10.0]), step=1)
     assert result.exceptions.size > 3000
     assert 0.005 < result.exception_rate < 0.02
     worst = int(np.argmax(result.realised_loss))
     assert result.exceptions[worst]  # the largest realised loss (October 2008) breached the margin
+    assert any("overlap" in warning for warning in result.warnings)  # step 1 < MPOR 2
+    independent = run_backtest(context, np.array([10.0]))  # default step = MPOR: non-overlapping windows
+    assert independent.step == 2 and not independent.warnings
+    grid = context.factors.grid
+    gaps = np.diff(np.searchsorted(grid, independent.dates))
+    assert gaps.min() >= 2  # each realised window ends where the next test starts, or before
+    assert independent.exceptions.size == pytest.approx(result.exceptions.size / 2, abs=1)
 
 
 def test_variation_margin_is_exact_and_sums_to_zero():

@@ -69,7 +69,8 @@ def test_params_backtest_and_vm(tmp_path):
                       "--chart", str(chart))
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["observations"] > 300 and summary["traffic_light"] in ("green", "yellow", "red")
+    assert summary["observations"] > 150 and summary["traffic_light"] in ("green", "yellow", "red")
+    assert summary["step"] == 2  # the MPOR: independent windows by default
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     done = tokenclear("vm", "--from", "2023-03-09", "--to", "2023-03-13", "--format", "json")
     rows = {row["account"]: row["vm"] for row in json.loads(done.stdout)}

@@ -218,7 +218,8 @@ def backtest(
     as_of: AsOfOpt = None,
     start: Annotated[str | None, typer.Option("--from", help="first test date")] = None,
     end: Annotated[str | None, typer.Option("--to", help="last test date")] = None,
-    step: Annotated[int, typer.Option(help="test every STEP-th date (MPOR = non-overlapping)")] = 1,
+    step: Annotated[int | None, typer.Option(help="test every STEP-th date (default: the MPOR, non-overlapping "
+                                                  "windows; shorter overlaps, with a warning)")] = None,
     chart: Annotated[Path | None, typer.Option(help="write a PNG chart here")] = None,
     output: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
 ) -> None:
@@ -250,6 +251,8 @@ def backtest(
         from tokenclear.reports.backtest_chart import write_chart
 
         summary["chart"] = str(write_chart(result, chart, title=f"HS-VaR backtest, {account or 'whole book'}"))
+    for warning in result.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}")
     if output is Format.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return

@@ -1,10 +1,12 @@
 """Add-ons on top of a method's base requirement (margin currency, > 0 = owed).
 
 Holiday / weekend add-on (collected in advance, JSCC holiday-trading practice): an
-instrument whose market trades on ``d`` days on which cash cannot move accrues exposure
-over ``mpor + d`` days instead of ``mpor``; its scenario losses are scaled by
-``sqrt((mpor + d) / mpor)`` (square-root-of-time) and the add-on is the method's
-requirement with that scaling minus the base requirement.
+instrument whose market trades on ``d`` sessions more than the MPOR before cash has
+moved ``mpor`` times (a 24/7 future margined on a Thursday or a Friday against XNYS cash
+days: ``d = 2``) accrues exposure over ``mpor + d`` of its own sessions instead of
+``mpor``; its scenario losses (moves over ``mpor`` of its own sessions, so no weekend is
+already inside them) are scaled by ``sqrt((mpor + d) / mpor)`` (square-root-of-time)
+and the add-on is the method's requirement with that scaling minus the base requirement.
 
 Concentration (large-position) add-on: a position takes
 ``days = |quantity| x notional / (participation x ADV)`` days to liquidate; beyond one
@@ -30,9 +32,9 @@ VOLUME_UNITS = ("usd", "shares")
 ADV_DAYS = 60
 
 
-def holiday_days(calendars: list[str], *, cash_calendar: str, as_of: np.datetime64) -> np.ndarray:
-    """Days on which each calendar's market trades before cash next moves (int per entry)."""
-    cache = {name: closed_cash_days(name, cash_calendar, as_of) for name in set(calendars)}
+def holiday_days(calendars: list[str], *, cash_calendar: str, as_of: np.datetime64, mpor_days: int) -> np.ndarray:
+    """Sessions each calendar's market trades beyond the MPOR before cash has moved ``mpor_days`` times."""
+    cache = {name: closed_cash_days(name, cash_calendar, as_of, mpor_days) for name in set(calendars)}
     return np.array([cache[name] for name in calendars], dtype=np.int64)
 
 

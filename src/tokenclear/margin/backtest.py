@@ -5,8 +5,8 @@ For a fixed portfolio (one account's positions or the whole book) and each test 
 the realised loss is the same portfolio's loss over the next MPOR days (the move ending
 at ``t + mpor``). Contracts keep their as-of time to expiry (rolling constant maturity),
 so the test measures the model, not the roll. An exception is a realised loss above the
-margin. Overlapping MPOR windows make exceptions cluster; ``step = mpor`` gives
-non-overlapping tests.
+margin. Overlapping MPOR windows make exceptions cluster, so the default step is the
+MPOR (non-overlapping tests); a shorter step is kept as an option, with a warning.
 
 Statistics: Kupiec's proportion-of-failures LR test, Christoffersen's independence LR
 test (both chi-squared with one degree of freedom), the Basel traffic-light zone of the
@@ -17,7 +17,7 @@ peak-to-trough ratio of the margin series (procyclicality).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -26,6 +26,7 @@ from scipy.stats import binom, chi2
 
 from tokenclear.arrays import Float64Array1D
 from tokenclear.errors import ConfigurationError, MarketDataError
+from tokenclear.margin.addons import holiday_days, holiday_scale
 from tokenclear.margin.context import Context
 from tokenclear.margin.historical import horizon_calendar_days
 from tokenclear.margin.measures import loss_measure
@@ -49,6 +50,8 @@ class Backtest:
     traffic_light: str
     traffic_exceptions: int
     peak_to_trough: float
+    step: int = 1
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def exception_count(self) -> int:
@@ -64,7 +67,8 @@ class Backtest:
                 "kupiec_lr": self.kupiec_lr, "kupiec_p_value": self.kupiec_p,
                 "christoffersen_lr": self.christoffersen_lr, "christoffersen_p_value": self.christoffersen_p,
                 "traffic_light": self.traffic_light, "traffic_light_exceptions": self.traffic_exceptions,
-                "peak_to_trough": self.peak_to_trough, "first": str(self.dates[0]), "last": str(self.dates[-1])}
+                "peak_to_trough": self.peak_to_trough, "step": self.step, "first": str(self.dates[0]),
+                "last": str(self.dates[-1]), "warnings": list(self.warnings)}
 
 
 def kupiec(exceptions: int, observations: int, expected_rate: float) -> tuple[float, float]:
@@ -102,47 +106,70 @@ def traffic_light(exceptions: int, observations: int, expected_rate: float) -> s
 
 
 def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64 | None = None,
-                 end: np.datetime64 | None = None, filtered: bool = False, step: int = 1) -> Backtest:
-    """Backtest HS-VaR (or filtered HS) on ``quantity`` (float64[instruments]) over [start, end]."""
+                 end: np.datetime64 | None = None, filtered: bool = False, step: int | None = None,
+                 holiday: bool = True) -> Backtest:
+    """Backtest HS-VaR (or filtered HS) on ``quantity`` (float64[instruments]) over [start, end].
+
+    ``step`` (default: the MPOR) tests every step-th date: at the MPOR the realised
+    windows do not overlap, which Kupiec's and Christoffersen's tests assume; a shorter
+    step is allowed with a warning. The realised loss runs from the test date's closes
+    to those ``mpor_days`` risk-grid dates later (a 24/7 product tested on a Friday: to
+    Tuesday), and ``holiday`` adds the holiday add-on of that date, as a run would.
+    """
     config = context.config
     lookback, horizon = config.lookback, config.mpor_days
     factors = context.factors
     moves = context.moves
     if filtered:
         raise ConfigurationError("backtest of filtered HS is not available yet; use hsvar")
+    step = horizon if step is None else step
+    if step < 1:
+        raise ConfigurationError(f"step must be >= 1, not {step}")
+    warnings = list(context.warnings)
+    if step < horizon:
+        warnings.append(f"step {step} < MPOR {horizon}: realised windows overlap, so exceptions cluster and the "
+                        f"Kupiec and Christoffersen p-values are not valid; use --step {horizon}")
     n_moves = moves.shape[0]
-    # a test at move row t uses rows t-lookback+1..t as scenarios and row t+horizon as the outcome
-    # (grid rows: move row r ends at grid index r + horizon when no row was dropped)
+    # a test at move row t uses rows t-lookback+1..t as scenarios; its outcome is the grid move
+    # from t's grid date to the grid date ``horizon`` rows later
     grid_index = np.searchsorted(factors.grid, context.move_dates)
-    first = lookback - 1
-    candidates = np.arange(first, n_moves)
-    outcome = np.searchsorted(grid_index, grid_index[candidates] + horizon)
-    valid = (outcome < n_moves)
-    valid[valid] &= grid_index[outcome[valid]] == grid_index[candidates[valid]] + horizon
-    tests, outcome = candidates[valid], outcome[valid]
+    candidates = np.arange(lookback - 1, n_moves)
+    after = grid_index[candidates] + horizon
+    valid = after < factors.grid.size
+    tests, after = candidates[valid], after[valid]
     dates = context.move_dates[tests]
-    keep = np.ones(tests.size, dtype=bool)
+    keep = ~np.isnan(factors.prices[after]).any(axis=1)
     if start is not None:
         keep &= dates >= start
     if end is not None:
         keep &= dates <= end
-    tests, outcome, dates = tests[keep][::step], outcome[keep][::step], dates[keep][::step]
+    tests, after, dates = tests[keep][::step], after[keep][::step], dates[keep][::step]
     if tests.size < 2:
         raise MarketDataError(f"fewer than two test dates with {lookback} observations of history before them "
                               f"and {horizon} days after; shorten --lookback or widen --from/--to")
     windows = sliding_window_view(moves, lookback, axis=0)  # [n_moves-lookback+1, factors, lookback]
     horizon_days = horizon_calendar_days(context)
+    calendars = [factors.specs[j].calendar for j in context.resolved.underlying_index]
+    confidence = config.es_confidence if config.measure == "es" else config.confidence
+    absolute = factors.is_absolute
     margin = np.empty(tests.size)
     realised = np.empty(tests.size)
-    for k, (row, after) in enumerate(zip(tests.tolist(), outcome.tolist(), strict=True)):  # loop over test dates
+    for k, (row, outcome) in enumerate(zip(tests.tolist(), after.tolist(), strict=True)):  # loop over test dates
         spot = factors.prices[grid_index[row]]
         resolved = reprice(context.resolved, factors, spot)
         window = windows[row - lookback + 1].T  # [lookback, factors]
-        pnl = quantity @ revalue(resolved, window, horizon_days=horizon_days)
-        margin[k] = max(float(loss_measure(pnl[None, :], measure=config.measure,
-                                           confidence=config.es_confidence if config.measure == "es"
-                                           else config.confidence)[0]), 0.0)
-        realised[k] = -float(quantity @ revalue(resolved, moves[after][None, :], horizon_days=horizon_days)[:, 0])
+        per_contract = revalue(resolved, window, horizon_days=horizon_days)
+        base = loss_measure((quantity @ per_contract)[None, :], measure=config.measure, confidence=confidence)[0]
+        margin[k] = max(float(base), 0.0)
+        if holiday:
+            extra = holiday_days(calendars, cash_calendar=config.cash_calendar, as_of=dates[k], mpor_days=horizon)
+            if extra.any():
+                scaled = quantity @ (per_contract * holiday_scale(extra, horizon)[:, None])
+                margin[k] = max(margin[k], float(loss_measure(scaled[None, :], measure=config.measure,
+                                                              confidence=confidence)[0]))
+        later = factors.prices[outcome]
+        move = np.where(absolute, later - spot, later / spot - 1.0)
+        realised[k] = -float(quantity @ revalue(resolved, move[None, :], horizon_days=horizon_days)[:, 0])
     exceptions = realised > margin
     expected = 1.0 - config.confidence
     k_lr, k_p = kupiec(int(exceptions.sum()), exceptions.size, expected)
@@ -152,4 +179,4 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     positive = margin[margin > 0]
     ratio = peak_to_trough(positive) if positive.size else float("nan")
     return Backtest(dates, margin, realised, exceptions, config.confidence, k_lr, k_p, c_lr, c_p, zone,
-                    int(recent.sum()), ratio)
+                    int(recent.sum()), ratio, step, warnings)

@@ -19,7 +19,7 @@ from tokenclear.instruments.underlyings import Underlying, underlying_spec
 from tokenclear.margin.factors import (
     RiskFactors,
     build_factors,
-    ewma_volatility,
+    daily_volatility,
     horizon_returns,
     window_rows,
 )
@@ -59,7 +59,7 @@ class Context:
     resolved: Resolved
     move_dates: DateArray1D
     moves: Float64Array2D
-    daily_vol: Float64Array2D  # EWMA vol of daily moves, aligned with factors.grid[1:]
+    daily_vol: Float64Array2D  # EWMA vol of each factor's own-calendar daily moves on ``daily_dates``
     daily_dates: DateArray1D
     warnings: list[str] = field(default_factory=list)
 
@@ -122,9 +122,8 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
     factors = build_factors(market, factor_list, sessions(config.risk_calendar), calendar=config.risk_calendar,
                             as_of=as_of, max_stale_days=config.max_stale_days)
     move_dates, moves = horizon_returns(factors, config.mpor_days)
-    daily_dates, daily = horizon_returns(factors, 1)
-    daily_vol = ewma_volatility(daily, decay=config.ewma_lambda)
-    annual = np.sqrt(periods_per_year(config.risk_calendar))
+    daily_dates, daily_vol = daily_volatility(factors, decay=config.ewma_lambda)
+    annual = np.sqrt([periods_per_year(spec.calendar) for spec in factors.specs])
     resolved = resolve(catalogue.select(book.instruments), factors, margin_currency=config.margin_currency,
                        default_volatility=daily_vol[-1] * annual)
     context = Context(config, book, factors, resolved, move_dates, moves, daily_vol, daily_dates)

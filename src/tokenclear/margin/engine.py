@@ -112,7 +112,8 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
     n_accounts, n_instruments = quantity.shape
 
     calendars = [context.factors.specs[j].calendar for j in context.resolved.underlying_index]
-    extra = holiday_days(calendars, cash_calendar=config.cash_calendar, as_of=context.as_of)
+    extra = holiday_days(calendars, cash_calendar=config.cash_calendar, as_of=context.as_of,
+                         mpor_days=config.mpor_days)
     holiday = np.zeros(n_accounts)
     if options.holiday and extra.any():
         scaled = model.margin(quantity, holiday_scale(extra, config.mpor_days))

@@ -1,8 +1,16 @@
-"""Risk factors: the price series a book depends on, aligned on the risk calendar.
+"""Risk factors: the price series a book depends on, each on its own calendar, aligned on
+the risk calendar's grid.
 
 Factors are the underlyings of the book's instruments plus the FX series that turn a
 non-margin-currency instrument into the margin currency (``jpy_usd`` for a JPY
 contract margined in USD). Pure: inputs are price series already loaded.
+
+Each factor's moves are taken over ``h`` sessions of *its own* calendar (two calendar
+days for a 24/7 crypto series, two business days for an index) and then sampled at the
+risk grid's dates: the move of every factor ending on grid date ``t`` is its own-calendar
+move ending on its last session on or before ``t``. So a 2-day BTC scenario always spans
+two days, never a weekend folded into Monday, and the weekend is charged once, by the
+holiday add-on (:mod:`tokenclear.margin.addons`).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from scipy.signal import lfilter
 from tokenclear.arrays import DateArray1D, Float64Array1D, Float64Array2D
 from tokenclear.errors import MarketDataError
 from tokenclear.instruments.underlyings import Underlying
+from tokenclear.market.calendars import sessions as calendar_sessions
 from tokenclear.market.history import MarketData, align, common_grid
 
 
@@ -27,6 +36,9 @@ class RiskFactors:
     grid: DateArray1D
     prices: Float64Array2D  # float64[dates, factors]; NaN = stale or missing
     grid_calendar: str
+    own_dates: list[DateArray1D]  # each factor's own-calendar sessions up to as-of
+    own_prices: list[Float64Array1D]  # its closes on them; NaN = stale or missing
+    max_stale_days: int = 5
 
     @property
     def as_of(self) -> np.datetime64:
@@ -69,29 +81,76 @@ def build_factors(market: MarketData, specs: list[Underlying], sessions: DateArr
     if stale.any():
         names = ", ".join(spec.name for spec, bad in zip(specs, stale, strict=True) if bad)
         raise MarketDataError(f"no close within {max_stale_days} days of as-of {as_of} for: {names}")
-    return RiskFactors([spec.name for spec in specs], specs, grid, prices, calendar)
+    own_dates, own_prices = [], []
+    for spec, one in zip(specs, series, strict=True):  # loop over factors (a handful)
+        own = calendar_sessions(spec.calendar)
+        own = own[(own >= one.dates[0]) & (own <= as_of)]
+        own_dates.append(own)
+        own_prices.append(align([one], own, max_stale_days=max_stale_days)[:, 0])
+    return RiskFactors([spec.name for spec in specs], specs, grid, prices, calendar, own_dates, own_prices,
+                       max_stale_days)
+
+
+def sample_on_grid(dates: DateArray1D, values: Float64Array1D, grid: DateArray1D, *,
+                   max_stale_days: int) -> Float64Array1D:
+    """The value on the last of ``dates`` on or before each grid date (NaN if older than ``max_stale_days``)."""
+    position = np.searchsorted(dates, grid, side="right") - 1
+    valid = position >= 0
+    safe = np.where(valid, position, 0)
+    age = (grid - dates[safe]).astype("timedelta64[D]").astype(np.int64)
+    return np.where(valid & (age <= max_stale_days), values[safe], np.nan)
+
+
+def own_moves(factors: RiskFactors, column: int, horizon: int) -> tuple[DateArray1D, Float64Array1D]:
+    """Factor ``column``'s ``horizon``-session moves on its own calendar: (end dates, moves)."""
+    dates, prices = factors.own_dates[column], factors.own_prices[column]
+    if prices.size <= horizon:
+        return dates[:0], prices[:0]
+    start, end = prices[:-horizon], prices[horizon:]
+    if factors.specs[column].returns == "absolute":
+        return dates[horizon:], end - start
+    if np.any(prices[~np.isnan(prices)] <= 0):
+        raise MarketDataError(f"series '{factors.names[column]}' has a price <= 0; declare returns=absolute for "
+                              "it in underlyings.csv")
+    return dates[horizon:], end / start - 1.0
 
 
 def horizon_returns(factors: RiskFactors, horizon_days: int) -> tuple[DateArray1D, Float64Array2D]:
-    """Overlapping ``horizon_days`` returns ending on each grid date, rows with a gap dropped.
+    """``horizon_days``-session moves of each factor on its own calendar, on the risk grid.
 
     Relative factors: ``P[t] / P[t-h] - 1``; absolute factors (those that can go
-    negative, like WTI): ``P[t] - P[t-h]`` in price units. Returns (end dates, float64[rows, factors]).
+    negative, like WTI): ``P[t] - P[t-h]`` in price units, ``t - h`` counted in the
+    factor's own sessions. Grid rows where a factor has no fresh move are dropped.
+    Returns (end dates, float64[rows, factors]).
     """
-    prices = factors.prices
-    if prices.shape[0] <= horizon_days:
-        raise MarketDataError(f"history of {prices.shape[0]} dates is too short for a {horizon_days}-day horizon")
-    start, end = prices[:-horizon_days], prices[horizon_days:]
-    absolute = factors.is_absolute
-    relative_bad = (~absolute) & np.any(start <= 0, axis=0)
-    if relative_bad.any():
-        name = factors.names[int(np.argmax(relative_bad))]
-        raise MarketDataError(f"series '{name}' has a price <= 0; declare returns=absolute for it in "
-                              "underlyings.csv")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        moves = np.where(absolute, end - start, end / start - 1.0)
+    if factors.prices.shape[0] <= horizon_days:
+        raise MarketDataError(f"history of {factors.prices.shape[0]} dates is too short for a {horizon_days}-day "
+                              "horizon")
+    moves = np.empty((factors.grid.size, len(factors.names)))
+    for column in range(len(factors.names)):  # loop over factors (a handful), not scenarios
+        dates, values = own_moves(factors, column, horizon_days)
+        moves[:, column] = sample_on_grid(dates, values, factors.grid, max_stale_days=factors.max_stale_days)
     keep = ~np.isnan(moves).any(axis=1)
-    return factors.grid[horizon_days:][keep], moves[keep]
+    return factors.grid[keep], moves[keep]
+
+
+def daily_volatility(factors: RiskFactors, *, decay: float) -> tuple[DateArray1D, Float64Array2D]:
+    """EWMA volatility of each factor's own-calendar daily moves, sampled on the risk grid.
+
+    Units per own session (a calendar day for 24/7 series, a business day otherwise).
+    Returns (grid dates where every factor has one, float64[rows, factors]).
+    """
+    vol = np.empty((factors.grid.size, len(factors.names)))
+    for column in range(len(factors.names)):  # loop over factors (a handful)
+        dates, values = own_moves(factors, column, 1)
+        fresh = ~np.isnan(values)
+        if not fresh.any():
+            vol[:, column] = np.nan
+            continue
+        sigma = ewma_volatility(values[fresh][:, None], decay=decay)[:, 0]
+        vol[:, column] = sample_on_grid(dates[fresh], sigma, factors.grid, max_stale_days=factors.max_stale_days)
+    keep = ~np.isnan(vol).any(axis=1)
+    return factors.grid[keep], vol[keep]
 
 
 def ewma_volatility(daily_moves: Float64Array2D, *, decay: float, seed_rows: int = 30) -> Float64Array2D:

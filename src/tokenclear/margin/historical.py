@@ -26,9 +26,11 @@ from tokenclear.margin.valuation import revalue
 from tokenclear.market.calendars import periods_per_year
 
 
-def horizon_calendar_days(context: Context) -> float:
-    """The MPOR in calendar days, for option time decay."""
-    return context.config.mpor_days * 365.25 / periods_per_year(context.config.risk_calendar)
+def horizon_calendar_days(context: Context) -> Float64Array1D:
+    """The MPOR in calendar days per instrument (its own calendar's sessions), for option time decay."""
+    per_year = np.array([periods_per_year(context.factors.specs[j].calendar)
+                         for j in context.resolved.underlying_index])
+    return context.config.mpor_days * 365.25 / per_year
 
 
 @dataclass(frozen=True)

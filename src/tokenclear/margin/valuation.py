@@ -138,13 +138,13 @@ def fx_series_name(currency: str, margin_currency: str) -> str:
     return f"{currency.lower()}_{margin_currency.lower()}"
 
 
-def revalue(resolved: Resolved, moves: Float64Array2D, *, horizon_days: float,
+def revalue(resolved: Resolved, moves: Float64Array2D, *, horizon_days: float | Float64Array1D,
             vol_factor: Float64Array2D | None = None) -> Float64Array2D:
     """P&L per contract under each scenario: float64[instruments, scenarios], margin currency.
 
     ``moves[s, f]`` is factor f's move in scenario s (relative or absolute, per factor);
     ``vol_factor[s, f]`` multiplies the options' implied vol (default 1). Time advances by
-    ``horizon_days`` calendar days for the options.
+    ``horizon_days`` calendar days for the options (one figure, or one per instrument).
     """
     own = moves[:, resolved.underlying_index].T  # [instruments, scenarios]
     scaled = resolved.beta[:, None] * own

@@ -58,19 +58,23 @@ def next_session(name: str, date: np.datetime64) -> np.datetime64:
     return days[index]
 
 
-def closed_cash_days(product_calendar: str, cash_calendar: str, as_of: np.datetime64) -> int:
-    """Days after ``as_of`` on which the product trades but cash cannot move.
+def closed_cash_days(product_calendar: str, cash_calendar: str, as_of: np.datetime64, mpor_days: int) -> int:
+    """Sessions the product trades, beyond ``mpor_days``, before cash has moved ``mpor_days`` times.
 
-    Counts the product's sessions strictly between ``as_of`` and the next cash session:
-    0 for an index future on a Friday (the market is shut too), 2 for a 24/7 crypto
-    future on a Friday (Saturday and Sunday trade, no cash moves until Monday), and the
-    holiday trading days of JSCC's holiday-trading regime.
+    The exposure of a position margined at ``as_of`` runs until the ``mpor_days``-th cash
+    session after it; this counts the product's sessions in ``(as_of, that session]`` less
+    ``mpor_days`` (at least 0). With a 2-day MPOR on XNYS cash: 0 for an index future on
+    any day, 2 for a 24/7 crypto future on a Thursday (Fri to Mon is four calendar days)
+    and on a Friday (Sat to Tue), 3 before Good Friday, and the holiday trading days of
+    JSCC's holiday-trading regime.
     """
-    following_cash_day = next_session(cash_calendar, as_of)
+    end = as_of
+    for _ in range(mpor_days):
+        end = next_session(cash_calendar, end)
     days = sessions(product_calendar)
     lo = np.searchsorted(days, as_of, side="right")
-    hi = np.searchsorted(days, following_cash_day, side="left")
-    return int(max(hi - lo, 0))
+    hi = np.searchsorted(days, end, side="right")
+    return int(max(hi - lo - mpor_days, 0))
 
 
 def periods_per_year(name: str) -> float:
