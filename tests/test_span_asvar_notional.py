@@ -7,7 +7,8 @@ from tests.conftest import context_of, future, random_walk
 from tokenclear.instruments.catalogue import Instrument
 from tokenclear.margin import asvar, span
 from tokenclear.margin.engine import Options, run_margin
-from tokenclear.margin.grid import SPAN_PRICE, SPAN_VOL, SPAN_WEIGHT
+from tokenclear.instruments.underlyings import Underlying
+from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL
 
 AS_OF = np.datetime64("2020-01-01") + 499
 NO_ADDONS = Options(holiday=False)
@@ -18,10 +19,21 @@ def span_rows(context, pairs=None):
     return {row.account: row for row in run_margin(context, "span", options).accounts}
 
 
-def test_sixteen_cme_scenarios():
-    assert SPAN_PRICE.size == SPAN_VOL.size == SPAN_WEIGHT.size == 16
-    assert sorted(set(np.round(np.abs(SPAN_PRICE[:14]), 6))) == pytest.approx([0, 1 / 3, 2 / 3, 1])
-    assert SPAN_PRICE[14:].tolist() == [3.0, -3.0] and SPAN_WEIGHT[14:].tolist() == [0.35, 0.35]
+def test_sixteen_cme_scenarios_with_the_extreme_move_a_product_parameter():
+    assert len(SCAN_THIRDS) + 2 == SPAN_VOL.size == 16
+    assert sorted(set(np.round(np.abs(SCAN_THIRDS), 6))) == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    prices = random_walk(20, 500)
+    specs = {"x": Underlying("x", calendar="24/7"),
+             "y": Underlying("y", calendar="24/7", span_extreme_multiple=3.0, span_extreme_fraction=0.33)}
+    context = context_of({"x": prices, "y": prices}, [future("X", "x"), future("Y", "y")],
+                         [("a", "X", 1), ("a", "Y", 1)], specs=specs)
+    model = span.Span.build(context, span.calibrate(context, context.window()))
+    grid = model.grid
+    assert grid.price_multiple[14:, 0].tolist() == [2.0, -2.0] and grid.price_multiple[14:, 1].tolist() == [3, -3]
+    scan = model.parameters.price_scan[0] * prices[-1]
+    # the extreme scenario counts 35% of a 2x move on x (70% of the range) and 33% of 3x on y (99%)
+    assert grid.loss[0, 15] == pytest.approx(0.35 * 2 * scan, rel=1e-9)
+    assert grid.loss[1, 15] == pytest.approx(0.33 * 3 * scan, rel=1e-9)
 
 
 def test_future_scan_risk_and_calendar_spread_charge_by_hand():
@@ -33,8 +45,8 @@ def test_future_scan_risk_and_calendar_spread_charge_by_hand():
     scan = np.quantile(np.abs(prices[2:] / prices[:-2] - 1), 0.99)
     assert params.price_scan[0] == pytest.approx(scan)
     rows = span_rows(context)
-    # outright: worst of 1.0 x scan and the extreme 3 x scan x 35% = 1.05 x scan
-    assert float(rows["outright"].margin_usd) == pytest.approx(3 * 10 * prices[-1] * scan * 1.05, abs=0.01)
+    # outright: worst of 1.0 x scan and the extreme 2 x scan x 35% = 0.70 x scan: a plain future pays its range
+    assert float(rows["outright"].margin_usd) == pytest.approx(3 * 10 * prices[-1] * scan, abs=0.01)
     # spread: scan risk nets to 0; intra-commodity charge = 10% x scan x exposure of one leg
     assert float(rows["spread"].components["scan_risk"]) == pytest.approx(0, abs=0.01)
     assert float(rows["spread"].margin_usd) == pytest.approx(0.10 * scan * 10 * prices[-1], abs=0.02)
@@ -60,6 +72,69 @@ def test_short_option_minimum_binds_for_far_out_of_the_money_short_calls():
     scan = span.calibrate(context, context.window()).price_scan[0]
     assert float(row.margin_usd) == pytest.approx(0.10 * scan * prices[-1] * 7, abs=0.011)
     assert float(row.components["short_option_minimum"]) == pytest.approx(float(row.margin_usd), abs=0.02)
+
+
+def option_book(entries):
+    prices = random_walk(29, 500)
+    expiry = AS_OF + 90
+    month = future("F", "x", "50", str(expiry))
+    later = future("G", "x", "50", str(AS_OF + 180))
+    call = Instrument("C", "option", "x", month.multiplier, "USD", expiry, strike=prices[-1] * 1.05,
+                      option_type="call", volatility=0.3)
+    put = Instrument("P", "option", "x", month.multiplier, "USD", expiry, strike=prices[-1] * 0.95,
+                     option_type="put", volatility=0.3)
+    return context_of({"x": prices}, [month, later, call, put], entries), prices
+
+
+def test_intra_commodity_spreads_form_between_different_months_only():
+    context, prices = option_book([("covered", "F", 1), ("covered", "C", -1), ("strangle", "C", -1),
+                                   ("strangle", "P", -1), ("calendar", "F", 1), ("calendar", "G", -1),
+                                   ("both", "F", 1), ("both", "C", -1), ("both", "G", -1)])
+    rows = span_rows(context)
+    assert float(rows["covered"].components["intra_spread_charge"]) == 0.0  # one month: no spread
+    assert float(rows["strangle"].components["intra_spread_charge"]) == 0.0
+    scan = span.calibrate(context, context.window()).price_scan[0]
+    model = span.Span.build(context, span.calibrate(context, context.window()))
+    exposure = dict(zip(context.resolved.names, model.grid.exposure, strict=True))  # dV/dm per contract
+    # calendar: December long one future, March short one: 10% x scan x the smaller month's exposure
+    expected = 0.10 * scan * min(exposure["F"], exposure["G"])
+    assert float(rows["calendar"].components["intra_spread_charge"]) == pytest.approx(expected, abs=0.01)
+    # both: December nets the future against the short call's delta first, then spreads against March
+    december = exposure["F"] - exposure["C"]
+    assert 0 < december < exposure["G"]
+    expected = 0.10 * scan * december
+    assert float(rows["both"].components["intra_spread_charge"]) == pytest.approx(expected, abs=0.01)
+
+
+def test_short_option_minimum_is_the_larger_side_not_the_sum():
+    context, prices = option_book([("strangle", "C", -1), ("strangle", "P", -1), ("calls", "C", -3),
+                                   ("calls", "P", -1)])
+    rows = span_rows(context)
+    scan = span.calibrate(context, context.window()).price_scan[0]
+    forward = context.resolved.forward[context.resolved.names.index("C")]
+    one = 0.10 * scan * forward * 50  # one short option's underlying exposure x the rate
+    assert float(rows["strangle"].components["short_option_minimum"]) == pytest.approx(one, abs=0.01)
+    assert float(rows["calls"].components["short_option_minimum"]) == pytest.approx(3 * one, abs=0.01)
+
+
+def test_look_ahead_is_a_product_parameter_for_option_decay():
+    prices = random_walk(30, 500)
+    call = Instrument("C", "option", "x", future("F", "x").multiplier, "USD", AS_OF + 20, strike=prices[-1],
+                      option_type="call", volatility=0.5)
+    losses = []
+    for days in (1, 5):
+        specs = {"x": Underlying("x", calendar="24/7", span_lookahead_days=days)}
+        context = context_of({"x": prices}, [call], [("long", "C", 1)], specs=specs)
+        model = span.Span.build(context, span.calibrate(context, context.window()))
+        losses.append(model.grid.loss[0, 0])  # price unchanged, vol up: what is lost is time decay
+    from tokenclear.instruments.pricing import option_value
+    vol_up = 0.5 * (1 + model.parameters.vol_scan[0])
+    value = [float(option_value(np.array([False]), np.array([prices[-1]]), np.array([prices[-1]]),
+                                np.array([years]), np.array([vol]), np.array([True]))[0])
+             for years, vol in ((20 / 365.25, 0.5), (20 / 365.25 - 1 / 365, vol_up), (20 / 365.25 - 5 / 365, vol_up))]
+    # a session of a 24/7 product is 365.25 / 365 calendar days
+    assert losses[0] == pytest.approx(value[0] - value[1], rel=1e-9)
+    assert losses[1] == pytest.approx(value[0] - value[2], rel=1e-9)
 
 
 def test_inter_commodity_credit_lowers_a_correlated_spread():

@@ -1,7 +1,8 @@
 """Reference data per underlying price series: calendar, return type, term structure.
 
 CSV columns: ``underlying,calendar,returns,carry_rate,term_decay,option_model`` and the
-optional ``notional_rate``.
+optional ``notional_rate``, ``span_extreme_multiple``, ``span_extreme_fraction`` and
+``span_lookahead_days`` (SPAN's per-product parameters; blank = the defaults below).
 
 Term-structure rule (how contract months of one underlying get their own scenario
 series from the spot series ``S``), for a contract with ``tau`` years to expiry:
@@ -26,6 +27,13 @@ from tokenclear.csvfiles import parse_float, read_rows
 from tokenclear.errors import InputError
 
 RETURN_TYPES = ("relative", "absolute")
+#: SPAN's extreme scenarios (15 and 16) move this multiple of the price scan range and count this
+#: fraction of the loss: 2x at 35% (70% of the range, so a plain future is charged its scan range),
+#: as in CME's S&P 500 risk array and the textbook table; CME advisories also show 3x at 33%.
+SPAN_EXTREME_MULTIPLE = 2.0
+SPAN_EXTREME_FRACTION = 0.35
+#: SPAN's look-ahead time (option decay in the risk array), in the product's own sessions: CME, one day.
+SPAN_LOOKAHEAD_DAYS = 1
 OPTION_MODELS = ("black76", "bachelier")
 
 
@@ -38,6 +46,9 @@ class Underlying:
     term_decay: float = 0.0
     option_model: str = "black76"
     notional_rate: float | None = None  # fraction of notional for the percentage-of-notional method
+    span_extreme_multiple: float = SPAN_EXTREME_MULTIPLE
+    span_extreme_fraction: float = SPAN_EXTREME_FRACTION
+    span_lookahead_days: int = SPAN_LOOKAHEAD_DAYS
 
 
 def load_underlyings(path: Path) -> dict[str, Underlying]:
@@ -56,6 +67,24 @@ def load_underlyings(path: Path) -> dict[str, Underlying]:
                              path=path, line=line, field="option_model")
         notional = parse_float(row.get("notional_rate", ""), path=path, line=line, field="notional_rate",
                                allow_blank=True)
+        multiple = parse_float(row.get("span_extreme_multiple", ""), path=path, line=line,
+                               field="span_extreme_multiple", allow_blank=True)
+        fraction = parse_float(row.get("span_extreme_fraction", ""), path=path, line=line,
+                               field="span_extreme_fraction", allow_blank=True)
+        lookahead = parse_float(row.get("span_lookahead_days", ""), path=path, line=line,
+                                field="span_lookahead_days", allow_blank=True)
+        multiple = SPAN_EXTREME_MULTIPLE if multiple != multiple else multiple
+        fraction = SPAN_EXTREME_FRACTION if fraction != fraction else fraction
+        lookahead = SPAN_LOOKAHEAD_DAYS if lookahead != lookahead else lookahead
+        if multiple < 1:
+            raise InputError("span_extreme_multiple must be >= 1 (a multiple of the scan range)", path=path,
+                             line=line, field="span_extreme_multiple")
+        if not 0 < fraction <= 1:
+            raise InputError("span_extreme_fraction must lie in (0, 1]", path=path, line=line,
+                             field="span_extreme_fraction")
+        if lookahead < 0 or lookahead != int(lookahead):
+            raise InputError("span_lookahead_days must be a whole number of sessions >= 0", path=path, line=line,
+                             field="span_lookahead_days")
         out[name] = Underlying(
             name=name,
             calendar=row["calendar"] or "XNYS",
@@ -64,6 +93,9 @@ def load_underlyings(path: Path) -> dict[str, Underlying]:
             term_decay=parse_float(row["term_decay"], path=path, line=line, field="term_decay"),
             option_model=row["option_model"],
             notional_rate=None if notional != notional else notional,
+            span_extreme_multiple=multiple,
+            span_extreme_fraction=fraction,
+            span_lookahead_days=int(lookahead),
         )
     return out
 

@@ -27,6 +27,7 @@ import numpy as np
 from tokenclear.arrays import Float64Array1D
 from tokenclear.margin.context import Context
 from tokenclear.margin.grid import ASVAR_PRICE, ASVAR_VOL, ASVAR_WEIGHT, Grid
+from tokenclear.margin.historical import horizon_calendar_days
 from tokenclear.margin.measures import tail_count
 from tokenclear.margin.result import MethodResult
 from tokenclear.margin.span import vol_scan_ranges
@@ -88,7 +89,8 @@ class Asvar:
     @classmethod
     def build(cls, context: Context, parameters: AsvarParameters) -> Asvar:
         grid = Grid.build(context, np.array(parameters.price_move), np.array(parameters.vol_move),
-                          price_multiple=ASVAR_PRICE, vol_sign=ASVAR_VOL, weight=ASVAR_WEIGHT)
+                          price_multiple=ASVAR_PRICE, vol_sign=ASVAR_VOL, weight=ASVAR_WEIGHT,
+                          horizon_days=horizon_calendar_days(context))
         return cls(context, parameters, grid)
 
     def margin(self, quantity: np.ndarray, scale: Float64Array1D | None = None) -> MethodResult:

@@ -3,6 +3,8 @@
 A combined commodity is every instrument of one underlying. Each scenario moves that
 underlying by ``price_multiple x price_scan`` and its implied vol by
 ``vol_sign x vol_scan`` (relative); a weight counts only part of extreme losses.
+Multiples and weights may differ per product (SPAN's extreme move is a product
+parameter), and options decay over each product's look-ahead time.
 All combined commodities are evaluated with one matrix product against a block matrix
 ``[instruments, commodities x scenarios]``.
 """
@@ -15,19 +17,13 @@ import numpy as np
 
 from tokenclear.arrays import Float64Array1D, Float64Array2D
 from tokenclear.margin.context import Context
-from tokenclear.margin.historical import horizon_calendar_days
 from tokenclear.margin.hsvar import top_k
 from tokenclear.margin.valuation import revalue
 
-_THIRDS = (0, 0, 1 / 3, 1 / 3, -1 / 3, -1 / 3, 2 / 3, 2 / 3, -2 / 3, -2 / 3, 1, 1, -1, -1)
+SCAN_THIRDS = (0, 0, 1 / 3, 1 / 3, -1 / 3, -1 / 3, 2 / 3, 2 / 3, -2 / 3, -2 / 3, 1, 1, -1, -1)
 _VOLS = (1, -1) * 7
-#: CME's extreme moves: scenarios 15 and 16 at 3x the price scan range, 35% of the loss counted.
-EXTREME_MULTIPLE = 3.0
-EXTREME_FRACTION = 0.35
-SPAN_PRICE = np.array(_THIRDS + (EXTREME_MULTIPLE, -EXTREME_MULTIPLE))
 SPAN_VOL = np.array(_VOLS + (0, 0), dtype=float)
-SPAN_WEIGHT = np.array((1.0,) * 14 + (EXTREME_FRACTION, EXTREME_FRACTION))
-ASVAR_PRICE = np.array(_THIRDS)
+ASVAR_PRICE = np.array(SCAN_THIRDS)
 ASVAR_VOL = np.array(_VOLS, dtype=float)
 ASVAR_WEIGHT = np.ones(14)
 
@@ -40,20 +36,30 @@ class Grid:
     commodities: np.ndarray  # factor columns that carry instruments
     member: np.ndarray  # int[instruments]: index into commodities
     loss: Float64Array2D
-    price_multiple: Float64Array1D
+    price_multiple: Float64Array2D  # [scenarios, factors]
     exposure: Float64Array1D  # dV/dm per contract: margin currency per unit factor move
 
     @classmethod
     def build(cls, context: Context, price_scan: Float64Array1D, vol_scan: Float64Array1D, *,
-              price_multiple: np.ndarray, vol_sign: np.ndarray, weight: np.ndarray) -> Grid:
-        """``price_scan`` / ``vol_scan`` per factor column (relative or absolute as the factor moves)."""
+              price_multiple: np.ndarray, vol_sign: np.ndarray, weight: np.ndarray,
+              horizon_days: Float64Array1D) -> Grid:
+        """``price_scan`` / ``vol_scan`` per factor column (relative or absolute as the factor moves).
+
+        ``price_multiple`` and ``weight`` are [scenarios] or [scenarios, factors];
+        ``horizon_days`` is each instrument's option decay in calendar days.
+        """
         resolved = context.resolved
+        n_factors = price_scan.size
+        price_multiple = np.broadcast_to(np.asarray(price_multiple, dtype=float).reshape(len(vol_sign), -1),
+                                         (len(vol_sign), n_factors))
+        weight = np.broadcast_to(np.asarray(weight, dtype=float).reshape(len(vol_sign), -1),
+                                 (len(vol_sign), n_factors))
         commodities, member = np.unique(resolved.underlying_index, return_inverse=True)
-        is_commodity = np.isin(np.arange(price_scan.size), commodities)
-        moves = price_multiple[:, None] * np.where(is_commodity, price_scan, 0.0)[None, :]  # FX factors stay
+        is_commodity = np.isin(np.arange(n_factors), commodities)
+        moves = price_multiple * np.where(is_commodity, price_scan, 0.0)[None, :]  # FX factors stay
         vol_factor = np.maximum(1.0 + vol_sign[:, None] * vol_scan[None, :], 0.0)
-        loss = -revalue(resolved, moves, horizon_days=horizon_calendar_days(context), vol_factor=vol_factor)
-        loss *= weight[None, :]
+        loss = -revalue(resolved, moves, horizon_days=horizon_days, vol_factor=vol_factor)
+        loss *= weight[:, resolved.underlying_index].T
         exposure = exposures(context)
         return cls(context, commodities, member, loss, price_multiple, exposure)
 
@@ -83,8 +89,9 @@ class Grid:
         ``worst_k[accounts, commodities]`` is each commodity's worst scenario. Returns (labels,
         instrument indices int[accounts, 3], their losses > 0).
         """
-        table = np.array([[scenario_label(name, self.price_multiple[s], vol_sign[s])
-                           for s in range(self.price_multiple.size)] for name in self.names()])
+        table = np.array([[scenario_label(name, self.price_multiple[s, column], vol_sign[s])
+                           for s in range(self.price_multiple.shape[0])]
+                          for name, column in zip(self.names(), self.commodities.tolist(), strict=True)])
         labels = table[main, worst_k[np.arange(quantity.shape[0]), main]]
         loss_each = quantity * self.loss[np.arange(self.member.size)[None, :], worst_k[:, self.member]]
         if scale is not None:

@@ -5,17 +5,25 @@ credit and short option minimum.
 Per combined commodity c (all instruments of one underlying)::
 
     scan_c   = max(0, max over the 16 scenarios of the commodity's loss)
-    intra_c  = intra_multiple_c x scan_range_c x min(long exposure_c, short exposure_c)
+    intra_c  = intra_multiple_c x scan_range_c x min(long months_c, short months_c)
     spot_c   = spot_multiple x scan_range_c x |exposure in contracts expiring within spot_month_days|
     credit_c = inter-commodity credit (pairs of commodities with opposite net exposure)
-    som_c    = som_multiple x scan_range_c x underlying exposure of each short option
+    som_c    = som_multiple x scan_range_c x max(short calls_c, short puts_c)
     total_c  = max(scan_c + intra_c + spot_c - credit_c, som_c)
 
 Exposure is ``dV/dm`` (margin currency per unit factor move: notional for a relative
 factor, per price unit for an absolute one), so charges are in the margin currency.
+Intra-commodity spreads are formed between *different* contract months only, as CME's
+tiers do: each month's exposures (futures and the options on it) net first, then
+``long months_c`` is the sum of the months with net long exposure and ``short months_c``
+of those net short; a covered call or a strangle in one month is no spread. The short
+option minimum counts the larger of the short calls and the short puts (CME since
+1999), each by the underlying exposure of one contract.
 Scan ranges are derived from the history at a stated coverage (default 99% of
-MPOR-day absolute moves); the extreme scenarios move 3x the range and count 35% of the
-loss (CME's defaults). Parameters are published with :meth:`SpanParameters.to_json`.
+MPOR-day absolute moves). The extreme scenarios (15, 16), the share of their loss
+counted and the look-ahead time are product parameters (``data/underlyings.csv``;
+default 2x the range at 35% and one session, as in CME's S&P 500 risk array).
+Parameters are published with :meth:`SpanParameters.to_json`.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ from tokenclear.arrays import Float64Array1D
 from tokenclear.csvfiles import parse_float, read_rows
 from tokenclear.errors import InputError
 from tokenclear.margin.context import Context
-from tokenclear.margin.grid import SPAN_PRICE, SPAN_VOL, SPAN_WEIGHT, Grid
+from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL, Grid
 from tokenclear.margin.result import MethodResult
+from tokenclear.market.calendars import periods_per_year
 
 INTRA_FLOOR = 0.10  # minimum calendar-spread charge as a multiple of the scan range (basis risk)
 SPOT_MULTIPLE = 0.25
@@ -61,11 +70,12 @@ class SpanParameters:
     price_scan: list[float]
     vol_scan: list[float]
     intra_multiple: list[float]
+    extreme_multiple: list[float]  # scenarios 15/16 move this multiple of the price scan range
+    extreme_fraction: list[float]  # and count this share of their loss
+    lookahead_days: list[int]  # option decay in the risk arrays, in the product's own sessions
     spot_multiple: float = SPOT_MULTIPLE
     som_multiple: float = SOM_MULTIPLE
     spot_month_days: int = SPOT_MONTH_DAYS
-    extreme_multiple: float = float(SPAN_PRICE[-2])
-    extreme_fraction: float = float(SPAN_WEIGHT[-1])
     pairs: list[InterPair] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -117,9 +127,11 @@ def calibrate(context: Context, rows: np.ndarray, *, coverage: float = 0.99,
             outright = pair.ratio_first * price_scan[a] + pair.ratio_second * price_scan[b]
             rate = float(np.clip(1.0 - spread / outright, 0.0, CREDIT_CAP)) if outright > 0 else 0.0
             priced.append(InterPair(pair.first, pair.second, pair.ratio_first, pair.ratio_second, round(rate, 4)))
+    specs = context.factors.specs
     return SpanParameters(str(context.as_of), coverage, context.config.mpor_days, list(names),
-                          [spec.returns for spec in context.factors.specs], price_scan.tolist(), vol_scan.tolist(),
-                          intra.tolist(), pairs=priced)
+                          [spec.returns for spec in specs], price_scan.tolist(), vol_scan.tolist(), intra.tolist(),
+                          [spec.span_extreme_multiple for spec in specs], [spec.span_extreme_fraction for spec in specs],
+                          [spec.span_lookahead_days for spec in specs], pairs=priced)
 
 
 @dataclass(frozen=True)
@@ -128,11 +140,26 @@ class Span:
     parameters: SpanParameters
     grid: Grid
 
+    months: np.ndarray  # int[instruments]: the instrument's (commodity, contract month) tier
+    calls: np.ndarray  # bool[instruments]
+    puts: np.ndarray
+
     @classmethod
     def build(cls, context: Context, parameters: SpanParameters) -> Span:
+        multiple = np.array(parameters.extreme_multiple)
+        fraction = np.array(parameters.extreme_fraction)
+        thirds = np.broadcast_to(np.array(SCAN_THIRDS)[:, None], (len(SCAN_THIRDS), multiple.size))
+        price_multiple = np.vstack([thirds, multiple[None, :], -multiple[None, :]])
+        weight = np.vstack([np.ones_like(thirds), fraction[None, :], fraction[None, :]])
+        resolved = context.resolved
+        per_year = np.array([periods_per_year(context.factors.specs[j].calendar) for j in resolved.underlying_index])
+        lookahead = np.array(parameters.lookahead_days, dtype=float)[resolved.underlying_index] * 365.25 / per_year
         grid = Grid.build(context, np.array(parameters.price_scan), np.array(parameters.vol_scan),
-                          price_multiple=SPAN_PRICE, vol_sign=SPAN_VOL, weight=SPAN_WEIGHT)
-        return cls(context, parameters, grid)
+                          price_multiple=price_multiple, vol_sign=SPAN_VOL, weight=weight, horizon_days=lookahead)
+        expiry = np.round(resolved.years * 365.25).astype(np.int64)  # perpetuals (0 years) form a tier of their own
+        _, months = np.unique(np.column_stack([resolved.underlying_index, expiry]), axis=0, return_inverse=True)
+        return cls(context, parameters, grid, months.ravel(), resolved.is_option & resolved.is_call,
+                   resolved.is_option & ~resolved.is_call)
 
     def margin(self, quantity: np.ndarray, scale: Float64Array1D | None = None) -> MethodResult:
         grid, params = self.grid, self.parameters
@@ -143,17 +170,24 @@ class Span:
         scan_range = np.array(params.price_scan)[grid.commodities]
         exposure = quantity * grid.exposure[None, :]
         ones = grid.membership(np.ones(grid.member.size))
-        long_side = np.maximum(exposure, 0.0) @ ones
-        short_side = np.maximum(-exposure, 0.0) @ ones
+        tiers = np.zeros((grid.member.size, int(self.months.max()) + 1))
+        tiers[np.arange(grid.member.size), self.months] = 1.0
+        tier_commodity = np.zeros((tiers.shape[1], grid.commodities.size))
+        tier_commodity[self.months, grid.member] = 1.0
+        by_month = exposure @ tiers  # [accounts, tiers]: each month's net exposure
+        long_side = np.maximum(by_month, 0.0) @ tier_commodity
+        short_side = np.maximum(-by_month, 0.0) @ tier_commodity
         intra = np.array(params.intra_multiple)[grid.commodities] * scan_range * np.minimum(long_side, short_side)
         resolved = self.context.resolved
         in_spot = (resolved.years * 365.25 <= params.spot_month_days) & (resolved.years > 0)
         spot = params.spot_multiple * scan_range * (np.abs(exposure * in_spot[None, :]) @ ones)
-        credit = self._credits(long_side - short_side, scan)
+        credit = self._credits(exposure @ ones, scan)
         underlying_exposure = resolved.beta * np.where(resolved.absolute, 1.0, np.abs(resolved.forward)) * \
             resolved.multiplier * resolved.fx
-        short_options = np.maximum(-quantity, 0.0) * resolved.is_option[None, :]
-        som = params.som_multiple * scan_range * ((short_options * underlying_exposure[None, :]) @ ones)
+        short = np.maximum(-quantity, 0.0) * underlying_exposure[None, :]
+        short_calls = (short * self.calls[None, :]) @ ones
+        short_puts = (short * self.puts[None, :]) @ ones
+        som = params.som_multiple * scan_range * np.maximum(short_calls, short_puts)
         commodity_total = np.maximum(scan + intra + spot - credit, som)
         risk = commodity_total.sum(axis=1)
         main = np.argmax(commodity_total, axis=1)
