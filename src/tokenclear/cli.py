@@ -167,7 +167,7 @@ def emit_margin(result: MarginRun, output: Format) -> None:
     if output is Format.csv:
         buffer = io.StringIO()
         fields = ["account", "method", "margin_usd", "base_usd", "holiday_addon_usd", "concentration_addon_usd",
-                  "stress_addon_usd", "apc_usd", "worst_scenario", "top_instrument"]
+                  "stress_addon_usd", "apc_usd", "net_option_value_usd", "worst_scenario", "top_instrument"]
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
@@ -179,8 +179,8 @@ def emit_margin(result: MarginRun, output: Format) -> None:
     if result.scenarios:
         title += f" ({result.scenarios} scenarios)"
     table = Table(title=title)
-    for name in ("account", "margin USD", "base", "holiday", "concentration", "APC", "worst scenario",
-                 "largest contributor"):
+    for name in ("account", "margin USD", "base", "holiday", "concentration", "APC", "option value",
+                 "worst scenario", "largest contributor"):
         table.add_column(name, justify="left" if name in ("account", "worst scenario", "largest contributor")
                          else "right")
     total = sum(account.margin_usd for account in result.accounts)
@@ -188,10 +188,10 @@ def emit_margin(result: MarginRun, output: Format) -> None:
         top = account.top_instruments[0] if account.top_instruments else None
         table.add_row(account.account, f"{account.margin_usd:,.2f}", f"{account.base_usd:,.2f}",
                       f"{account.holiday_addon_usd:,.2f}", f"{account.concentration_addon_usd:,.2f}",
-                      f"{account.apc_usd:,.2f}", account.worst_scenario,
+                      f"{account.apc_usd:,.2f}", f"{account.net_option_value_usd:,.2f}", account.worst_scenario,
                       f"{top[0]} ({top[1]:,.0f})" if top else "")
     table.add_section()
-    table.add_row("total", f"{total:,.2f}", "", "", "", "", "", "")
+    table.add_row("total", f"{total:,.2f}", "", "", "", "", "", "", "")
     stdout.print(table)
     held = {name: days for name, days in result.holiday_days.items() if days}
     if held:

@@ -2,7 +2,12 @@
 
 CSV columns: ``instrument,kind,underlying,multiplier,currency,expiry,strike,option_type``
 and optionally ``volatility`` (annualised implied volatility of an option: a fraction for
-Black-76, price units for Bachelier; blank = the underlying's EWMA volatility).
+Black-76, price units for Bachelier; blank = the underlying's EWMA volatility) and
+``premium_style`` of an option: ``paid`` (premium paid up front, equity style, as CME's
+options on futures: no variation margin; the net option value is credited for longs and
+charged for shorts in initial margin) or ``futures`` (futures-style, as Eurex's options
+on futures: daily variation margin on the option's settlement price, no net option
+value). A blank premium_style on an option means ``paid``.
 
 Kinds: ``future`` (one row per contract month, expiry required), ``perpetual`` (no
 expiry), ``option`` (on the future of the same underlying and expiry; strike and
@@ -21,6 +26,7 @@ from tokenclear.csvfiles import parse_date, parse_decimal, parse_float, read_row
 from tokenclear.errors import InputError
 
 KINDS = ("future", "perpetual", "option")
+PREMIUM_STYLES = ("paid", "futures")
 COLUMNS = ("instrument", "kind", "underlying", "multiplier", "currency", "expiry", "strike", "option_type")
 
 
@@ -35,10 +41,16 @@ class Instrument:
     strike: float | None = None
     option_type: str | None = None
     volatility: float | None = None
+    premium_style: str | None = None  # options only: "paid" or "futures"
 
     @property
     def is_option(self) -> bool:
         return self.kind == "option"
+
+    @property
+    def premium_paid(self) -> bool:
+        """An option whose premium is paid up front (no VM; net option value in initial margin)."""
+        return self.is_option and self.premium_style != "futures"
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,8 @@ def load_catalogue(path: Path) -> Catalogue:
             raise InputError(f"currency '{row['currency']}' is not an ISO 4217 code", path=path, line=line,
                              field="currency")
         expiry = parse_date(row["expiry"], path=path, line=line, field="expiry", allow_blank=True)
-        strike = option_type = volatility = None
+        strike = option_type = volatility = premium_style = None
+        style_text = row.get("premium_style", "").lower()
         if kind in ("future", "option") and expiry is None:
             raise InputError(f"a {kind} needs an expiry", path=path, line=line, field="expiry")
         if kind == "perpetual" and expiry is not None:
@@ -94,14 +107,19 @@ def load_catalogue(path: Path) -> Catalogue:
             if option_type not in ("call", "put"):
                 raise InputError(f"option_type '{row['option_type']}' is not call or put", path=path, line=line,
                                  field="option_type")
+            premium_style = style_text or "paid"
+            if premium_style not in PREMIUM_STYLES:
+                raise InputError(f"premium_style '{style_text}' is not one of {', '.join(PREMIUM_STYLES)}", path=path,
+                                 line=line, field="premium_style")
             vol_text = row.get("volatility", "")
             if vol_text:
                 volatility = parse_float(vol_text, path=path, line=line, field="volatility")
                 if volatility <= 0:
                     raise InputError("volatility must be > 0", path=path, line=line, field="volatility")
-        elif row["strike"] or row["option_type"]:
-            raise InputError(f"a {kind} has no strike or option_type", path=path, line=line,
-                             field="strike" if row["strike"] else "option_type")
+        elif row["strike"] or row["option_type"] or style_text:
+            field = "strike" if row["strike"] else "option_type" if row["option_type"] else "premium_style"
+            raise InputError(f"a {kind} has no strike, option_type or premium_style", path=path, line=line,
+                             field=field)
         instruments[name] = Instrument(name, kind, row["underlying"], multiplier, currency, expiry, strike,
-                                       option_type, volatility)
+                                       option_type, volatility, premium_style)
     return Catalogue(instruments, source=str(path))

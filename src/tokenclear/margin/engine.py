@@ -60,6 +60,7 @@ class AccountMargin:
     concentration_addon_usd: Decimal
     stress_addon_usd: Decimal
     apc_usd: Decimal
+    net_option_value_usd: Decimal  # premium-paid options at today's value: > 0 credited (long), < 0 charged
     worst_scenario: str
     top_instruments: list[tuple[str, Decimal]]
     components: dict[str, Decimal] = field(default_factory=dict)
@@ -70,7 +71,7 @@ class AccountMargin:
             "base_usd": float(self.base_usd), "holiday_addon_usd": float(self.holiday_addon_usd),
             "concentration_addon_usd": float(self.concentration_addon_usd),
             "stress_addon_usd": float(self.stress_addon_usd), "apc_usd": float(self.apc_usd),
-            "worst_scenario": self.worst_scenario,
+            "net_option_value_usd": float(self.net_option_value_usd), "worst_scenario": self.worst_scenario,
             "top_instruments": [{"instrument": name, "loss_usd": float(loss)} for name, loss in self.top_instruments],
             "components": {key: float(value) for key, value in self.components.items()},
         }
@@ -139,7 +140,10 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
         stressed_model = build_method(context, method, context.stressed_rows(), span_pairs=options.span_pairs)
         apc = stressed_weight_addon(base_risk, np.maximum(stressed_model.margin(quantity).risk, 0.0))
 
-    total = base_risk + holiday + concentration + stress + apc
+    # premium-paid options: the requirement covers the risk less the net option value (CME SPAN's
+    # "risk minus NOV"): a long option's value is credited, a short option's value charged; never < 0
+    net_option_value = np.asarray(quantity, dtype=np.float64) @ context.resolved.option_value
+    total = np.maximum(base_risk + holiday + concentration + stress + apc - net_option_value, 0.0)
     names = context.resolved.names
     accounts = []
     for a, account in enumerate(context.book.accounts):  # formatting the output, after the numeric core
@@ -147,6 +151,7 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
             account=account, method=method, margin_usd=requirement(total[a]), base_usd=requirement(base_risk[a]),
             holiday_addon_usd=requirement(holiday[a]), concentration_addon_usd=requirement(concentration[a]),
             stress_addon_usd=requirement(stress[a]), apc_usd=requirement(apc[a]),
+            net_option_value_usd=amount(net_option_value[a]),
             worst_scenario=str(base.worst[a]),
             top_instruments=[(names[j], amount(loss)) for j, loss in
                              zip(base.contributors[a].tolist(), base.contributor_loss[a].tolist(), strict=True)

@@ -39,6 +39,7 @@ class Resolved:
     volatility: Float64Array1D  # implied vol used for options (0 for futures)
     fx: Float64Array1D  # local currency -> margin currency at as-of (1 when same)
     absolute: np.ndarray  # the factor moves in price units (True) or relatively
+    premium_paid: np.ndarray  # options whose premium is paid up front (net option value in IM)
 
     @property
     def size(self) -> int:
@@ -64,6 +65,11 @@ class Resolved:
     def value0(self) -> Float64Array1D:
         """Value per contract today (futures: price x multiplier; options: premium x multiplier)."""
         return self.value(self.forward, self.years, 1.0, self.fx)
+
+    @property
+    def option_value(self) -> Float64Array1D:
+        """Value per contract of the premium-paid options today (0 for every other contract)."""
+        return np.where(self.premium_paid, self.value0, 0.0)
 
     @property
     def notional(self) -> Float64Array1D:
@@ -114,8 +120,10 @@ def resolve(instruments: list[Instrument], factors: RiskFactors, *, margin_curre
         name = instruments[int(np.argmax(bad))].instrument
         raise MarketDataError(f"option '{name}': Black-76 needs a positive forward; use option_model=bachelier")
     fx = np.where(fx_index >= 0, spot[np.maximum(fx_index, 0)], 1.0)
+    premium_paid = np.array([one.premium_paid for one in instruments], dtype=bool)
     return Resolved([one.instrument for one in instruments], underlying_index, fx_index, multiplier, years,
-                    np.exp(-decay * years), forward, is_option, is_call, is_normal, strike, volatility, fx, absolute)
+                    np.exp(-decay * years), forward, is_option, is_call, is_normal, strike, volatility, fx, absolute,
+                    premium_paid)
 
 
 def forward_price(spot: Float64Array1D, *, carry: Float64Array1D, years: Float64Array1D,

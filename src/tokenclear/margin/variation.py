@@ -1,12 +1,16 @@
 """Variation margin: mark-to-market P&L between two valuation times, exact.
 
-Per futures or perpetual contract: ``multiplier x (settlement_1 - settlement_0)`` in the
-contract's currency; per account ``VM = -sum quantity x that`` (> 0 owed by the member,
-< 0 paid to it). Settlement prices are ``Decimal``; a contract month's settlement is its
-term-structure price (:func:`~tokenclear.margin.valuation.forward_price`) rounded to
-``SETTLEMENT_PLACES`` decimals, or an exchange settlement price where one is given.
-Options are premium-paid (equity style) and carry no VM. Arithmetic is in integers
-(numpy object arrays of Python ints), so no cent is lost for any book size.
+Per futures, perpetual or futures-style option contract: ``multiplier x (settlement_1 -
+settlement_0)`` in the contract's currency; per account ``VM = -sum quantity x that``
+(> 0 owed by the member, < 0 paid to it). Settlement prices are ``Decimal``; a contract
+month's settlement is its term-structure price
+(:func:`~tokenclear.margin.valuation.forward_price`) rounded to ``SETTLEMENT_PLACES``
+decimals, or an exchange settlement price where one is given. A futures-style option
+(Eurex style) settles at its model premium on that futures settlement (Black-76 or
+Bachelier, the catalogue's implied volatility, undiscounted), rounded the same way; a
+premium-paid option (CME style) carries no VM: its value enters initial margin as the
+net option value. Arithmetic is in integers (numpy object arrays of Python ints), so no
+cent is lost for any book size.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from tokenclear.book.positions import Book
 from tokenclear.errors import MarketDataError
 from tokenclear.instruments.catalogue import Catalogue
+from tokenclear.instruments.pricing import option_value
 from tokenclear.instruments.underlyings import Underlying, underlying_spec
 from tokenclear.market.history import MarketData
 from tokenclear.money import CENT
@@ -58,7 +63,16 @@ def settlement_prices(catalogue: Catalogue, names: list[str], market: MarketData
             price = spot + Decimal(repr(spec.carry_rate * years))
         else:
             price = spot * Decimal(repr(float(np.exp(spec.carry_rate * years))))
-        out.append(price.quantize(quantum, rounding=ROUND_HALF_EVEN))
+        price = price.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        if one.is_option and not one.premium_paid:
+            if one.volatility is None:
+                raise MarketDataError(f"futures-style option '{one.instrument}' needs an implied volatility in the "
+                                      "catalogue for its settlement price")
+            premium = option_value(np.array(spec.option_model == "bachelier"), np.array(float(price)),
+                                   np.array(float(one.strike)), np.array(years),  # type: ignore[arg-type]
+                                   np.array(one.volatility), np.array(one.option_type == "call"))
+            price = Decimal(repr(float(premium))).quantize(quantum, rounding=ROUND_HALF_EVEN)
+        out.append(price)
     return out
 
 
@@ -68,7 +82,7 @@ def variation_margin(book: Book, catalogue: Catalogue, price_0: list[Decimal],
     instruments = catalogue.select(book.instruments)
     places = max([SETTLEMENT_PLACES] + [-one.multiplier.as_tuple().exponent for one in instruments])  # type: ignore
     scale = Decimal(10) ** (places + SETTLEMENT_PLACES)
-    per_contract = np.array([0 if one.is_option else int((one.multiplier * (p1 - p0) * scale).to_integral_exact())
+    per_contract = np.array([0 if one.premium_paid else int((one.multiplier * (p1 - p0) * scale).to_integral_exact())
                              for one, p0, p1 in zip(instruments, price_0, price_1, strict=True)], dtype=object)
     currencies = sorted({one.currency for one in instruments})
     quantity = book.quantity.astype(object)
