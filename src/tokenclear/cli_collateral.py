@@ -68,7 +68,8 @@ def eligible(
 @app.command()
 def haircuts(
     as_of: AsOfOpt = None,
-    confidence: ConfidenceOpt = 0.99,
+    confidence: Annotated[float, typer.Option(help="confidence level of the haircuts (Eurex Clearing: 99.9%)")]
+    = 0.999,
     mpor_days: MporOpt = 2,
     apc: Annotated[HaircutApc, typer.Option(help="anti-procyclicality option")] = HaircutApc.stressed_weight,
     liquidity: Annotated[Scaling, typer.Option(help="horizon scaling for days to liquidate")] = Scaling.sqrt,
@@ -76,6 +77,7 @@ def haircuts(
     = 10_000_000.0,
     margin_currency: Annotated[str | None, typer.Option(help="currency the haircut protects (default settings)")]
     = None,
+    depeg_half_life: Annotated[float, typer.Option(help="days after which a past depeg counts half")] = 90.0,
     compare: Annotated[Path | None, typer.Option(help="previous haircut file: the monthly review")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write the table as CSV here")] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
@@ -95,9 +97,9 @@ def haircuts(
         config = HaircutConfig(confidence=confidence, mpor_days=mpor_days, apc=apc.value,
                                liquidity_scaling=liquidity.value, position_usd=position_usd,
                                margin_currency=currency, lookback=settings.lookback,
-                               stress_window=settings.stress_window)
+                               stress_window=settings.stress_window, depeg_half_life_days=depeg_half_life)
         table = calibrate(reference.registry, market=prices, volumes=volumes, floors=reference.floors, as_of=day,
-                          config=config)
+                          config=config, schedule=reference.schedule_floors)
         changes = compare_tables(files.load_haircut_table(compare), table) if compare else None
     except TokenclearError as error:
         raise fail(error) from None
@@ -119,13 +121,13 @@ def haircuts(
         return
     view = Table(title=f"haircuts as of {table.as_of} ({confidence:.1%}, MPOR {mpor_days} days, APC {apc.value}, "
                        f"margin currency {currency}, position {position_usd:,.0f})")
-    for name in ("asset", "horizon d", "days to sell", "market", "liquidity", "FX", "depeg", "credit", "total",
-                 "published"):
+    for name in ("asset", "horizon d", "days to sell", "market", "liquidity", "FX", "depeg", "credit", "floor",
+                 "total", "published"):
         view.add_column(name, justify="left" if name == "asset" else "right")
     for row in rows:
         view.add_row(str(row["asset"]), f"{row['horizon_days']:.2f}", f"{row['days_to_liquidate']:.2f}",
                      *(f"{float(row[name]):.2%}" for name in ("market", "liquidity", "fx", "depeg", "credit",
-                                                             "total", "published")))
+                                                             "floor", "total", "published")))
     stdout.print(view)
     if changes is not None:
         review = Table(title=f"monthly review against {compare}")

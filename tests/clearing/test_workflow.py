@@ -281,7 +281,7 @@ def test_general_wrong_way_risk_measured_against_each_accounts_pnl(tmp_path):
     correlations = workflow.correlation
     checked = set()
     with store.session() as session:
-        for account_id, value in sorted(rho.items(), key=lambda item: -item[1])[:3]:
+        for account_id, value in sorted(rho.items(), key=lambda item: -item[1]):
             account = session.get(Account, account_id)
             held = session.get(Holding, (account_id, "WETH"))
             if held is None or value < 0.5:

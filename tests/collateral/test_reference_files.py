@@ -101,3 +101,31 @@ def test_every_asset_needs_a_credit_floor(data_copy, reference):
     path.write_text(text + "\n")
     with pytest.raises(InputError, match="no floor for asset BTC"):
         files.load_credit_floors(path, reference.registry)
+
+
+@pytest.mark.parametrize(("old", "new", "field", "message"), [
+    ("TBILL,,0.005,CME", "TBILLX,,0.005,CME", "asset", "unknown asset 'TBILLX'"),
+    (",gold,0.150,CME", "GOLD,gold,0.150,CME", "asset", "an asset or a kind, not both"),
+    (",gold,0.150,CME", ",bullion,0.150,CME", "kind", "'bullion' is not one of"),
+    (",gold,0.150,CME", ",gold,1.5,CME", "floor", "must lie in"),
+    (",gold,0.150,CME,", ",gold,0.150,,", "schedule", "the schedule and the source"),
+    (",equity,0.300,CME", ",etf,0.300,CME", "kind", "duplicate floor for 'etf'"),
+])
+def test_a_bad_schedule_floor_names_file_line_and_field(data_copy, reference, old, new, field, message):
+    path = data_copy / "schedule_floors.csv"
+    _rewrite(path, old, new)
+    line = max(number for number, text in enumerate(path.read_text().splitlines(), start=1) if new in text)
+    with pytest.raises(InputError) as caught:
+        files.load_schedule_floors(path, reference.registry)
+    assert caught.value.path == str(path) and caught.value.line == line and caught.value.field == field
+    assert message in str(caught.value)
+
+
+def test_schedule_floors_cite_their_source_and_a_review_file_without_them_still_loads(reference, tmp_path):
+    floors = reference.schedule_floors
+    assert floors.floor(reference.registry.get("SPY")).floor == 0.30
+    assert "CME" in floors.floor(reference.registry.get("GOLD")).source
+    assert floors.floor(reference.registry.get("BTC")) is None  # no CCP schedule publishes one
+    old = tmp_path / "old.csv"  # written before the floor component existed
+    old.write_text("asset,market,liquidity,fx,depeg,credit,published\nUSDC,0.01,0,0,0.01,0,0.02\n")
+    assert files.load_haircut_table(old)["USDC"]["floor"] == 0.0

@@ -310,7 +310,7 @@ class Workflow:
     def _push_parameters(self, key: str, day: np.datetime64, prices: dict[str, float],
                          addon: dict[str, float]) -> dict[str, int]:
         table = calibrate(self.registry, market=self.prices, volumes=self.volumes, floors=self.reference.floors,
-                          as_of=day, config=self.config.haircuts)
+                          as_of=day, config=self.config.haircuts, schedule=self.reference.schedule_floors)
         eligible = self.reference.schedules.eligible_mask(self.registry.assets, self.config.schedule,
                                                           self.config.policy_date)
         out = {}

@@ -9,7 +9,7 @@ import numpy as np
 
 from tokenclear.collateral.assets import KINDS, PRICE_MODELS, REGISTRY_KINDS, YIELD_MODELS, Asset, Registry
 from tokenclear.collateral.eligibility import Rule, Schedules
-from tokenclear.collateral.limits import DIMENSIONS, CreditFloors, Limit
+from tokenclear.collateral.limits import DIMENSIONS, CreditFloors, Limit, ScheduleFloor, ScheduleFloors
 from tokenclear.collateral.returns import fx_name
 from tokenclear.collateral.review import TABLE_COLUMNS
 from tokenclear.csvfiles import parse_date, parse_float, read_rows
@@ -48,6 +48,10 @@ class CollateralFiles:
     @property
     def limits(self) -> Path:
         return self.folder / "limits.csv"
+
+    @property
+    def schedule_floors(self) -> Path:
+        return self.folder / "schedule_floors.csv"
 
 
 def _choice(value: str, allowed: tuple[str, ...], *, path: Path, line: int, field: str) -> str:
@@ -274,15 +278,47 @@ def load_market(prices_dir: Path, volumes_dir: Path, registry: Registry,
 
 
 def load_haircut_table(path: Path) -> dict[str, dict[str, float]]:
-    """A published haircut file (``tokenclear haircuts --out``): asset -> component -> fraction."""
+    """A published haircut file (``tokenclear haircuts --out``): asset -> component -> fraction.
+
+    Files written before the schedule-floor component existed have no ``floor`` column: it reads as 0.
+    """
     path = Path(path)
     out: dict[str, dict[str, float]] = {}
-    for line, row in read_rows(path, list(TABLE_COLUMNS)):
+    required = [name for name in TABLE_COLUMNS if name != "floor"]
+    for line, row in read_rows(path, required):
         if row["asset"] in out:
             raise InputError(f"duplicate asset '{row['asset']}'", path=path, line=line, field="asset")
-        out[row["asset"]] = {name: _fraction(row[name], path=path, line=line, field=name)
+        out[row["asset"]] = {name: _fraction(row.get(name) or "0", path=path, line=line, field=name)
                              for name in TABLE_COLUMNS[1:]}
     return out
+
+
+def load_schedule_floors(path: Path, registry: Registry) -> ScheduleFloors:
+    """``asset,kind,floor,schedule,source``: each row names an asset or a kind (not both); the file is optional."""
+    path = Path(path)
+    by_asset: dict[str, ScheduleFloor] = {}
+    by_kind: dict[str, ScheduleFloor] = {}
+    if not path.is_file():
+        return ScheduleFloors(by_asset, by_kind)
+    for line, row in read_rows(path, ["asset", "kind", "floor", "schedule", "source"]):
+        if bool(row["asset"]) == bool(row["kind"]):
+            raise InputError("give an asset or a kind, not both", path=path, line=line, field="asset")
+        if not row["schedule"] or not row["source"]:
+            raise InputError("a floor needs the schedule and the source it comes from", path=path, line=line,
+                             field="schedule" if not row["schedule"] else "source")
+        floor = ScheduleFloor(_fraction(row["floor"], path=path, line=line, field="floor", top=0.99),
+                              row["schedule"], row["source"])
+        if row["asset"]:
+            if row["asset"] not in registry.names:
+                raise InputError(f"unknown asset '{row['asset']}'", path=path, line=line, field="asset")
+            target, key = by_asset, row["asset"]
+        else:
+            target, key = by_kind, _choice(row["kind"], KINDS, path=path, line=line, field="kind")
+        if key in target:
+            raise InputError(f"duplicate floor for '{key}'", path=path, line=line, field="asset" if row["asset"]
+                             else "kind")
+        target[key] = floor
+    return ScheduleFloors(by_asset, by_kind)
 
 
 @dataclass(frozen=True)
@@ -293,13 +329,14 @@ class Reference:
     schedules: Schedules
     floors: CreditFloors
     limits: list[Limit]
+    schedule_floors: ScheduleFloors = ScheduleFloors({}, {})
 
 
 def load_reference(folder: Path) -> Reference:
     files = CollateralFiles(Path(folder))
     registry = load_registry(files.assets)
     return Reference(registry, load_schedules(files, registry), load_credit_floors(files.credit_floors, registry),
-                     load_limits(files.limits))
+                     load_limits(files.limits), load_schedule_floors(files.schedule_floors, registry))
 
 
 def default_as_of(prices: MarketData, registry: Registry) -> np.datetime64:

@@ -16,12 +16,20 @@ of its own calendar (24/7 for crypto, business days otherwise):
   grows by square-root of time (``market x (sqrt((H + d - 1) / H) - 1)``) or linearly
   (``market x (d - 1) / H``).
 * ``fx``: the same quantile for the collateral currency against the margin currency, over ``H``.
-* ``depeg``: stablecoins only, a jump of the worst close below the 1.00 peg observed up to the
-  as-of date (USDC 0.9715 on 2023-03-11), at least ``depeg_floor``.
+* ``depeg``: stablecoins only, a jump of the largest discount below the 1.00 peg observed up to the
+  as-of date, each discount decayed by its age with a half-life of ``depeg_half_life_days``
+  (USDC's 0.9715 close of 2023-03-11 counts 2.85% that day, half of it 90 days later), at least
+  ``depeg_floor``. The review rule: a depeg weighs fully while it is fresh and fades as the coin
+  holds its peg, but the floor stays; a new dip resets it.
 * ``credit``: what the floor for the issuer's kind and rating adds on top of the rest.
+* ``floor``: what a published CCP schedule's haircut for the asset class
+  (``schedule_floors.csv``: CME's 30% for equities and ETFs, 15% for gold, 3% for money-market
+  funds, 0.5% to 6% for Treasuries by maturity) adds on top of the rest.
 
-``total`` = max(market + liquidity + fx + depeg, floor): the sum is conservative against the
-product form 1 - (1 - a)(1 - b). ``published`` rounds the total up to the grid (0.5%).
+``total`` = max(market + liquidity + fx + depeg, credit floor, schedule floor): the sum is
+conservative against the product form 1 - (1 - a)(1 - b). ``published`` rounds the total up to
+the grid (0.5%). The default confidence is 99.9%, the level Eurex Clearing states for its
+collateral haircuts ("calibrated to guarantee the high (99.9 percent) confidence level").
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from scipy.stats import norm
 
 from tokenclear.arrays import Float64Array1D
 from tokenclear.collateral.assets import Asset, Registry
-from tokenclear.collateral.limits import CreditFloors
+from tokenclear.collateral.limits import CreditFloors, ScheduleFloors
 from tokenclear.collateral.returns import at_horizon, fx_cross, loss_quantiles, stressed_window, window
 from tokenclear.errors import ConfigurationError, MarketDataError
 from tokenclear.margin.addons import ConcentrationRule, average_daily_volume_usd
@@ -43,14 +51,16 @@ from tokenclear.market.history import MarketData, PriceSeries
 
 APC_OPTIONS = ("none", "buffer", "stressed-weight", "stressed")
 LIQUIDITY_SCALING = ("sqrt", "linear")
-COMPONENTS = ("market", "liquidity", "fx", "depeg", "credit")
+COMPONENTS = ("market", "liquidity", "fx", "depeg", "credit", "floor")
+#: Eurex Clearing, Collateral valuation: haircuts calibrated at a 99.9% confidence level.
+HAIRCUT_CONFIDENCE = 0.999
 BUSINESS_DAYS_PER_YEAR = 252.0
 PEG = 1.0
 
 
 @dataclass(frozen=True)
 class HaircutConfig:
-    confidence: float = 0.99
+    confidence: float = HAIRCUT_CONFIDENCE
     mpor_days: int = 2
     lookback: int = 1250
     stress_window: int = 250
@@ -59,6 +69,7 @@ class HaircutConfig:
     position_usd: float = 10_000_000.0  # reference position for the liquidity component
     margin_currency: str = "USD"
     depeg_floor: float = 0.01
+    depeg_half_life_days: float = 90.0  # age (calendar days) at which a past depeg counts half
     grid: float = 0.005
     max_horizon_days: int = 20
 
@@ -73,6 +84,8 @@ class HaircutConfig:
             raise ConfigurationError("mpor_days >= 1, lookback and stress_window >= 20, max_horizon_days >= 1")
         if not 0 < self.grid < 0.1 or self.position_usd < 0 or not 0 <= self.depeg_floor < 1:
             raise ConfigurationError("grid in (0, 0.1), position_usd >= 0, depeg_floor in [0, 1)")
+        if not self.depeg_half_life_days > 0:
+            raise ConfigurationError(f"depeg_half_life_days {self.depeg_half_life_days} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,7 @@ class HaircutTable:
     fx: Float64Array1D
     depeg: Float64Array1D
     credit: Float64Array1D
+    floor: Float64Array1D
     total: Float64Array1D
     published: Float64Array1D
 
@@ -171,11 +185,15 @@ def liquidity_addon(market_at_horizon: Float64Array1D, horizon_days: Float64Arra
     return market_at_horizon * extra / horizon_days
 
 
-def worst_depeg(asset: Asset, market: MarketData, as_of: np.datetime64) -> float:
-    """Largest observed discount to the 1.00 peg up to ``as_of`` (0 when never below)."""
+def worst_depeg(asset: Asset, market: MarketData, as_of: np.datetime64, *, half_life_days: float) -> float:
+    """Largest discount to the 1.00 peg up to ``as_of``, each decayed by ``0.5 ** (age / half_life_days)``."""
     series = market.get(asset.price_series)
-    closes = series.closes[series.dates <= as_of]
-    return float(max(PEG - closes.min(), 0.0)) if closes.size else 0.0
+    keep = series.dates <= as_of
+    if not keep.any():
+        return 0.0
+    age = (as_of - series.dates[keep]).astype(np.int64)
+    discount = np.maximum(PEG - series.closes[keep], 0.0) * 0.5 ** (age / half_life_days)
+    return float(discount.max())
 
 
 def round_up(values: Float64Array1D, grid: float) -> Float64Array1D:
@@ -186,7 +204,7 @@ def round_up(values: Float64Array1D, grid: float) -> Float64Array1D:
 
 def calibrate(registry: Registry, *, market: MarketData, volumes: MarketData, floors: CreditFloors,
               as_of: np.datetime64, config: HaircutConfig = HaircutConfig(),
-              position_usd: Float64Array1D | None = None) -> HaircutTable:
+              position_usd: Float64Array1D | None = None, schedule: ScheduleFloors | None = None) -> HaircutTable:
     """Every registry asset's haircut with its components, as of ``as_of``.
 
     ``position_usd``: float64[assets] sizes for the liquidity component (default: the config's
@@ -204,7 +222,8 @@ def calibrate(registry: Registry, *, market: MarketData, volumes: MarketData, fl
         market_h[i] = at_horizon(market_curve(asset, market, as_of, config), horizon[i])
         fx_h[i] = at_horizon(fx_curve(asset, market, as_of, config), horizon[i])
         if asset.kind == "stablecoin":
-            depeg[i] = max(worst_depeg(asset, market, as_of), config.depeg_floor)
+            depeg[i] = max(worst_depeg(asset, market, as_of, half_life_days=config.depeg_half_life_days),
+                           config.depeg_floor)
         adv[i] = adv_usd(asset, market=market, volumes=volumes, as_of=as_of)
     size = np.full(count, config.position_usd) if position_usd is None else np.asarray(position_usd, np.float64)
     days = np.where(np.isfinite(adv), size / (participation * adv), 0.0)
@@ -212,7 +231,9 @@ def calibrate(registry: Registry, *, market: MarketData, volumes: MarketData, fl
     floor = floors.floors(registry)
     raw = market_h + liquidity + fx_h + depeg
     credit = np.maximum(floor - raw, 0.0)
-    total = np.minimum(raw + credit, 1.0)
+    published_floor = np.zeros(count) if schedule is None else schedule.floors(registry)
+    top_up = np.maximum(published_floor - (raw + credit), 0.0)
+    total = np.minimum(raw + credit + top_up, 1.0)
     return HaircutTable(as_of, config, registry.names, horizon, adv, days, market_h, liquidity, fx_h, depeg, credit,
-                        total, round_up(total, config.grid))
+                        top_up, total, round_up(total, config.grid))
 

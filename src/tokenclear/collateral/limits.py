@@ -55,6 +55,27 @@ class CreditFloors:
         return np.array(values, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class ScheduleFloor:
+    floor: float
+    schedule: str  # the CCP whose published schedule it comes from
+    source: str
+
+
+@dataclass(frozen=True)
+class ScheduleFloors:
+    """Minimum haircut from published CCP schedules, by asset or else by kind (none = no floor)."""
+
+    by_asset: dict[str, ScheduleFloor]
+    by_kind: dict[str, ScheduleFloor]
+
+    def floor(self, asset: Asset) -> ScheduleFloor | None:
+        return self.by_asset.get(asset.asset) or self.by_kind.get(asset.kind)
+
+    def floors(self, registry: Registry) -> Float64Array1D:
+        return np.array([getattr(self.floor(asset), "floor", 0.0) for asset in registry.assets], dtype=np.float64)
+
+
 def group_key(asset: Asset, dimension: str) -> str:
     """The asset's group in ``dimension`` ("" = none: no issuer)."""
     if dimension == "issuer":
