@@ -129,7 +129,9 @@ def margin(
     measure: Annotated[Measure, typer.Option(help="quantile (linear), kth worst loss, or es (97.5%)")] =
         Measure.quantile,
     as_of: AsOfOpt = None,
-    stress_period: Annotated[str | None, typer.Option(help="START:END the window must include")] = None,
+    stress_period: Annotated[str | None, typer.Option(help="START:END the window must include (default: "
+                                                          "TOKENCLEAR_STRESS_PERIOD, 2008-09-01:2009-03-31; "
+                                                          "'none' for none)")] = None,
     apc: Annotated[Apc | None, typer.Option(help="anti-procyclicality option")] = None,
     apc_release: Annotated[float, typer.Option(help="fraction of the APC buffer released in stress")] = 0.0,
     holiday_addon: Annotated[bool, typer.Option(help="collect the holiday/weekend add-on")] = True,
@@ -146,7 +148,7 @@ def margin(
             inputs, context = step("reading inputs, building scenarios", lambda: load_context(
                 settings, positions=positions, instruments=instruments, prices=prices, as_of=as_of,
                 mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
-                stress_period=stress_period))
+                stress_period=stress_period or settings.stress_period))
             capacity = runner.capacity_usd(settings, context, inputs.prices_dir) if concentration_addon else None
             stress = runner.load_stress_addon(stress_addon, context.book.accounts) if stress_addon else None
             options = Options(apc=apc.value if apc else None, apc_released_fraction=apc_release,
@@ -161,6 +163,9 @@ def margin(
 
 def emit_margin(result: MarginRun, output: Format) -> None:
     rows = [account.to_dict() for account in result.accounts]
+    if output is not Format.table:  # the table prints them after itself
+        for warning in result.warnings:
+            stderr.print(f"[yellow]warning:[/] {warning}")
     if output is Format.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return

@@ -12,7 +12,7 @@ from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
 from tokenclear.margin.addons import average_daily_volume_usd, load_concentration
-from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs
+from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs, series_names
 from tokenclear.margin.span import InterPair, load_pairs
 from tokenclear.market.files import load_folder
 from tokenclear.market.history import MarketData
@@ -41,8 +41,8 @@ def parse_as_of(text: str | None, field: str = "--as-of") -> np.datetime64 | Non
 
 
 def parse_period(text: str | None, field: str) -> tuple[np.datetime64, np.datetime64] | None:
-    """``START:END`` (ISO dates) or None."""
-    if text is None:
+    """``START:END`` (ISO dates), or None for None or ``none``."""
+    if text is None or text.lower() == "none":
         return None
     parts = text.split(":")
     if len(parts) != 2:
@@ -62,8 +62,8 @@ def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path
     book = load_positions(positions or settings.demo_positions_file, catalogue)
     prices_dir = Path(prices or settings.prices_dir)
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
-    names = [spec.name for spec in factor_specs(book, catalogue, specs, config)]
-    market = load_folder(prices_dir, names)
+    files = {path.stem for path in prices_dir.glob("*.csv")}  # proxies are read when there: a stress period uses them
+    market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files))
     return Inputs(catalogue, specs, book, market, prices_dir)
 
 

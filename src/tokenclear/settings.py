@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     es_confidence: float = 0.975
     max_stale_days: int = 5
     stress_window: int = 250
+    stress_period: str = Field(default="2008-09-01:2009-03-31", description="START:END added to every margin "
+                               "window (JSCC: 1,250 days plus a stress period; Lehman by default); 'none' = no "
+                               "stress period")
     rpc_url: str | None = Field(default=None, description="JSON-RPC node; unset = embedded in-process EVM")
     private_key: SecretStr | None = Field(default=None, description="signing key for --rpc-url (never logged)")
     keystore: Path | None = Field(default=None, description="encrypted keystore file, instead of private_key")

@@ -39,10 +39,11 @@ from tokenclear.instruments.underlyings import load_underlyings
 from tokenclear.ledger.chain import Chain
 from tokenclear.ledger.ledger import CUSTOMER, HOUSE, Ledger
 from tokenclear.ledger.privacy import account_id
-from tokenclear.margin.context import RunConfig, factor_specs
+from tokenclear.margin.context import RunConfig, factor_specs, series_names
 from tokenclear.margin.engine import Options
 from tokenclear.market.files import load_folder
 from tokenclear.market.oracle import GuardConfig, OracleGuard
+from tokenclear.runner import parse_period
 from tokenclear.settings import Settings
 from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Position, Requirement
 from tokenclear.store.store import Store
@@ -140,10 +141,12 @@ class Demo:
         book = book_from_entries(demo_entries(members, rng), catalogue)
         config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar,
                            cash_calendar=settings.cash_calendar, lookback=settings.lookback,
-                           min_scenarios=settings.min_scenarios, max_stale_days=settings.max_stale_days)
-        market = load_folder(settings.prices_dir, [spec.name for spec in factor_specs(book, catalogue, specs, config)])
+                           min_scenarios=settings.min_scenarios, max_stale_days=settings.max_stale_days,
+                           stress_period=parse_period(settings.stress_period, "TOKENCLEAR_STRESS_PERIOD"))
+        market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, config)))
         self.book = book
-        self.risk = RiskInputs(catalogue, specs, market, config, Options(holiday=True))
+        # JSCC: the lookback plus a stress period; EMIR Art. 28(1)(b): 25% weight on stressed observations
+        self.risk = RiskInputs(catalogue, specs, market, config, Options(holiday=True, apc="stressed-weight"))
         self.reference = collateral_files.load_reference(settings.collateral_dir)
         registry = self.reference.registry.subset([token.asset for token in TOKENS])
         self.collateral_market = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,

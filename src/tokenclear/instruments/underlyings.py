@@ -2,7 +2,10 @@
 
 CSV columns: ``underlying,calendar,returns,carry_rate,term_decay,option_model`` and the
 optional ``notional_rate``, ``span_extreme_multiple``, ``span_extreme_fraction`` and
-``span_lookahead_days`` (SPAN's per-product parameters; blank = the defaults below).
+``span_lookahead_days`` (SPAN's per-product parameters; blank = the defaults below), and
+``stress_proxy`` and ``stress_beta``: a long-history series (itself a row of the file) whose
+moves stand in for this one's in a stressed period before its own history begins, scaled
+by ``stress_beta`` (blank: the ratio of the two series' daily volatilities).
 
 Term-structure rule (how contract months of one underlying get their own scenario
 series from the spot series ``S``), for a contract with ``tau`` years to expiry:
@@ -49,6 +52,8 @@ class Underlying:
     span_extreme_multiple: float = SPAN_EXTREME_MULTIPLE
     span_extreme_fraction: float = SPAN_EXTREME_FRACTION
     span_lookahead_days: int = SPAN_LOOKAHEAD_DAYS
+    stress_proxy: str | None = None
+    stress_beta: float | None = None  # None = the ratio of daily volatilities
 
 
 def load_underlyings(path: Path) -> dict[str, Underlying]:
@@ -82,6 +87,9 @@ def load_underlyings(path: Path) -> dict[str, Underlying]:
         if not 0 < fraction <= 1:
             raise InputError("span_extreme_fraction must lie in (0, 1]", path=path, line=line,
                              field="span_extreme_fraction")
+        beta = parse_float(row.get("stress_beta", ""), path=path, line=line, field="stress_beta", allow_blank=True)
+        if beta == beta and beta <= 0:
+            raise InputError("stress_beta must be > 0", path=path, line=line, field="stress_beta")
         if lookahead < 0 or lookahead != int(lookahead):
             raise InputError("span_lookahead_days must be a whole number of sessions >= 0", path=path, line=line,
                              field="span_lookahead_days")
@@ -96,7 +104,14 @@ def load_underlyings(path: Path) -> dict[str, Underlying]:
             span_extreme_multiple=multiple,
             span_extreme_fraction=fraction,
             span_lookahead_days=int(lookahead),
+            stress_proxy=row.get("stress_proxy") or None,
+            stress_beta=None if beta != beta else beta,
         )
+    lines = {name: line for line, row in rows for name in [row["underlying"]]}
+    for name, spec in out.items():
+        if spec.stress_proxy is not None and spec.stress_proxy not in out:
+            raise InputError(f"stress_proxy '{spec.stress_proxy}' is not a row of this file", path=path,
+                             line=lines[name], field="stress_proxy")
     return out
 
 

@@ -21,6 +21,7 @@ from tokenclear.margin.factors import (
     build_factors,
     daily_volatility,
     horizon_returns,
+    stress_moves,
     window_rows,
 )
 from tokenclear.margin.valuation import Resolved, fx_series_name, resolve
@@ -83,11 +84,13 @@ class Context:
         return most_stressed_rows(self.moves[self.move_dates <= self.as_of], self.config.stress_window)
 
     def vol_ratio(self) -> Float64Array2D:
-        """Filtered-HS scale ``sigma(as-of) / sigma(t)`` per move row and factor."""
+        """Filtered-HS scale ``sigma(as-of) / sigma(t)`` per move row and factor (1 on stressed rows
+        from before the factors' common history, which have no EWMA volatility of their own)."""
         index = np.searchsorted(self.daily_dates, self.move_dates)
         sigma_t = self.daily_vol[np.minimum(index, self.daily_vol.shape[0] - 1)]
         sigma_now = self.daily_vol[-1]
-        return sigma_now / np.maximum(sigma_t, 1e-12)
+        ratio = sigma_now / np.maximum(sigma_t, 1e-12)
+        return np.where((self.move_dates < self.daily_dates[0])[:, None], 1.0, ratio)
 
 
 def most_stressed_rows(moves: Float64Array2D, window: int) -> np.ndarray:
@@ -114,6 +117,13 @@ def factor_specs(book: Book, catalogue: Catalogue, specs: dict[str, Underlying],
     return [underlying_spec(specs, name, config.risk_calendar) for name in names]
 
 
+def series_names(factor_list: list[Underlying], available: set[str] | None = None) -> list[str]:
+    """Price series a run reads: its factors, then their stress proxies (those in ``available``, if given)."""
+    names = [spec.name for spec in factor_list]
+    proxies = {spec.stress_proxy for spec in factor_list if spec.stress_proxy} - set(names)
+    return names + sorted(name for name in proxies if available is None or name in available)
+
+
 def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs: dict[str, Underlying],
                   config: RunConfig, as_of: np.datetime64 | None = None) -> Context:
     if not book.instruments:
@@ -126,8 +136,11 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
     annual = np.sqrt([periods_per_year(spec.calendar) for spec in factors.specs])
     resolved = resolve(catalogue.select(book.instruments), factors, margin_currency=config.margin_currency,
                        default_volatility=daily_vol[-1] * annual)
-    context = Context(config, book, factors, resolved, move_dates, moves, daily_vol, daily_dates)
     available = int((move_dates <= factors.as_of).sum())
+    notes: list[str] = []
+    if config.stress_period is not None:
+        move_dates, moves, notes = with_stress_period(factors, market, specs, move_dates, moves, config)
+    context = Context(config, book, factors, resolved, move_dates, moves, daily_vol, daily_dates, notes)
     if available < config.min_scenarios:
         raise MarketDataError(f"only {available} {config.mpor_days}-day scenarios up to {factors.as_of}; at least "
                               f"{config.min_scenarios} are required (min_scenarios)")
@@ -135,6 +148,27 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
         context.warnings.append(f"history gives {available} scenarios, fewer than the {config.lookback}-"
                                 "observation lookback; all are used")
     return context
+
+
+def with_stress_period(factors: RiskFactors, market: MarketData, specs: dict[str, Underlying],
+                       move_dates: DateArray1D, moves: Float64Array2D,
+                       config: RunConfig) -> tuple[DateArray1D, Float64Array2D, list[str]]:
+    """Prepend the stressed period's scenarios that fall before the common history.
+
+    Their moves come from each factor's own history where it reaches back that far, else from
+    its stress proxy (:func:`~tokenclear.margin.factors.stress_moves`), so a stress window
+    always exists. Dates inside the common history are already rows of ``moves``.
+    """
+    start, end = config.stress_period  # type: ignore[misc]
+    grid = sessions(config.risk_calendar)
+    earliest = move_dates[0] if move_dates.size else end + 1
+    dates = grid[(grid >= start) & (grid <= end) & (grid < earliest)]
+    if dates.size == 0:
+        return move_dates, moves, []
+    proxies = {spec.stress_proxy: underlying_spec(specs, spec.stress_proxy, config.risk_calendar)
+               for spec in factors.specs if spec.stress_proxy}
+    stressed, notes = stress_moves(factors, market, proxies, dates, config.mpor_days)
+    return np.concatenate([dates, move_dates]), np.vstack([stressed, moves]), notes
 
 
 def unit_positions(size: int) -> tuple[np.ndarray, np.ndarray]:

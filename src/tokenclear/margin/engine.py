@@ -104,6 +104,11 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
         raise ConfigurationError(f"unknown APC option '{options.apc}'; choose one of {', '.join(APC_OPTIONS)}")
     if method == "asvar" and options.apc in ("floor10y", "stressed-weight"):
         raise ConfigurationError("AS-VaR parameters are weekly and set in advance: only the 'buffer' APC applies")
+    history = int(((context.move_dates >= context.factors.grid[0]) & (context.move_dates <= context.as_of)).sum())
+    if options.apc == "floor10y" and history < APC_LOOKBACK_10Y:
+        raise ConfigurationError(f"the floor10y APC needs {APC_LOOKBACK_10Y:,} observations (ten years); the book's "
+                                 f"common history gives {history:,}, so the floor would be the base window itself: "
+                                 "use stressed-weight or buffer")
     config = context.config
     quantity = context.book.quantity
     rows = context.window()

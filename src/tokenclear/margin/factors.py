@@ -101,18 +101,71 @@ def sample_on_grid(dates: DateArray1D, values: Float64Array1D, grid: DateArray1D
     return np.where(valid & (age <= max_stale_days), values[safe], np.nan)
 
 
-def own_moves(factors: RiskFactors, column: int, horizon: int) -> tuple[DateArray1D, Float64Array1D]:
-    """Factor ``column``'s ``horizon``-session moves on its own calendar: (end dates, moves)."""
-    dates, prices = factors.own_dates[column], factors.own_prices[column]
+def session_moves(dates: DateArray1D, prices: Float64Array1D, horizon: int, *, absolute: bool,
+                  name: str) -> tuple[DateArray1D, Float64Array1D]:
+    """``horizon``-session moves of one series on its own sessions: (end dates, moves)."""
     if prices.size <= horizon:
         return dates[:0], prices[:0]
     start, end = prices[:-horizon], prices[horizon:]
-    if factors.specs[column].returns == "absolute":
+    if absolute:
         return dates[horizon:], end - start
     if np.any(prices[~np.isnan(prices)] <= 0):
-        raise MarketDataError(f"series '{factors.names[column]}' has a price <= 0; declare returns=absolute for "
-                              "it in underlyings.csv")
+        raise MarketDataError(f"series '{name}' has a price <= 0; declare returns=absolute for it in underlyings.csv")
     return dates[horizon:], end / start - 1.0
+
+
+def own_moves(factors: RiskFactors, column: int, horizon: int) -> tuple[DateArray1D, Float64Array1D]:
+    """Factor ``column``'s ``horizon``-session moves on its own calendar: (end dates, moves)."""
+    return session_moves(factors.own_dates[column], factors.own_prices[column], horizon,
+                         absolute=factors.specs[column].returns == "absolute", name=factors.names[column])
+
+
+def stress_moves(factors: RiskFactors, market: MarketData, proxies: dict[str, Underlying], dates: DateArray1D,
+                 horizon: int) -> tuple[Float64Array2D, list[str]]:
+    """MPOR moves of every factor on the stressed ``dates``, from its own history or its stress proxy.
+
+    A factor with no move on a date takes its proxy's own-calendar move times ``stress_beta``
+    (blank: the ratio of the factor's to the proxy's daily volatility over each one's whole
+    history up to as-of, so a crypto factor proxied by the Nasdaq moves with crypto's size).
+    A factor with neither gets a zero move on those dates; the returned notes say so.
+    """
+    out = np.empty((dates.size, len(factors.names)))
+    notes: list[str] = []
+    for column, spec in enumerate(factors.specs):  # loop over factors (a handful)
+        own_dates, own = own_moves(factors, column, horizon)
+        values = sample_on_grid(own_dates, own, dates, max_stale_days=factors.max_stale_days)
+        missing = np.isnan(values)
+        if missing.any() and spec.stress_proxy:
+            proxy = proxies[spec.stress_proxy]
+            series = market.get(proxy.name)
+            sessions = calendar_sessions(proxy.calendar)
+            sessions = sessions[(sessions >= series.dates[0]) & (sessions <= min(series.dates[-1], factors.as_of))]
+            closes = align([series], sessions, max_stale_days=factors.max_stale_days)[:, 0]
+            proxy_dates, proxy_moves = session_moves(sessions, closes, horizon, absolute=proxy.returns == "absolute",
+                                                     name=proxy.name)
+            beta = spec.stress_beta if spec.stress_beta is not None else volatility_ratio(
+                factors, column, sessions, closes, absolute=proxy.returns == "absolute")
+            sampled = sample_on_grid(proxy_dates, proxy_moves, dates, max_stale_days=factors.max_stale_days)
+            values = np.where(missing, beta * sampled, values)
+            notes.append(f"stress period: {spec.name} moves as {proxy.name} x {beta:.3f} where it has no history")
+            missing = np.isnan(values)
+        if missing.any():
+            notes.append(f"stress period: {spec.name} has no history and no stress_proxy on {int(missing.sum())} "
+                         "date(s): its move there is 0 (set stress_proxy in underlyings.csv)")
+            values = np.where(missing, 0.0, values)
+        out[:, column] = values
+    return out, notes
+
+
+def volatility_ratio(factors: RiskFactors, column: int, proxy_sessions: DateArray1D, proxy_closes: Float64Array1D,
+                     *, absolute: bool) -> float:
+    """Daily volatility of the factor over its history up to as-of, over the proxy's over its own."""
+    _, own = own_moves(factors, column, 1)
+    _, proxy = session_moves(proxy_sessions, proxy_closes, 1, absolute=absolute, name="proxy")
+    own_sd, proxy_sd = np.nanstd(own), np.nanstd(proxy)
+    if not (np.isfinite(own_sd) and proxy_sd > 0):
+        raise MarketDataError(f"cannot scale the stress proxy of '{factors.names[column]}': no volatility to compare")
+    return float(own_sd / proxy_sd)
 
 
 def horizon_returns(factors: RiskFactors, horizon_days: int) -> tuple[DateArray1D, Float64Array2D]:
