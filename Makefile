@@ -33,6 +33,8 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_collateral.py
 	$(BIN)/python bench/bench_workflow.py
+	$(BIN)/python bench/weekday_margin.py
+	$(BIN)/python bench/procyclicality.py
 
 contracts: $(STAMP)
 	$(BIN)/python -m tokenclear.ledger.build

@@ -7,7 +7,7 @@ overlapping MPOR-day moves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -138,7 +138,13 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
                        default_volatility=daily_vol[-1] * annual)
     available = int((move_dates <= factors.as_of).sum())
     notes: list[str] = []
-    if config.stress_period is not None:
+    if config.stress_period is not None and config.stress_period[0] > factors.as_of:
+        notes.append(f"stress period {config.stress_period[0]}..{config.stress_period[1]} begins after as-of "
+                     f"{factors.as_of}: not used (no look-ahead)")
+        config = replace(config, stress_period=None)
+    elif config.stress_period is not None:
+        if config.stress_period[1] > factors.as_of:
+            config = replace(config, stress_period=(config.stress_period[0], factors.as_of))
         move_dates, moves, notes = with_stress_period(factors, market, specs, move_dates, moves, config)
     context = Context(config, book, factors, resolved, move_dates, moves, daily_vol, daily_dates, notes)
     if available < config.min_scenarios:
