@@ -58,7 +58,7 @@ def test_concentration_addon_by_hand():
 
 
 def test_apc_options_never_lower_the_margin_and_buffer_is_25_percent():
-    prices = random_walk(32, 900)
+    prices = random_walk(32, 2600)  # ten years and more, for the floor10y option
     context = context_of({"x": prices}, [future("X", "x")], [("a", "X", 5)], lookback=250, stress_window=100)
     base = float(run_margin(context, "hsvar", Options(holiday=False)).accounts[0].base_usd)
     buffered = run_margin(context, "hsvar", Options(holiday=False, apc="buffer")).accounts[0]

@@ -15,8 +15,8 @@ from tokenclear.errors import InputError, MarketDataError
 from tokenclear.instruments.catalogue import Catalogue, Instrument, load_catalogue
 from tokenclear.instruments.underlyings import Underlying
 from tokenclear.margin.engine import Options, run_margin
-from tokenclear.margin.hsvar import portfolio_pnl
 from tokenclear.margin.historical import Historical
+from tokenclear.margin.hsvar import portfolio_pnl
 from tokenclear.margin.measures import loss_measure
 from tokenclear.margin.variation import settlement_prices, variation_margin
 from tokenclear.market.history import MarketData, PriceSeries

@@ -5,9 +5,9 @@ import pytest
 
 from tests.conftest import context_of, future, random_walk
 from tokenclear.instruments.catalogue import Instrument
+from tokenclear.instruments.underlyings import Underlying
 from tokenclear.margin import asvar, span
 from tokenclear.margin.engine import Options, run_margin
-from tokenclear.instruments.underlyings import Underlying
 from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL
 
 AS_OF = np.datetime64("2020-01-01") + 499
@@ -87,7 +87,7 @@ def option_book(entries):
 
 
 def test_intra_commodity_spreads_form_between_different_months_only():
-    context, prices = option_book([("covered", "F", 1), ("covered", "C", -1), ("strangle", "C", -1),
+    context, _ = option_book([("covered", "F", 1), ("covered", "C", -1), ("strangle", "C", -1),
                                    ("strangle", "P", -1), ("calendar", "F", 1), ("calendar", "G", -1),
                                    ("both", "F", 1), ("both", "C", -1), ("both", "G", -1)])
     rows = span_rows(context)
@@ -107,7 +107,7 @@ def test_intra_commodity_spreads_form_between_different_months_only():
 
 
 def test_short_option_minimum_is_the_larger_side_not_the_sum():
-    context, prices = option_book([("strangle", "C", -1), ("strangle", "P", -1), ("calls", "C", -3),
+    context, _ = option_book([("strangle", "C", -1), ("strangle", "P", -1), ("calls", "C", -3),
                                    ("calls", "P", -1)])
     rows = span_rows(context)
     scan = span.calibrate(context, context.window()).price_scan[0]

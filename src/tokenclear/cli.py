@@ -19,7 +19,7 @@ from rich.table import Table
 
 from tokenclear.errors import TokenclearError
 from tokenclear.margin.context import RunConfig
-from tokenclear.margin.engine import MarginRun, Options, run_margin
+from tokenclear.margin.engine import MarginRun, Options
 from tokenclear.settings import Settings, get_settings
 
 app = typer.Typer(help="tokenclear: margin and tokenized collateral for derivatives clearing.",
@@ -101,6 +101,7 @@ def run_config(settings: Settings, *, confidence: float, mpor_days: int, lookbac
                      es_confidence=settings.es_confidence, ewma_lambda=settings.ewma_lambda,
                      stress_period=parse_period(stress_period, "--stress-period"),
                      stress_window=settings.stress_window, min_scenarios=settings.min_scenarios,
+                     required_history=settings.required_history,
                      max_stale_days=settings.max_stale_days, margin_currency=settings.margin_currency,
                      risk_calendar=settings.risk_calendar, cash_calendar=settings.cash_calendar)
 
@@ -123,8 +124,10 @@ def margin(
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     method: Annotated[Method, typer.Option(help="margin method")] = Method.hsvar,
-    confidence: ConfidenceOpt = 0.99,
-    mpor_days: MporOpt = 2,
+    confidence: Annotated[float | None, typer.Option(help="confidence level for every class (default: per class "
+                                                     "from margin_classes.csv: 99% listed, 99.5% OTC)")] = None,
+    mpor_days: Annotated[int | None, typer.Option(help="margin period of risk in days for every class (default: "
+                                                  "per class: 2 listed, 5 OTC)")] = None,
     lookback: LookbackOpt = 1250,
     measure: Annotated[Measure, typer.Option(help="quantile (linear), kth worst loss, or es (97.5%)")] =
         Measure.quantile,
@@ -145,16 +148,17 @@ def margin(
     settings = get_settings()
     try:
         with stages(3) as step:
-            inputs, context = step("reading inputs, building scenarios", lambda: load_context(
-                settings, positions=positions, instruments=instruments, prices=prices, as_of=as_of,
-                mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
-                stress_period=stress_period or settings.stress_period))
-            capacity = runner.capacity_usd(settings, context, inputs.prices_dir) if concentration_addon else None
-            stress = runner.load_stress_addon(stress_addon, context.book.accounts) if stress_addon else None
+            inputs = step("reading inputs", lambda: runner.load_inputs(
+                settings, positions=positions, instruments=instruments, prices=prices))
+            config = run_config(settings, confidence=confidence or 0.99, mpor_days=mpor_days or 2,
+                                lookback=lookback, measure=measure,
+                                stress_period=stress_period or settings.stress_period)
             options = Options(apc=apc.value if apc else None, apc_released_fraction=apc_release,
-                              holiday=holiday_addon, capacity_usd=capacity, stress_addon_usd=stress,
-                              span_pairs=runner.span_pairs(settings))
-            result = step(f"computing {method.value}", lambda: run_margin(context, method.value, options))
+                              holiday=holiday_addon, span_pairs=runner.span_pairs(settings))
+            result = step(f"building scenarios, computing {method.value}", lambda: runner.run_book_margin(
+                settings, inputs, config, as_of=as_of, method=method.value, options=options,
+                concentration=concentration_addon, stress_addon=stress_addon, confidence=confidence,
+                mpor_days=mpor_days))
             step("formatting", lambda: None)
     except TokenclearError as error:
         raise fail(error) from None
@@ -171,7 +175,8 @@ def emit_margin(result: MarginRun, output: Format) -> None:
         return
     if output is Format.csv:
         buffer = io.StringIO()
-        fields = ["account", "method", "margin_usd", "base_usd", "holiday_addon_usd", "concentration_addon_usd",
+        fields = ["account", "method", "margin_usd", "base_usd", "holiday_addon_usd", "history_addon_usd",
+                  "concentration_addon_usd",
                   "stress_addon_usd", "apc_usd", "net_option_value_usd", "worst_scenario", "top_instrument"]
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
@@ -184,7 +189,7 @@ def emit_margin(result: MarginRun, output: Format) -> None:
     if result.scenarios:
         title += f" ({result.scenarios} scenarios)"
     table = Table(title=title)
-    for name in ("account", "margin USD", "base", "holiday", "concentration", "APC", "option value",
+    for name in ("account", "margin USD", "base", "holiday", "history", "concentration", "APC", "option value",
                  "worst scenario", "largest contributor"):
         table.add_column(name, justify="left" if name in ("account", "worst scenario", "largest contributor")
                          else "right")
@@ -192,11 +197,12 @@ def emit_margin(result: MarginRun, output: Format) -> None:
     for account in result.accounts:
         top = account.top_instruments[0] if account.top_instruments else None
         table.add_row(account.account, f"{account.margin_usd:,.2f}", f"{account.base_usd:,.2f}",
-                      f"{account.holiday_addon_usd:,.2f}", f"{account.concentration_addon_usd:,.2f}",
+                      f"{account.holiday_addon_usd:,.2f}", f"{account.history_addon_usd:,.2f}",
+                      f"{account.concentration_addon_usd:,.2f}",
                       f"{account.apc_usd:,.2f}", f"{account.net_option_value_usd:,.2f}", account.worst_scenario,
                       f"{top[0]} ({top[1]:,.0f})" if top else "")
     table.add_section()
-    table.add_row("total", f"{total:,.2f}", "", "", "", "", "", "", "")
+    table.add_row("total", f"{total:,.2f}", "", "", "", "", "", "", "", "")
     stdout.print(table)
     held = {name: days for name, days in result.holiday_days.items() if days}
     if held:

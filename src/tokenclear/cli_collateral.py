@@ -15,7 +15,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from tokenclear.cli import AsOfOpt, ConfidenceOpt, Format, MporOpt, app, fail, stderr, stdout
+from tokenclear.cli import AsOfOpt, Format, MporOpt, app, fail, stderr, stdout
 from tokenclear.errors import InputError, TokenclearError
 from tokenclear.settings import get_settings
 

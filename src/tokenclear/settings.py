@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     confidence: float = 0.99
     mpor_days: int = 2
     lookback: int = 1250
-    min_scenarios: int = 250
+    min_scenarios: int = 60
+    required_history: int = 250
     ewma_lambda: float = 0.94
     es_confidence: float = 0.975
     max_stale_days: int = 5
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     @property
     def underlyings_file(self) -> Path:
         return self.data_dir / "underlyings.csv"
+
+    @property
+    def margin_classes_file(self) -> Path:
+        return self.data_dir / "margin_classes.csv"
 
     @property
     def concentration_file(self) -> Path:

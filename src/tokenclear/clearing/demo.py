@@ -141,7 +141,8 @@ class Demo:
         book = book_from_entries(demo_entries(members, rng), catalogue)
         config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar,
                            cash_calendar=settings.cash_calendar, lookback=settings.lookback,
-                           min_scenarios=settings.min_scenarios, max_stale_days=settings.max_stale_days,
+                           min_scenarios=settings.min_scenarios,
+                           required_history=settings.required_history, max_stale_days=settings.max_stale_days,
                            stress_period=parse_period(settings.stress_period, "TOKENCLEAR_STRESS_PERIOD"))
         market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, config)))
         self.book = book

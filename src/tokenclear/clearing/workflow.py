@@ -398,7 +398,9 @@ class Workflow:
         context = build_context(book=self.book(), catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
                                 config=risk.config, as_of=day)
         run = run_margin(context, "hsvar", risk.options)
-        history = Historical.build(context, context.window(), filtered=False)
+        window = context.window()
+        measured = window[context.move_dates[window] >= context.factors.grid[0]]  # the tokens' own history only:
+        history = Historical.build(context, measured, filtered=False)  # proxied stress rows have no token return
         pnl = portfolio_pnl(context.book.quantity, history.pnl)  # [accounts, scenarios]
         returns = asset_returns(self.registry, self.prices, history.dates, horizon=risk.config.mpor_days,
                                 margin_currency=risk.config.margin_currency)

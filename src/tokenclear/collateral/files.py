@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,7 +330,7 @@ class Reference:
     schedules: Schedules
     floors: CreditFloors
     limits: list[Limit]
-    schedule_floors: ScheduleFloors = ScheduleFloors({}, {})
+    schedule_floors: ScheduleFloors = dataclasses.field(default_factory=lambda: ScheduleFloors({}, {}))
 
 
 def load_reference(folder: Path) -> Reference:

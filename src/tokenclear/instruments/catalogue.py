@@ -7,7 +7,9 @@ Black-76, price units for Bachelier; blank = the underlying's EWMA volatility) a
 options on futures: no variation margin; the net option value is credited for longs and
 charged for shorts in initial margin) or ``futures`` (futures-style, as Eurex's options
 on futures: daily variation margin on the option's settlement price, no net option
-value). A blank premium_style on an option means ``paid``.
+value). A blank premium_style on an option means ``paid``. Optional ``clearing_class``:
+``listed`` (blank) or ``otc``, the EMIR instrument class whose confidence and MPOR apply
+(``data/margin_classes.csv``).
 
 Kinds: ``future`` (one row per contract month, expiry required), ``perpetual`` (no
 expiry), ``option`` (on the future of the same underlying and expiry; strike and
@@ -27,6 +29,7 @@ from tokenclear.errors import InputError
 
 KINDS = ("future", "perpetual", "option")
 PREMIUM_STYLES = ("paid", "futures")
+CLEARING_CLASSES = ("listed", "otc")
 COLUMNS = ("instrument", "kind", "underlying", "multiplier", "currency", "expiry", "strike", "option_type")
 
 
@@ -42,6 +45,7 @@ class Instrument:
     option_type: str | None = None
     volatility: float | None = None
     premium_style: str | None = None  # options only: "paid" or "futures"
+    clearing_class: str = "listed"  # EMIR class: "listed" or "otc"
 
     @property
     def is_option(self) -> bool:
@@ -120,6 +124,10 @@ def load_catalogue(path: Path) -> Catalogue:
             field = "strike" if row["strike"] else "option_type" if row["option_type"] else "premium_style"
             raise InputError(f"a {kind} has no strike, option_type or premium_style", path=path, line=line,
                              field=field)
+        clearing_class = row.get("clearing_class", "").lower() or "listed"
+        if clearing_class not in CLEARING_CLASSES:
+            raise InputError(f"clearing_class '{row['clearing_class']}' is not one of {', '.join(CLEARING_CLASSES)}",
+                             path=path, line=line, field="clearing_class")
         instruments[name] = Instrument(name, kind, row["underlying"], multiplier, currency, expiry, strike,
-                                       option_type, volatility, premium_style)
+                                       option_type, volatility, premium_style, clearing_class)
     return Catalogue(instruments, source=str(path))

@@ -23,6 +23,7 @@ So months differ in margin through their price level (carry) and their sensitivi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +79,9 @@ def load_underlyings(path: Path) -> dict[str, Underlying]:
                                field="span_extreme_fraction", allow_blank=True)
         lookahead = parse_float(row.get("span_lookahead_days", ""), path=path, line=line,
                                 field="span_lookahead_days", allow_blank=True)
-        multiple = SPAN_EXTREME_MULTIPLE if multiple != multiple else multiple
-        fraction = SPAN_EXTREME_FRACTION if fraction != fraction else fraction
-        lookahead = SPAN_LOOKAHEAD_DAYS if lookahead != lookahead else lookahead
+        multiple = SPAN_EXTREME_MULTIPLE if math.isnan(multiple) else multiple
+        fraction = SPAN_EXTREME_FRACTION if math.isnan(fraction) else fraction
+        lookahead = SPAN_LOOKAHEAD_DAYS if math.isnan(lookahead) else lookahead
         if multiple < 1:
             raise InputError("span_extreme_multiple must be >= 1 (a multiple of the scan range)", path=path,
                              line=line, field="span_extreme_multiple")
@@ -88,7 +89,7 @@ def load_underlyings(path: Path) -> dict[str, Underlying]:
             raise InputError("span_extreme_fraction must lie in (0, 1]", path=path, line=line,
                              field="span_extreme_fraction")
         beta = parse_float(row.get("stress_beta", ""), path=path, line=line, field="stress_beta", allow_blank=True)
-        if beta == beta and beta <= 0:
+        if not math.isnan(beta) and beta <= 0:
             raise InputError("stress_beta must be > 0", path=path, line=line, field="stress_beta")
         if lookahead < 0 or lookahead != int(lookahead):
             raise InputError("span_lookahead_days must be a whole number of sessions >= 0", path=path, line=line,
@@ -100,12 +101,12 @@ def load_underlyings(path: Path) -> dict[str, Underlying]:
             carry_rate=parse_float(row["carry_rate"], path=path, line=line, field="carry_rate"),
             term_decay=parse_float(row["term_decay"], path=path, line=line, field="term_decay"),
             option_model=row["option_model"],
-            notional_rate=None if notional != notional else notional,
+            notional_rate=None if math.isnan(notional) else notional,
             span_extreme_multiple=multiple,
             span_extreme_fraction=fraction,
             span_lookahead_days=int(lookahead),
             stress_proxy=row.get("stress_proxy") or None,
-            stress_beta=None if beta != beta else beta,
+            stress_beta=None if math.isnan(beta) else beta,
         )
     lines = {name: line for line, row in rows for name in [row["underlying"]]}
     for name, spec in out.items():

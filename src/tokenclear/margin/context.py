@@ -43,7 +43,8 @@ class RunConfig:
     ewma_lambda: float = 0.94
     stress_period: tuple[np.datetime64, np.datetime64] | None = None
     stress_window: int = 250
-    min_scenarios: int = 250
+    min_scenarios: int = 60  # below this a run is refused
+    required_history: int = 250  # EMIR RTS 153/2013 Art. 25(1): at least 12 months; below, an add-on (Art. 25(3))
     max_stale_days: int = 5
     margin_currency: str = "USD"
     risk_calendar: str = "XNYS"
@@ -67,6 +68,12 @@ class Context:
     @property
     def as_of(self) -> np.datetime64:
         return self.factors.as_of
+
+    @property
+    def history_scenarios(self) -> int:
+        """Scenarios from the book's common history (stress-period rows from before it not counted)."""
+        dates = self.move_dates
+        return int(((dates >= self.factors.grid[0]) & (dates <= self.as_of)).sum())
 
     def window(self, lookback: int | None = None, *, include_stress: bool = True) -> np.ndarray:
         """Rows of ``moves`` in the scenario window (plus the stressed period when configured)."""

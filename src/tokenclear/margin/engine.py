@@ -57,6 +57,7 @@ class AccountMargin:
     margin_usd: Decimal
     base_usd: Decimal
     holiday_addon_usd: Decimal
+    history_addon_usd: Decimal  # EMIR Art. 25(3): history shorter than required
     concentration_addon_usd: Decimal
     stress_addon_usd: Decimal
     apc_usd: Decimal
@@ -69,6 +70,7 @@ class AccountMargin:
         return {
             "account": self.account, "method": self.method, "margin_usd": float(self.margin_usd),
             "base_usd": float(self.base_usd), "holiday_addon_usd": float(self.holiday_addon_usd),
+            "history_addon_usd": float(self.history_addon_usd),
             "concentration_addon_usd": float(self.concentration_addon_usd),
             "stress_addon_usd": float(self.stress_addon_usd), "apc_usd": float(self.apc_usd),
             "net_option_value_usd": float(self.net_option_value_usd), "worst_scenario": self.worst_scenario,
@@ -104,7 +106,7 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
         raise ConfigurationError(f"unknown APC option '{options.apc}'; choose one of {', '.join(APC_OPTIONS)}")
     if method == "asvar" and options.apc in ("floor10y", "stressed-weight"):
         raise ConfigurationError("AS-VaR parameters are weekly and set in advance: only the 'buffer' APC applies")
-    history = int(((context.move_dates >= context.factors.grid[0]) & (context.move_dates <= context.as_of)).sum())
+    history = context.history_scenarios
     if options.apc == "floor10y" and history < APC_LOOKBACK_10Y:
         raise ConfigurationError(f"the floor10y APC needs {APC_LOOKBACK_10Y:,} observations (ten years); the book's "
                                  f"common history gives {history:,}, so the floor would be the base window itself: "
@@ -133,6 +135,10 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
         concentration, _ = concentration_addon(quantity, unit_long=unit_long, unit_short=unit_short,
                                                notional=context.resolved.notional, capacity_usd=options.capacity_usd)
 
+    # EMIR RTS 153/2013 Art. 25(3): a conservative add-on while the history is shorter than required;
+    # the quantile's sampling error shrinks as 1/sqrt(n), so the base is scaled by sqrt(required / n)
+    short = max(config.required_history - history, 0)
+    history_addon = base_risk * (np.sqrt(config.required_history / history) - 1.0) if short else np.zeros(n_accounts)
     stress = np.zeros(n_accounts) if options.stress_addon_usd is None else np.maximum(options.stress_addon_usd, 0.0)
 
     apc = np.zeros(n_accounts)
@@ -148,13 +154,14 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
     # premium-paid options: the requirement covers the risk less the net option value (CME SPAN's
     # "risk minus NOV"): a long option's value is credited, a short option's value charged; never < 0
     net_option_value = np.asarray(quantity, dtype=np.float64) @ context.resolved.option_value
-    total = np.maximum(base_risk + holiday + concentration + stress + apc - net_option_value, 0.0)
+    total = np.maximum(base_risk + holiday + history_addon + concentration + stress + apc - net_option_value, 0.0)
     names = context.resolved.names
     accounts = []
     for a, account in enumerate(context.book.accounts):  # formatting the output, after the numeric core
         accounts.append(AccountMargin(
             account=account, method=method, margin_usd=requirement(total[a]), base_usd=requirement(base_risk[a]),
-            holiday_addon_usd=requirement(holiday[a]), concentration_addon_usd=requirement(concentration[a]),
+            holiday_addon_usd=requirement(holiday[a]), history_addon_usd=requirement(history_addon[a]),
+            concentration_addon_usd=requirement(concentration[a]),
             stress_addon_usd=requirement(stress[a]), apc_usd=requirement(apc[a]),
             net_option_value_usd=amount(net_option_value[a]),
             worst_scenario=str(base.worst[a]),
@@ -165,4 +172,9 @@ def run_margin(context: Context, method: str, options: Options = Options()) -> M
         ))
     scenarios = int(rows.size) if method in ("hsvar", "fhs") else 0
     days = {name: int(d) for name, d in zip(names, extra.tolist(), strict=True)}
-    return MarginRun(str(context.as_of), method, scenarios, accounts, days, list(context.warnings))
+    warnings = list(context.warnings)
+    if short:
+        warnings.append(f"history gives {history} scenarios, fewer than the {config.required_history} required "
+                        f"(EMIR Art. 25): a short-history add-on of {np.sqrt(config.required_history / history) - 1:.1%}"
+                        " of the base requirement")
+    return MarginRun(str(context.as_of), method, scenarios, accounts, days, warnings)
