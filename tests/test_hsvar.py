@@ -22,7 +22,7 @@ def test_hand_computed_one_day_var():
     # prices 100, 101, 99, 102, 98, 100, ...: 1-day relative moves known exactly
     prices = np.array([100.0, 101, 99, 102, 98, 100, 103, 97, 100, 104, 96, 100])
     context = context_of({"x": prices}, [future("X", "x", "10")], [("long", "X", 2), ("short", "X", -2)],
-                         mpor_days=1, confidence=0.9, min_scenarios=5)
+                         mpor_days=1, confidence=0.9, min_scenarios=5, required_history=5)  # no short-history add-on
     moves = prices[1:] / prices[:-1] - 1.0
     pnl_long = 2 * 10 * 100.0 * moves  # today's price is 100
     expected_long = np.quantile(-pnl_long, 0.9)

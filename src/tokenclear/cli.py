@@ -231,6 +231,8 @@ def backtest(
     end: Annotated[str | None, typer.Option("--to", help="last test date")] = None,
     step: Annotated[int | None, typer.Option(help="test every STEP-th date (default: the MPOR, non-overlapping "
                                                   "windows; shorter overlaps, with a warning)")] = None,
+    stress_period: Annotated[str | None, typer.Option(help="START:END added to each test's window (default: "
+                                                          "TOKENCLEAR_STRESS_PERIOD; 'none' for none)")] = None,
     chart: Annotated[Path | None, typer.Option(help="write a PNG chart here")] = None,
     output: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
 ) -> None:
@@ -245,7 +247,8 @@ def backtest(
         with stages(2) as step_:
             _, context = step_("reading inputs, building scenarios", lambda: load_context(
                 settings, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of,
-                mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure))
+                mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
+                stress_period=stress_period or settings.stress_period))
             book = context.book
             if account is None:
                 quantity = book.quantity.sum(axis=0).astype(np.float64)

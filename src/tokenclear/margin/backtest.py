@@ -114,7 +114,8 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     windows do not overlap, which Kupiec's and Christoffersen's tests assume; a shorter
     step is allowed with a warning. The realised loss runs from the test date's closes
     to those ``mpor_days`` risk-grid dates later (a 24/7 product tested on a Friday: to
-    Tuesday), and ``holiday`` adds the holiday add-on of that date, as a run would.
+    Tuesday), and ``holiday`` adds the holiday add-on of that date, as a run would. With a
+    stress period, each test's window adds the stress period's moves dated up to the test.
     """
     config = context.config
     lookback, horizon = config.lookback, config.mpor_days
@@ -133,7 +134,8 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     # a test at move row t uses rows t-lookback+1..t as scenarios; its outcome is the grid move
     # from t's grid date to the grid date ``horizon`` rows later
     grid_index = np.searchsorted(factors.grid, context.move_dates)
-    candidates = np.arange(lookback - 1, n_moves)
+    first = int(np.searchsorted(context.move_dates, factors.grid[0]))  # rows before it: a prepended stress period
+    candidates = np.arange(first + lookback - 1, n_moves)
     after = grid_index[candidates] + horizon
     valid = after < factors.grid.size
     tests, after = candidates[valid], after[valid]
@@ -148,6 +150,8 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
         raise MarketDataError(f"fewer than two test dates with {lookback} observations of history before them "
                               f"and {horizon} days after; shorten --lookback or widen --from/--to")
     windows = sliding_window_view(moves, lookback, axis=0)  # [n_moves-lookback+1, factors, lookback]
+    stressed = np.array([], dtype=np.int64) if config.stress_period is None else np.flatnonzero(
+        (context.move_dates >= config.stress_period[0]) & (context.move_dates <= config.stress_period[1]))
     horizon_days = horizon_calendar_days(context)
     calendars = [factors.specs[j].calendar for j in context.resolved.underlying_index]
     confidence = config.es_confidence if config.measure == "es" else config.confidence
@@ -158,6 +162,10 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
         spot = factors.prices[grid_index[row]]
         resolved = reprice(context.resolved, factors, spot)
         window = windows[row - lookback + 1].T  # [lookback, factors]
+        if config.stress_period is not None:  # the stress period as of that date, as a margin run would add it
+            extra = stressed[(context.move_dates[stressed] <= dates[k]) & ((stressed < row - lookback + 1) |
+                                                                          (stressed > row))]
+            window = np.vstack([moves[extra], window])
         per_contract = revalue(resolved, window, horizon_days=horizon_days)
         base = loss_measure((quantity @ per_contract)[None, :], measure=config.measure, confidence=confidence)[0]
         margin[k] = max(float(base), 0.0)
