@@ -274,7 +274,8 @@ def backtest(
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        if key != "warnings":  # printed above, on stderr
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     stdout.print(table)
 
 
