@@ -288,6 +288,9 @@ def params_span(
     coverage: Annotated[float, typer.Option(help="coverage of the scan ranges")] = 0.99,
     mpor_days: MporOpt = 2,
     lookback: LookbackOpt = 1250,
+    stress_period: Annotated[str | None, typer.Option(help="START:END in the calibration window (default: "
+                                                          "TOKENCLEAR_STRESS_PERIOD, as `margin --method span`; "
+                                                          "'none' for none)")] = None,
     out: OutOpt = None,
 ) -> None:
     """SPAN parameters (scan ranges, spread multiples, inter-commodity credits) as of a date."""
@@ -297,7 +300,10 @@ def params_span(
     settings = get_settings()
     try:
         _, context = load_context(settings, positions=positions, instruments=instruments, prices=prices,
-                                  as_of=as_of, mpor_days=mpor_days, lookback=lookback)
+                                  as_of=as_of, mpor_days=mpor_days, lookback=lookback,
+                                  stress_period=stress_period or settings.stress_period)
+        for warning in context.warnings:
+            stderr.print(f"[yellow]warning:[/] {warning}")
         text = span.calibrate(context, context.window(), coverage=coverage,
                               pairs=runner.span_pairs(settings)).to_json()
     except TokenclearError as error:

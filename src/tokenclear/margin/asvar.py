@@ -63,7 +63,8 @@ class AsvarParameters:
 
 def calibrate(context: Context, *, coverage: float = 0.99) -> AsvarParameters:
     published = publication_date(context.as_of, context.config.risk_calendar)
-    rows = np.flatnonzero(context.move_dates <= published)[-context.config.lookback:]
+    own = (context.move_dates >= context.factors.grid[0]) & (context.move_dates <= published)
+    rows = np.flatnonzero(own)[-context.config.lookback:]  # JSCC's AS-VaR: its own history, no stress period
     index = np.searchsorted(context.daily_dates, context.move_dates[rows])
     sigma = context.daily_vol[np.minimum(index, context.daily_vol.shape[0] - 1)]
     sigma_published = context.daily_vol[np.searchsorted(context.daily_dates, published, side="right") - 1]
