@@ -69,7 +69,7 @@ def main() -> None:
     config = RunConfig(risk_calendar="XNYS", cash_calendar="XNYS")
     grid = sessions("XNYS")
     dates = grid[(grid >= START) & (grid <= END)]
-    print(f"HS-VaR 99%, MPOR {config.mpor_days} days, XNYS risk grid and cash days, "
+    print(f"HS-VaR 99%, MPOR {config.mpor_days} days, XNYS risk grid and cash days, no stress period, "
           f"as-of {START}..{END}; margin = base + holiday add-on, % of notional")
     print("empirical: that weekday's cash horizon, whole history; pooled: every window of the same number of the")
     print("product's own sessions (H), whole history")
