@@ -132,3 +132,35 @@ def test_variation_margin_is_exact_and_sums_to_zero():
     assert rows["long"] == (-3 * move_x).quantize(Decimal("0.01"))  # the long owes 712.25
     assert rows["long"] == Decimal("712.25") and rows["short"] == Decimal("-712.25")
     assert rows["m"] == (-(move_x + (-7) * Decimal(50) * Decimal("10.25"))).quantize(Decimal("0.01"))
+
+
+def test_every_method_backtests_as_a_margin_run_would_run_it_on_each_date():
+    from tests.conftest import series
+    from tokenclear.book.positions import Book
+    from tokenclear.errors import ConfigurationError
+    from tokenclear.instruments.catalogue import Catalogue
+    from tokenclear.margin.context import RunConfig, build_context
+    from tokenclear.market.history import MarketData
+
+    prices = random_walk(71, 420)
+    market = MarketData({"x": series("x", prices)})
+    catalogue = Catalogue({"X": future("X", "x", "10")})
+    config = RunConfig(risk_calendar="24/7", cash_calendar="24/7", min_scenarios=10, lookback=200,
+                       required_history=10)
+    book = Book(["p"], ["X"], np.array([[3]]))
+
+    def rebuild(date):
+        return build_context(book=book, catalogue=catalogue, market=market, specs={}, config=config, as_of=date)
+
+    context = rebuild(None)
+    for method in ("fhs", "span", "notional"):
+        result = run_backtest(context, np.array([3.0]), method=method, rebuild=rebuild)
+        assert result.method == method and result.exceptions.size > 50
+        k = result.exceptions.size // 2
+        dated = rebuild(result.dates[k])
+        row = run_margin(dated, method, Options()).accounts[0]
+        assert result.margin[k] == pytest.approx(float(row.base_usd + row.holiday_addon_usd))
+        day = int((result.dates[k] - np.datetime64("2020-01-01")).astype(np.int64))
+        assert result.realised_loss[k] == pytest.approx(-30 * (prices[day + 2] - prices[day]), rel=1e-9)
+    with pytest.raises(ConfigurationError, match="rebuild"):
+        run_backtest(context, np.array([3.0]), method="span")

@@ -233,19 +233,25 @@ def backtest(
                                                   "windows; shorter overlaps, with a warning)")] = None,
     stress_period: Annotated[str | None, typer.Option(help="START:END added to each test's window (default: "
                                                           "TOKENCLEAR_STRESS_PERIOD; 'none' for none)")] = None,
+    method: Annotated[Method, typer.Option(help="margin method (hsvar on its windows; the others run as a "
+                                                "margin run on every test date)")] = Method.hsvar,
     chart: Annotated[Path | None, typer.Option(help="write a PNG chart here")] = None,
     output: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
 ) -> None:
-    """Backtest HS-VaR margin against realised MPOR losses (Kupiec, Christoffersen, traffic light)."""
+    """Backtest a margin method against realised MPOR losses (Kupiec, Christoffersen, traffic light)."""
+    from dataclasses import replace
+
     import numpy as np
 
     from tokenclear import runner
+    from tokenclear.book.positions import Book
     from tokenclear.margin.backtest import run_backtest
+    from tokenclear.margin.context import Context
 
     settings = get_settings()
     try:
         with stages(2) as step_:
-            _, context = step_("reading inputs, building scenarios", lambda: load_context(
+            inputs, context = step_("reading inputs, building scenarios", lambda: load_context(
                 settings, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of,
                 mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
                 stress_period=stress_period or settings.stress_period))
@@ -256,8 +262,14 @@ def backtest(
                 quantity = book.quantity[book.accounts.index(account)].astype(np.float64)
             else:
                 raise runner.InputError(f"account '{account}' holds no positions", field="--account")
-            result = step_("backtesting", lambda: run_backtest(context, quantity, start=runner.parse_as_of(start, "--from"),
-                                                              end=runner.parse_as_of(end, "--to"), step=step))
+            portfolio = replace(inputs, book=Book(["backtest"], book.instruments, quantity[None, :].astype(np.int64)))
+
+            def rebuild(date: np.datetime64) -> Context:
+                return runner.context_for(portfolio, context.config, date)
+
+            result = step_("backtesting", lambda: run_backtest(
+                context, quantity, start=runner.parse_as_of(start, "--from"), end=runner.parse_as_of(end, "--to"),
+                step=step, method=method.value, rebuild=rebuild))
     except TokenclearError as error:
         raise fail(error) from None
     summary = {"account": account or "book", **result.summary()}
@@ -270,7 +282,7 @@ def backtest(
     if output is Format.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
-    table = Table(title=f"backtest of hsvar at {confidence:.1%}, MPOR {mpor_days} days")
+    table = Table(title=f"backtest of {method.value} at {confidence:.1%}, MPOR {mpor_days} days")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in summary.items():

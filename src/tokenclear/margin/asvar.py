@@ -72,7 +72,7 @@ def calibrate(context: Context, *, coverage: float = 0.99) -> AsvarParameters:
     m = tail_count(rows.size, ES_LEVEL)
     price_move = -np.partition(-filtered, m - 1, axis=0)[:m].mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        correlation = np.nan_to_num(np.corrcoef(context.moves[rows].T), nan=0.0)
+        correlation = np.atleast_2d(np.nan_to_num(np.corrcoef(context.moves[rows].T), nan=0.0))  # one factor: 1x1
     np.fill_diagonal(correlation, 1.0)
     monday = published + np.timedelta64(int(7 - ((published.astype(np.int64) - 4) % 7)), "D")
     return AsvarParameters(str(published), str(monday), str(monday + np.timedelta64(4, "D")),

@@ -17,6 +17,7 @@ peak-to-trough ratio of the margin series (procyclicality).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ from tokenclear.arrays import Float64Array1D
 from tokenclear.errors import ConfigurationError, MarketDataError
 from tokenclear.margin.addons import holiday_days, holiday_scale
 from tokenclear.margin.context import Context
+from tokenclear.margin.engine import Options, run_margin
 from tokenclear.margin.historical import horizon_calendar_days
 from tokenclear.margin.measures import loss_measure
 from tokenclear.margin.procyclicality import peak_to_trough
@@ -52,6 +54,7 @@ class Backtest:
     peak_to_trough: float
     step: int = 1
     warnings: list[str] = field(default_factory=list)
+    method: str = "hsvar"
 
     @property
     def exception_count(self) -> int:
@@ -62,7 +65,7 @@ class Backtest:
         return self.exception_count / max(self.exceptions.size, 1)
 
     def summary(self) -> dict[str, object]:
-        return {"observations": int(self.exceptions.size), "exceptions": self.exception_count,
+        return {"method": self.method, "observations": int(self.exceptions.size), "exceptions": self.exception_count,
                 "exception_rate": self.exception_rate, "expected_rate": 1.0 - self.confidence,
                 "kupiec_lr": self.kupiec_lr, "kupiec_p_value": self.kupiec_p,
                 "christoffersen_lr": self.christoffersen_lr, "christoffersen_p_value": self.christoffersen_p,
@@ -106,9 +109,15 @@ def traffic_light(exceptions: int, observations: int, expected_rate: float) -> s
 
 
 def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64 | None = None,
-                 end: np.datetime64 | None = None, filtered: bool = False, step: int | None = None,
-                 holiday: bool = True) -> Backtest:
-    """Backtest HS-VaR (or filtered HS) on ``quantity`` (float64[instruments]) over [start, end].
+                 end: np.datetime64 | None = None, step: int | None = None, holiday: bool = True,
+                 method: str = "hsvar", rebuild: Callable[[np.datetime64], Context] | None = None) -> Backtest:
+    """Backtest a margin method on ``quantity`` (float64[instruments]) over [start, end].
+
+    HS-VaR runs on the windows of ``context`` directly (contracts at constant time to
+    expiry). Every other method (``fhs``, ``span``, ``asvar``, ``notional``) is run as a
+    margin run would run it on each test date, on the context ``rebuild(date)`` returns
+    (the portfolio as a one-account book as of that date); its realised loss uses that
+    date's contracts. Both compare base + holiday add-on (before any net option value).
 
     ``step`` (default: the MPOR) tests every step-th date: at the MPOR the realised
     windows do not overlap, which Kupiec's and Christoffersen's tests assume; a shorter
@@ -121,8 +130,8 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     lookback, horizon = config.lookback, config.mpor_days
     factors = context.factors
     moves = context.moves
-    if filtered:
-        raise ConfigurationError("backtest of filtered HS is not available yet; use hsvar")
+    if method != "hsvar" and rebuild is None:
+        raise ConfigurationError(f"a backtest of {method} needs the inputs to rebuild each test date's context")
     step = horizon if step is None else step
     if step < 1:
         raise ConfigurationError(f"step must be >= 1, not {step}")
@@ -160,6 +169,15 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     realised = np.empty(tests.size)
     for k, (row, outcome) in enumerate(zip(tests.tolist(), after.tolist(), strict=True)):  # loop over test dates
         spot = factors.prices[grid_index[row]]
+        later = factors.prices[outcome]
+        move = np.where(absolute, later - spot, later / spot - 1.0)
+        if rebuild is not None and method != "hsvar":
+            dated = rebuild(dates[k])
+            run = run_margin(dated, method, Options(holiday=holiday)).accounts[0]
+            margin[k] = float(run.base_usd + run.holiday_addon_usd)
+            realised[k] = -float(quantity @ revalue(dated.resolved, move[None, :],
+                                                    horizon_days=horizon_calendar_days(dated))[:, 0])
+            continue
         resolved = reprice(context.resolved, factors, spot)
         window = windows[row - lookback + 1].T  # [lookback, factors]
         if config.stress_period is not None:  # the stress period as of that date, as a margin run would add it
@@ -175,8 +193,6 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
                 scaled = quantity @ (per_contract * holiday_scale(extra, horizon)[:, None])
                 margin[k] = max(margin[k], float(loss_measure(scaled[None, :], measure=config.measure,
                                                               confidence=confidence)[0]))
-        later = factors.prices[outcome]
-        move = np.where(absolute, later - spot, later / spot - 1.0)
         realised[k] = -float(quantity @ revalue(resolved, move[None, :], horizon_days=horizon_days)[:, 0])
     exceptions = realised > margin
     expected = 1.0 - config.confidence
@@ -187,4 +203,4 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     positive = margin[margin > 0]
     ratio = peak_to_trough(positive) if positive.size else float("nan")
     return Backtest(dates, margin, realised, exceptions, config.confidence, k_lr, k_p, c_lr, c_p, zone,
-                    int(recent.sum()), ratio, step, warnings)
+                    int(recent.sum()), ratio, step, warnings, method)
