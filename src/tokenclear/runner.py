@@ -12,9 +12,9 @@ from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
 from tokenclear.margin.addons import average_daily_volume_usd, load_concentration
-from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, combine, load_classes
+from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, load_classes, margin_by_class
 from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs, series_names
-from tokenclear.margin.engine import MarginRun, Options, run_margin
+from tokenclear.margin.engine import MarginRun, Options
 from tokenclear.margin.span import InterPair, load_pairs
 from tokenclear.market.files import load_folder
 from tokenclear.market.history import MarketData
@@ -129,42 +129,11 @@ def margin_classes(settings: Settings) -> dict[str, MarginClass]:
 def run_book_margin(settings: Settings, inputs: Inputs, config: RunConfig, *, as_of: str | None, method: str,
                     options: Options, concentration: bool, stress_addon: Path | None,
                     confidence: float | None = None, mpor_days: int | None = None) -> MarginRun:
-    """The margin of a whole book, class by class (EMIR Art. 24 and 26), summed per account.
-
-    Each clearing class present in the book runs with its own confidence and MPOR from
-    ``margin_classes.csv``; ``confidence`` / ``mpor_days`` given on the command line
-    override every class, and the run says so.
-    """
-    classes = margin_classes(settings)
-    book = inputs.book
-    of_class = np.array([inputs.catalogue[name].clearing_class for name in book.instruments])
-    stress = load_stress_addon(stress_addon, book.accounts) if stress_addon else None
-    charged: set[str] = set()
-    runs: dict[str, MarginRun] = {}
-    notes: list[str] = []
-    present = [name for name in classes if (of_class == name).any()]
-    for name in present:  # a loop over classes (one or two)
-        spec = classes[name]
-        columns = of_class == name
-        rows = (book.quantity[:, columns] != 0).any(axis=1)
-        sub = Book([a for a, keep in zip(book.accounts, rows, strict=True) if keep],
-                   [i for i, keep in zip(book.instruments, columns, strict=True) if keep],
-                   book.quantity[np.ix_(rows, columns)])
-        class_config = replace(config, confidence=spec.confidence if confidence is None else confidence,
-                               mpor_days=spec.mpor_days if mpor_days is None else mpor_days)
-        if len(present) > 1 or (confidence, mpor_days) != (None, None):
-            notes.append(f"{name} instruments: {class_config.confidence:.1%} over {class_config.mpor_days} days"
-                         + (" (command-line override)" if (confidence, mpor_days) != (None, None)
-                            else f" ({spec.source})"))
-        context = context_for(replace(inputs, book=sub), class_config, parse_as_of(as_of))
-        capacity = capacity_usd(settings, context, inputs.prices_dir) if concentration else None
-        class_stress = None
-        if stress is not None:
-            index = {account: i for i, account in enumerate(book.accounts)}
-            class_stress = np.array([0.0 if account in charged else stress[index[account]]
-                                     for account in sub.accounts])
-            charged.update(sub.accounts)
-        runs[name] = run_margin(context, method, replace(options, capacity_usd=capacity,
-                                                         stress_addon_usd=class_stress))
-    result = combine(runs)
-    return replace(result, warnings=notes + result.warnings)
+    """The margin of a whole book from its files, class by class (:func:`~tokenclear.margin.classes.margin_by_class`)."""
+    day = parse_as_of(as_of)
+    return margin_by_class(
+        inputs.book, inputs.catalogue, margin_classes(settings), config, method, options,
+        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
+        capacity=(lambda context: capacity_usd(settings, context, inputs.prices_dir)) if concentration else None,
+        stress_addon=load_stress_addon(stress_addon, inputs.book.accounts) if stress_addon else None,
+        confidence=confidence, mpor_days=mpor_days)

@@ -43,7 +43,7 @@ from tokenclear.margin.context import RunConfig, factor_specs, series_names
 from tokenclear.margin.engine import Options
 from tokenclear.market.files import load_folder
 from tokenclear.market.oracle import GuardConfig, OracleGuard
-from tokenclear.runner import parse_period
+from tokenclear.runner import margin_classes, parse_period
 from tokenclear.settings import Settings
 from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Position, Requirement
 from tokenclear.store.store import Store
@@ -147,7 +147,8 @@ class Demo:
         market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, config)))
         self.book = book
         # JSCC: the lookback plus a stress period; EMIR Art. 28(1)(b): 25% weight on stressed observations
-        self.risk = RiskInputs(catalogue, specs, market, config, Options(holiday=True, apc="stressed-weight"))
+        self.risk = RiskInputs(catalogue, specs, market, config, Options(holiday=True, apc="stressed-weight"),
+                               margin_classes(settings))
         self.reference = collateral_files.load_reference(settings.collateral_dir)
         registry = self.reference.registry.subset([token.asset for token in TOKENS])
         self.collateral_market = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,

@@ -35,8 +35,9 @@ from tokenclear.collateral.valuation import post_haircut_micro, value_collateral
 from tokenclear.errors import TokenclearError
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.ledger.ledger import Ledger, Payment
-from tokenclear.margin.context import RunConfig, build_context
-from tokenclear.margin.engine import Options, run_margin
+from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, margin_by_class
+from tokenclear.margin.context import Context, RunConfig, build_context
+from tokenclear.margin.engine import Options
 from tokenclear.margin.historical import Historical
 from tokenclear.margin.hsvar import portfolio_pnl
 from tokenclear.margin.variation import settlement_prices, variation_margin
@@ -88,6 +89,7 @@ class RiskInputs:
     market: MarketData
     config: RunConfig
     options: Options = field(default_factory=Options)
+    classes: dict[str, MarginClass] = field(default_factory=lambda: dict(EMIR_CLASSES))  # EMIR per class
 
 
 @dataclass(frozen=True)
@@ -395,9 +397,19 @@ class Workflow:
 
     def _requirements(self, day: np.datetime64) -> dict[str, Decimal]:
         risk = self.risk
-        context = build_context(book=self.book(), catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
-                                config=risk.config, as_of=day)
-        run = run_margin(context, "hsvar", risk.options)
+        book = self.book()
+        built: list[Context] = []
+
+        def build(sub: Book, config: RunConfig) -> Context:
+            built.append(build_context(book=sub, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
+                                       config=config, as_of=day))
+            return built[-1]
+
+        run = margin_by_class(book, risk.catalogue, risk.classes, risk.config, "hsvar", risk.options, build=build)
+        # wrong-way correlations need the whole book's scenarios: the one context when the book is one class
+        whole = [one for one in built if one.book.accounts == book.accounts and one.book.instruments == book.instruments
+                 and one.config.mpor_days == risk.config.mpor_days]
+        context = whole[0] if whole else build(book, risk.config)
         window = context.window()
         measured = window[context.move_dates[window] >= context.factors.grid[0]]  # the tokens' own history only:
         history = Historical.build(context, measured, filtered=False)  # proxied stress rows have no token return

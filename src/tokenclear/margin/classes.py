@@ -11,14 +11,20 @@ parameters with their sources.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
+
+from tokenclear.arrays import Float64Array1D
+from tokenclear.book.positions import Book
 from tokenclear.csvfiles import parse_float, read_rows
 from tokenclear.errors import InputError
-from tokenclear.instruments.catalogue import CLEARING_CLASSES
-from tokenclear.margin.engine import AccountMargin, MarginRun
+from tokenclear.instruments.catalogue import CLEARING_CLASSES, Catalogue
+from tokenclear.margin.context import Context, RunConfig
+from tokenclear.margin.engine import AccountMargin, MarginRun, Options, run_margin
 
 ZERO = Decimal("0.00")
 
@@ -100,3 +106,46 @@ def combine(runs: dict[str, MarginRun]) -> MarginRun:
     holiday = {name: days for run in runs.values() for name, days in run.holiday_days.items()}
     return MarginRun(first.as_of, first.method, max(run.scenarios for run in runs.values()), accounts, holiday,
                      list(dict.fromkeys(warnings)))
+
+
+def margin_by_class(book: Book, catalogue: Catalogue, classes: dict[str, MarginClass], config: RunConfig, method: str,
+                    options: Options, *, build: Callable[[Book, RunConfig], Context],
+                    capacity: Callable[[Context], Float64Array1D | None] | None = None,
+                    stress_addon: Float64Array1D | None = None, confidence: float | None = None,
+                    mpor_days: int | None = None) -> MarginRun:
+    """A whole book's margin: each clearing class present on its own context, summed per account.
+
+    ``build(sub_book, class_config)`` resolves a class's context; ``capacity(context)`` gives the
+    concentration capacity per instrument (None: no add-on); ``stress_addon`` (per account of
+    ``book``) is charged once, with the account's first class. ``confidence`` / ``mpor_days``
+    override every class, and the run says so.
+    """
+    of_class = np.array([catalogue[name].clearing_class for name in book.instruments])
+    present = [name for name in classes if (of_class == name).any()]
+    override = (confidence, mpor_days) != (None, None)
+    index = {account: i for i, account in enumerate(book.accounts)}
+    charged: set[str] = set()
+    runs: dict[str, MarginRun] = {}
+    notes: list[str] = []
+    for name in present:  # a loop over classes (one or two)
+        spec = classes[name]
+        columns = of_class == name
+        rows = (book.quantity[:, columns] != 0).any(axis=1)
+        sub = Book([a for a, keep in zip(book.accounts, rows, strict=True) if keep],
+                   [i for i, keep in zip(book.instruments, columns, strict=True) if keep],
+                   book.quantity[np.ix_(rows, columns)])
+        class_config = replace(config, confidence=spec.confidence if confidence is None else confidence,
+                               mpor_days=spec.mpor_days if mpor_days is None else mpor_days)
+        if len(present) > 1 or override:
+            notes.append(f"{name} instruments: {class_config.confidence:.1%} over {class_config.mpor_days} days "
+                         + ("(command-line override)" if override else f"({spec.source})"))
+        context = build(sub, class_config)
+        stress = None
+        if stress_addon is not None:
+            stress = np.array([0.0 if account in charged else stress_addon[index[account]]
+                               for account in sub.accounts])
+            charged.update(sub.accounts)
+        runs[name] = run_margin(context, method, replace(
+            options, capacity_usd=capacity(context) if capacity else None, stress_addon_usd=stress))
+    result = combine(runs)
+    return replace(result, warnings=notes + result.warnings)
