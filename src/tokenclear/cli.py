@@ -206,8 +206,8 @@ def emit_margin(result: MarginRun, output: Format) -> None:
     stdout.print(table)
     held = {name: days for name, days in result.holiday_days.items() if days}
     if held:
-        stdout.print(f"holiday add-on: no cash moves for {max(held.values())} trading day(s) of "
-                     f"{', '.join(sorted(held))}")
+        stdout.print(f"holiday add-on: {', '.join(sorted(held))} trade {max(held.values())} session(s) beyond the "
+                     "MPOR before cash has moved MPOR times")
     for warning in result.warnings:
         stderr.print(f"[yellow]warning:[/] {warning}")
 
