@@ -134,6 +134,13 @@ def calibrate(context: Context, rows: np.ndarray, *, coverage: float = 0.99,
                           [spec.span_lookahead_days for spec in specs], pairs=priced)
 
 
+def group_columns(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Column sums by group: float64[rows, groups], ``groups`` int[columns] numbered 0..k-1 (all present)."""
+    order = np.argsort(groups, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(groups[order]) != 0])
+    return np.add.reduceat(values[:, order], starts, axis=1)
+
+
 @dataclass(frozen=True)
 class Span:
     context: Context
@@ -170,11 +177,9 @@ class Span:
         scan_range = np.array(params.price_scan)[grid.commodities]
         exposure = quantity * grid.exposure[None, :]
         ones = grid.membership(np.ones(grid.member.size))
-        tiers = np.zeros((grid.member.size, int(self.months.max()) + 1))
-        tiers[np.arange(grid.member.size), self.months] = 1.0
-        tier_commodity = np.zeros((tiers.shape[1], grid.commodities.size))
+        by_month = group_columns(exposure, self.months)  # [accounts, tiers]: each month's net exposure
+        tier_commodity = np.zeros((by_month.shape[1], grid.commodities.size))
         tier_commodity[self.months, grid.member] = 1.0
-        by_month = exposure @ tiers  # [accounts, tiers]: each month's net exposure
         long_side = np.maximum(by_month, 0.0) @ tier_commodity
         short_side = np.maximum(-by_month, 0.0) @ tier_commodity
         intra = np.array(params.intra_multiple)[grid.commodities] * scan_range * np.minimum(long_side, short_side)
