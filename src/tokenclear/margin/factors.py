@@ -24,7 +24,7 @@ from tokenclear.arrays import DateArray1D, Float64Array1D, Float64Array2D
 from tokenclear.errors import MarketDataError
 from tokenclear.instruments.underlyings import Underlying
 from tokenclear.market.calendars import sessions as calendar_sessions
-from tokenclear.market.history import MarketData, align, common_grid
+from tokenclear.market.history import MarketData, PriceSeries, align, common_grid
 
 
 @dataclass(frozen=True)
@@ -81,24 +81,24 @@ def build_factors(market: MarketData, specs: list[Underlying], sessions: DateArr
     if stale.any():
         names = ", ".join(spec.name for spec, bad in zip(specs, stale, strict=True) if bad)
         raise MarketDataError(f"no close within {max_stale_days} days of as-of {as_of} for: {names}")
-    own_dates, own_prices = [], []
-    for spec, one in zip(specs, series, strict=True):  # loop over factors (a handful)
-        own = calendar_sessions(spec.calendar)
-        own = own[(own >= one.dates[0]) & (own <= as_of)]
-        own_dates.append(own)
-        own_prices.append(align([one], own, max_stale_days=max_stale_days)[:, 0])
-    return RiskFactors([spec.name for spec in specs], specs, grid, prices, calendar, own_dates, own_prices,
-                       max_stale_days)
+    own = [own_calendar_closes(one, spec.calendar, end=as_of, max_stale_days=max_stale_days)
+           for spec, one in zip(specs, series, strict=True)]  # loop over factors (a handful)
+    return RiskFactors([spec.name for spec in specs], specs, grid, prices, calendar, [dates for dates, _ in own],
+                       [closes for _, closes in own], max_stale_days)
+
+
+def own_calendar_closes(series: PriceSeries, calendar: str, *, end: np.datetime64,
+                        max_stale_days: int) -> tuple[DateArray1D, Float64Array1D]:
+    """The series' closes on its own calendar's sessions from its first date to ``end`` (NaN = stale)."""
+    days = calendar_sessions(calendar)
+    days = days[(days >= series.dates[0]) & (days <= end)]
+    return days, align([series], days, max_stale_days=max_stale_days)[:, 0]
 
 
 def sample_on_grid(dates: DateArray1D, values: Float64Array1D, grid: DateArray1D, *,
                    max_stale_days: int) -> Float64Array1D:
     """The value on the last of ``dates`` on or before each grid date (NaN if older than ``max_stale_days``)."""
-    position = np.searchsorted(dates, grid, side="right") - 1
-    valid = position >= 0
-    safe = np.where(valid, position, 0)
-    age = (grid - dates[safe]).astype("timedelta64[D]").astype(np.int64)
-    return np.where(valid & (age <= max_stale_days), values[safe], np.nan)
+    return align([PriceSeries("", dates, values)], grid, max_stale_days=max_stale_days)[:, 0]
 
 
 def session_moves(dates: DateArray1D, prices: Float64Array1D, horizon: int, *, absolute: bool,
@@ -138,9 +138,8 @@ def stress_moves(factors: RiskFactors, market: MarketData, proxies: dict[str, Un
         if missing.any() and spec.stress_proxy:
             proxy = proxies[spec.stress_proxy]
             series = market.get(proxy.name)
-            sessions = calendar_sessions(proxy.calendar)
-            sessions = sessions[(sessions >= series.dates[0]) & (sessions <= min(series.dates[-1], factors.as_of))]
-            closes = align([series], sessions, max_stale_days=factors.max_stale_days)[:, 0]
+            sessions, closes = own_calendar_closes(series, proxy.calendar, end=min(series.dates[-1], factors.as_of),
+                                                   max_stale_days=factors.max_stale_days)
             proxy_dates, proxy_moves = session_moves(sessions, closes, horizon, absolute=proxy.returns == "absolute",
                                                      name=proxy.name)
             beta = spec.stress_beta if spec.stress_beta is not None else volatility_ratio(

@@ -26,11 +26,16 @@ from tokenclear.margin.valuation import revalue
 from tokenclear.market.calendars import periods_per_year
 
 
-def horizon_calendar_days(context: Context) -> Float64Array1D:
-    """The MPOR in calendar days per instrument (its own calendar's sessions), for option time decay."""
+def session_calendar_days(context: Context, sessions: Float64Array1D | int) -> Float64Array1D:
+    """``sessions`` of each instrument's own calendar in calendar days, for option time decay."""
     per_year = np.array([periods_per_year(context.factors.specs[j].calendar)
                          for j in context.resolved.underlying_index])
-    return context.config.mpor_days * 365.25 / per_year
+    return np.asarray(sessions, dtype=np.float64) * 365.25 / per_year
+
+
+def horizon_calendar_days(context: Context) -> Float64Array1D:
+    """The MPOR in calendar days per instrument (its own calendar's sessions)."""
+    return session_calendar_days(context, context.config.mpor_days)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from tokenclear.csvfiles import parse_float, read_rows
 from tokenclear.errors import InputError
 from tokenclear.margin.context import Context
 from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL, Grid
+from tokenclear.margin.historical import session_calendar_days
 from tokenclear.margin.result import MethodResult
-from tokenclear.market.calendars import periods_per_year
 
 INTRA_FLOOR = 0.10  # minimum calendar-spread charge as a multiple of the scan range (basis risk)
 SPOT_MULTIPLE = 0.25
@@ -159,8 +159,7 @@ class Span:
         price_multiple = np.vstack([thirds, multiple[None, :], -multiple[None, :]])
         weight = np.vstack([np.ones_like(thirds), fraction[None, :], fraction[None, :]])
         resolved = context.resolved
-        per_year = np.array([periods_per_year(context.factors.specs[j].calendar) for j in resolved.underlying_index])
-        lookahead = np.array(parameters.lookahead_days, dtype=float)[resolved.underlying_index] * 365.25 / per_year
+        lookahead = session_calendar_days(context, np.array(parameters.lookahead_days)[resolved.underlying_index])
         grid = Grid.build(context, np.array(parameters.price_scan), np.array(parameters.vol_scan),
                           price_multiple=price_multiple, vol_sign=SPAN_VOL, weight=weight, horizon_days=lookahead)
         expiry = np.round(resolved.years * 365.25).astype(np.int64)  # perpetuals (0 years) form a tier of their own
