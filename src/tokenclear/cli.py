@@ -95,15 +95,10 @@ def fail(error: TokenclearError) -> typer.Exit:
 
 def run_config(settings: Settings, *, confidence: float, mpor_days: int, lookback: int, measure: Measure,
                stress_period: str | None) -> RunConfig:
-    from tokenclear.runner import parse_period
+    from tokenclear.runner import settings_config
 
-    return RunConfig(confidence=confidence, mpor_days=mpor_days, lookback=lookback, measure=measure.value,
-                     es_confidence=settings.es_confidence, ewma_lambda=settings.ewma_lambda,
-                     stress_period=parse_period(stress_period, "--stress-period"),
-                     stress_window=settings.stress_window, min_scenarios=settings.min_scenarios,
-                     required_history=settings.required_history,
-                     max_stale_days=settings.max_stale_days, margin_currency=settings.margin_currency,
-                     risk_calendar=settings.risk_calendar, cash_calendar=settings.cash_calendar)
+    return settings_config(settings, stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
+                           lookback=lookback, measure=measure.value)
 
 
 def load_context(settings: Settings, *, positions: Path | None, instruments: Path | None, prices: Path | None,
@@ -152,7 +147,7 @@ def margin(
                 settings, positions=positions, instruments=instruments, prices=prices))
             config = run_config(settings, confidence=confidence or 0.99, mpor_days=mpor_days or 2,
                                 lookback=lookback, measure=measure,
-                                stress_period=stress_period or settings.stress_period)
+                                stress_period=stress_period)
             options = Options(apc=apc.value if apc else None, apc_released_fraction=apc_release,
                               holiday=holiday_addon, span_pairs=runner.span_pairs(settings))
             result = step(f"building scenarios, computing {method.value}", lambda: runner.run_book_margin(
@@ -254,7 +249,7 @@ def backtest(
             inputs, context = step_("reading inputs, building scenarios", lambda: load_context(
                 settings, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of,
                 mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
-                stress_period=stress_period or settings.stress_period))
+                stress_period=stress_period))
             book = context.book
             if account is None:
                 quantity = book.quantity.sum(axis=0).astype(np.float64)
@@ -313,7 +308,7 @@ def params_span(
     try:
         _, context = load_context(settings, positions=positions, instruments=instruments, prices=prices,
                                   as_of=as_of, mpor_days=mpor_days, lookback=lookback,
-                                  stress_period=stress_period or settings.stress_period)
+                                  stress_period=stress_period)
         for warning in context.warnings:
             stderr.print(f"[yellow]warning:[/] {warning}")
         text = span.calibrate(context, context.window(), coverage=coverage,
@@ -444,4 +439,4 @@ def ledger_deploy(
     stdout.print(table)
 
 
-from tokenclear import cli_clearing, cli_collateral  # noqa: E402,F401  (they register their commands)
+from tokenclear import cli_clearing, cli_collateral  # noqa: F401  (they register their commands)

@@ -56,6 +56,25 @@ def parse_period(text: str | None, field: str) -> tuple[np.datetime64, np.dateti
     return start, end
 
 
+def settings_config(settings: Settings, *, stress_period: str | None = None, field: str = "--stress-period",
+                    **overrides: object) -> RunConfig:
+    """The run parameters from the settings (``TOKENCLEAR_*``), with a command's own options on top.
+
+    ``stress_period`` is ``START:END``, ``none``, or None for the settings' default.
+    """
+    values: dict[str, object] = {
+        "es_confidence": settings.es_confidence, "ewma_lambda": settings.ewma_lambda,
+        "stress_window": settings.stress_window, "min_scenarios": settings.min_scenarios,
+        "required_history": settings.required_history, "max_stale_days": settings.max_stale_days,
+        "margin_currency": settings.margin_currency, "risk_calendar": settings.risk_calendar,
+        "cash_calendar": settings.cash_calendar, "lookback": settings.lookback,
+        "confidence": settings.confidence, "mpor_days": settings.mpor_days,
+        "stress_period": parse_period(stress_period or settings.stress_period, field),
+    }
+    values.update(overrides)
+    return RunConfig(**values)  # type: ignore[arg-type]
+
+
 def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path | None,
                 prices: Path | None) -> Inputs:
     """Read and validate every input file before anything is computed."""

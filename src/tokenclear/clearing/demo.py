@@ -39,11 +39,11 @@ from tokenclear.instruments.underlyings import load_underlyings
 from tokenclear.ledger.chain import Chain
 from tokenclear.ledger.ledger import CUSTOMER, HOUSE, Ledger
 from tokenclear.ledger.privacy import account_id
-from tokenclear.margin.context import RunConfig, factor_specs, series_names
+from tokenclear.margin.context import factor_specs, series_names
 from tokenclear.margin.engine import Options
 from tokenclear.market.files import load_folder
 from tokenclear.market.oracle import GuardConfig, OracleGuard
-from tokenclear.runner import margin_classes, parse_period
+from tokenclear.runner import margin_classes, settings_config
 from tokenclear.settings import Settings
 from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Position, Requirement
 from tokenclear.store.store import Store
@@ -139,11 +139,7 @@ class Demo:
         catalogue = load_catalogue(settings.instruments_file)
         specs = load_underlyings(settings.underlyings_file)
         book = book_from_entries(demo_entries(members, rng), catalogue)
-        config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar,
-                           cash_calendar=settings.cash_calendar, lookback=settings.lookback,
-                           min_scenarios=settings.min_scenarios,
-                           required_history=settings.required_history, max_stale_days=settings.max_stale_days,
-                           stress_period=parse_period(settings.stress_period, "TOKENCLEAR_STRESS_PERIOD"))
+        config = settings_config(settings, field="TOKENCLEAR_STRESS_PERIOD")
         market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, config)))
         self.book = book
         # JSCC: the lookback plus a stress period; EMIR Art. 28(1)(b): 25% weight on stressed observations

@@ -398,18 +398,17 @@ class Workflow:
     def _requirements(self, day: np.datetime64) -> dict[str, Decimal]:
         risk = self.risk
         book = self.book()
-        built: list[Context] = []
+        # the whole book's scenarios (wrong-way correlations need them); a one-class book's margin runs on them too
+        context = build_context(book=book, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
+                                config=risk.config, as_of=day)
 
         def build(sub: Book, config: RunConfig) -> Context:
-            built.append(build_context(book=sub, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
-                                       config=config, as_of=day))
-            return built[-1]
+            if (sub.accounts, sub.instruments, config) == (book.accounts, book.instruments, risk.config):
+                return context
+            return build_context(book=sub, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
+                                 config=config, as_of=day)
 
         run = margin_by_class(book, risk.catalogue, risk.classes, risk.config, "hsvar", risk.options, build=build)
-        # wrong-way correlations need the whole book's scenarios: the one context when the book is one class
-        whole = [one for one in built if one.book.accounts == book.accounts and one.book.instruments == book.instruments
-                 and one.config.mpor_days == risk.config.mpor_days]
-        context = whole[0] if whole else build(book, risk.config)
         window = context.window()
         measured = window[context.move_dates[window] >= context.factors.grid[0]]  # the tokens' own history only:
         history = Historical.build(context, measured, filtered=False)  # proxied stress rows have no token return
