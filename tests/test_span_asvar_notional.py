@@ -97,12 +97,12 @@ def test_intra_commodity_spreads_form_between_different_months_only():
     model = span.Span.build(context, span.calibrate(context, context.window()))
     exposure = dict(zip(context.resolved.names, model.grid.exposure, strict=True))  # dV/dm per contract
     # calendar: December long one future, March short one: 10% x scan x the smaller month's exposure
-    expected = 0.10 * scan * min(exposure["F"], exposure["G"])
+    expected = span.INTRA_FLOOR * scan * min(exposure["F"], exposure["G"])
     assert float(rows["calendar"].components["intra_spread_charge"]) == pytest.approx(expected, abs=0.01)
     # both: December nets the future against the short call's delta first, then spreads against March
     december = exposure["F"] - exposure["C"]
     assert 0 < december < exposure["G"]
-    expected = 0.10 * scan * december
+    expected = span.INTRA_FLOOR * scan * december
     assert float(rows["both"].components["intra_spread_charge"]) == pytest.approx(expected, abs=0.01)
 
 
@@ -112,7 +112,7 @@ def test_short_option_minimum_is_the_larger_side_not_the_sum():
     rows = span_rows(context)
     scan = span.calibrate(context, context.window()).price_scan[0]
     forward = context.resolved.forward[context.resolved.names.index("C")]
-    one = 0.10 * scan * forward * 50  # one short option's underlying exposure x the rate
+    one = span.SOM_MULTIPLE * scan * forward * 50  # one short option's underlying exposure x the rate
     assert float(rows["strangle"].components["short_option_minimum"]) == pytest.approx(one, abs=0.01)
     assert float(rows["calls"].components["short_option_minimum"]) == pytest.approx(3 * one, abs=0.01)
 
