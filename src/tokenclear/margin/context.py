@@ -143,7 +143,6 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
     annual = np.sqrt([periods_per_year(spec.calendar) for spec in factors.specs])
     resolved = resolve(catalogue.select(book.instruments), factors, margin_currency=config.margin_currency,
                        default_volatility=daily_vol[-1] * annual)
-    available = int((move_dates <= factors.as_of).sum())
     notes: list[str] = []
     if config.stress_period is not None and config.stress_period[0] > factors.as_of:
         notes.append(f"stress period {config.stress_period[0]}..{config.stress_period[1]} begins after as-of "
@@ -154,6 +153,7 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
             config = replace(config, stress_period=(config.stress_period[0], factors.as_of))
         move_dates, moves, notes = with_stress_period(factors, market, specs, move_dates, moves, config)
     context = Context(config, book, factors, resolved, move_dates, moves, daily_vol, daily_dates, notes)
+    available = context.history_scenarios
     if available < config.min_scenarios:
         raise MarketDataError(f"only {available} {config.mpor_days}-day scenarios up to {factors.as_of}; at least "
                               f"{config.min_scenarios} are required (min_scenarios)")
