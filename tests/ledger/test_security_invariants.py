@@ -44,47 +44,73 @@ def test_artifacts_are_reproducible_from_source():
             shipped["contracts"][name]["bytecode"], name
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["pledge", "release", "dvp", "substitute", "seize", "vm"]),
+OPS = st.lists(st.tuples(st.sampled_from(["pledge", "release", "dvp", "substitute", "seize", "vm", "replay",
+                                          "freeze", "reprice", "ineligible", "default"]),
                          st.integers(0, 2), st.sampled_from(["TUSD", "WETH", "TBILL"]),
-                         st.integers(1, 3_000)), min_size=4, max_size=14)
+                         st.integers(1, 3_000)), min_size=4, max_size=18)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS)
 def test_supply_and_vault_books_are_conserved(ops):
+    """Random instructions with state changes between them (freezes, repricing, ineligibility, defaults):
+    supply and the vault's books are conserved, and replaying any instruction that went through is a
+    no-op that neither reverts nor moves a unit, whatever happened since."""
     w = make_world(EmbeddedChain(start_time=START))
     ledger = w.ledger
     accounts = [(w.m1_house, w.m1), (w.m1_customer, w.m1), (w.m2_house, w.m2)]
     holders = [w.m1, w.m2, ledger.operator, ledger.vault.address, ledger.settlement.address]
     supply = {s: ledger.token(s).call("totalSupply") for s in ledger.tokens}
-    defaulted = False
+    done: list = []  # instructions that went through: each may be replayed later
     for n, (op, who, symbol, size) in enumerate(ops):
         account, member = accounts[who]
         units = size * 10 ** ledger.specs[symbol].decimals // 100
+        args = (ledger, w, f"k{n}", account, member, symbol, units)
+        before = snapshot(ledger, accounts, holders)
         try:
-            if op == "pledge":
-                ledger.pledge(f"k{n}", account, symbol, units, member)
-            elif op == "release":
-                ledger.release(f"k{n}", account, symbol, units)
-            elif op == "dvp":
-                ledger.dvp(f"k{n}", symbol, w.m1, units, "TUSD", w.m2, units // 2 + 1)
-            elif op == "substitute":
-                ledger.substitute(f"k{n}", account, symbol, units, "TUSD", units, member)
-            elif op == "seize":
-                if not defaulted:
-                    ledger.declare_default(w.m2_house)
-                    defaulted = True
-                ledger.seize(f"k{n}", w.m2_house, symbol, units, ledger.operator)
-            else:
-                ledger.settle_payments(f"k{n}", [Payment(w.m1, w.m2, units), Payment(w.m2, ledger.operator, 1)],
-                                       symbol)
+            if op in SENDS:
+                SENDS[op](*args)
+                done.append((op, args))
+            elif op == "replay":
+                if done:
+                    first, first_args = done[size % len(done)]
+                    SENDS[first](*first_args)  # must not revert
+                    assert snapshot(ledger, accounts, holders) == before
+            elif op == "freeze":
+                ledger.token("TUSD").send("freeze", member, size % 2 == 0, sender=ledger.operator)
+            elif op == "reprice" and symbol != "TBILL":
+                ledger.set_prices({symbol: size * 10**8})
+            elif op == "ineligible":
+                ledger.set_asset(symbol, haircut_bps=100, price_e8=size * 10**8, eligible=size % 2 == 1)
+            elif op == "default":
+                ledger.declare_default(account)
         except TransactionReverted:
-            pass  # a refused instruction must leave no trace: the invariants below still hold
+            assert op != "replay", "a replay reverted"
+            assert snapshot(ledger, accounts, holders) == before  # a refused instruction leaves no trace
         for s, token in ledger.tokens.items():
             assert token.call("totalSupply") == supply[s]
             assert sum(token.call("balanceOf", h) for h in holders) == supply[s]
             in_vault = token.call("balanceOf", ledger.vault.address)
             assert ledger.total_held(s) == in_vault == sum(ledger.held(a, s) for a, _ in accounts)
+
+
+SENDS = {
+    "pledge": lambda ledger, w, key, account, member, symbol, units: ledger.pledge(key, account, symbol, units, member),
+    "release": lambda ledger, w, key, account, member, symbol, units: ledger.release(key, account, symbol, units),
+    "dvp": lambda ledger, w, key, account, member, symbol, units: ledger.dvp(key, symbol, w.m1, units, "TUSD", w.m2,
+                                                                            units // 2 + 1),
+    "substitute": lambda ledger, w, key, account, member, symbol, units: ledger.substitute(
+        key, account, symbol, units, "TUSD", units, member),
+    "seize": lambda ledger, w, key, account, member, symbol, units: ledger.seize(key, account, symbol, units,
+                                                                                ledger.operator),
+    "vm": lambda ledger, w, key, account, member, symbol, units: ledger.settle_payments(
+        key, [Payment(w.m1, w.m2, units), Payment(w.m2, ledger.operator, 1)], symbol),
+}
+
+
+def snapshot(ledger, accounts, holders) -> dict:
+    return {(s, h): ledger.token(s).call("balanceOf", h) for s in ledger.tokens for h in holders} | \
+        {(s, a): ledger.held(a, s) for s in ledger.tokens for a, _ in accounts}
 
 
 @pytest.mark.anvil

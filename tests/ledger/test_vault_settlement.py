@@ -96,8 +96,8 @@ def test_requirement_commitment_opens_only_with_the_salt(world):
     ledger = world.ledger
     requirement = 1_234_567_891
     salt = b"member-regulator-salt".ljust(32, b"\0")
-    floor = floor_bucket(requirement, 100_000 * USD)
-    assert floor == 100_000 * USD
+    floor = floor_bucket(requirement, 1_000 * USD)
+    assert floor == 1_000 * USD  # 1,234.567891 USD rounded down: a floor never exceeds the requirement
     ledger.set_requirement(world.m1_house, floor, commitment(requirement, salt))
     assert ledger.vault.call("verify_requirement", world.m1_house, requirement, salt)
     assert not ledger.vault.call("verify_requirement", world.m1_house, requirement + 1, salt)
@@ -158,3 +158,77 @@ def test_asset_parameters_update_in_place(world):
         ledger.vault.send("set_asset", ledger.token("WETH").address, True, 0, 1, False, sender=world.m1)
     ledger.pledge("p", world.m1_house, "WETH", ETH, world.m1)
     assert ledger.collateral_value(world.m1_house) == 1_400 * USD * 65 // 100
+
+
+def test_a_replay_is_a_no_op_whatever_changed_since(world):
+    """The key is claimed before any other check: a replay after the asset became ineligible, the account
+    defaulted or the price moved returns without effect instead of reverting (the workflow's recovery
+    resends everything it has not seen confirmed)."""
+    ledger = world.ledger
+    ledger.pledge("k1", world.m1_house, "WETH", ETH, world.m1)
+    ledger.pledge("k2", world.m1_house, "TUSD", 3_000 * USD, world.m1)
+    ledger.release("r1", world.m1_house, "TUSD", 100 * USD)
+    ledger.substitute("s1", world.m1_house, "TUSD", 100 * USD, "TBILL", 200 * USD, world.m1)
+    held = {s: ledger.held(world.m1_house, s) for s in ("WETH", "TUSD", "TBILL")}
+    ledger.set_asset("WETH", haircut_bps=3_000, price_e8=0, eligible=False)
+    ledger.set_asset("TBILL", haircut_bps=100, price_e8=0, eligible=False)
+    ledger.set_prices({"TUSD": 99_000_000})
+    ledger.declare_default(world.m1_house)
+    for send in (lambda: ledger.pledge("k1", world.m1_house, "WETH", ETH, world.m1),
+                 lambda: ledger.release("r1", world.m1_house, "TUSD", 100 * USD),
+                 lambda: ledger.substitute("s1", world.m1_house, "TUSD", 100 * USD, "TBILL", 200 * USD, world.m1)):
+        receipt = send()
+        assert ledger.vault.events(receipt, "InstructionReplayed")
+    assert {s: ledger.held(world.m1_house, s) for s in held} == held
+    ledger.seize("z1", world.m1_house, "WETH", ETH, ledger.operator)
+    ledger.declare_default(world.m1_house)  # declaring again is a no-op too
+    receipt = ledger.seize("z1", world.m1_house, "WETH", ETH, ledger.operator)
+    assert ledger.vault.events(receipt, "InstructionReplayed") and ledger.held(world.m1_house, "WETH") == 0
+    # a new key still meets every check
+    with pytest.raises(TransactionReverted, match="vault: asset not eligible"):
+        ledger.pledge("k3", world.m1_house, "WETH", ETH, world.m1)
+    with pytest.raises(TransactionReverted, match="vault: account in default"):
+        ledger.release("r2", world.m1_house, "TUSD", 1)
+
+
+def test_set_prices_refuses_zero_unlisted_and_self_priced_assets(world):
+    ledger = world.ledger
+    vault, op = ledger.vault, ledger.operator
+    with pytest.raises(TransactionReverted, match="vault: price must be positive"):
+        ledger.set_prices({"WETH": 0})
+    with pytest.raises(TransactionReverted, match="vault: asset not listed"):
+        vault.send("set_prices", [world.m1], [10**8], sender=op)
+    with pytest.raises(TransactionReverted, match="vault: asset prices itself"):
+        vault.send("set_prices", [ledger.token("TMMF").address], [10**8], sender=op)
+    ledger.set_asset("WETH", haircut_bps=3_000, price_e8=0, eligible=False)
+    receipt = ledger.set_prices({"WETH": 1_200 * 10**8})  # an ineligible asset keeps a price, and says so
+    (event,) = vault.events(receipt, "AssetParameters")
+    assert event.args["eligible"] is False and event.args["price_e8"] == 1_200 * 10**8
+    assert ledger.asset_parameters("WETH").price_e8 == 1_200 * 10**8
+
+
+def test_floors_post_in_keyed_chunks_and_a_replay_changes_nothing(world):
+    from tokenclear.ledger.ledger import Floor
+
+    ledger = world.ledger
+    accounts = [world.m1_house, world.m1_customer, world.m2_house]
+    first = [Floor(a, (i + 1) * 100 * USD, commitment((i + 1) * 100 * USD, SALT)) for i, a in enumerate(accounts)]
+    receipts = ledger.set_requirements("cycle-1:floors", first, chunk=2)
+    assert len(receipts) == 2
+    assert [ledger.required_floor(a) for a in accounts] == [100 * USD, 200 * USD, 300 * USD]
+    later = [Floor(a, 50 * USD, commitment(50 * USD, SALT)) for a in accounts]
+    ledger.set_requirements("cycle-2:floors", later, chunk=2)
+    replay = ledger.set_requirements("cycle-1:floors", first, chunk=2)  # a late resend of cycle 1
+    assert all(ledger.vault.events(r, "InstructionReplayed") for r in replay)
+    assert [ledger.required_floor(a) for a in accounts] == [50 * USD] * 3
+    with pytest.raises(TransactionReverted, match="reused with other parameters"):
+        ledger.set_requirements("cycle-1:floors", later, chunk=2)
+    with pytest.raises(TransactionReverted, match="vault: unknown account"):
+        ledger.set_requirements("cycle-3:floors", [Floor(b"\x01" * 32, 1, b"\x00" * 32)])
+
+
+def test_batch_sizes_stay_within_the_contracts_bounds(world):
+    from tokenclear.ledger.ledger import FLOOR_CHUNK, VM_CHUNK
+
+    assert world.ledger.vault.call("MAX_FLOORS") == FLOOR_CHUNK
+    assert VM_CHUNK <= world.ledger.settlement.call("MAX_BATCH")

@@ -20,8 +20,11 @@ MAX_UINT = 2**256 - 1
 HOUSE, CUSTOMER = 1, 2
 #: Holder classes on the identity registry.
 MEMBER, CLEARING_HOUSE, SETTLEMENT_CONTRACT = 1, 2, 3
-#: Legs per on-chain VM batch: keeps a batch near 7.5 M gas, under every chain's per-transaction cap.
+#: Legs per on-chain VM batch: keeps a batch near 7.5 M gas, under every chain's per-transaction cap
+#: (at most settlement.vy's MAX_BATCH, 1,024; a test reads it from the contract).
 VM_CHUNK = 500
+#: Accounts per floor posting: vault.vy's MAX_FLOORS (a test reads it from the contract).
+FLOOR_CHUNK = 128
 
 
 def instruction_key(text: str | bytes) -> bytes:
@@ -64,6 +67,16 @@ class Payment:
     payer: str
     receiver: str
     units: int
+
+
+@dataclass(frozen=True)
+class Floor:
+    """An account's posted floor: ``floor_micro`` is the post-haircut value (micro-USD) releases may not
+    break; ``commitment`` is keccak256(abi.encode(requirement_micro_usd, salt)) of its exact requirement."""
+
+    account: bytes
+    floor_micro: int
+    commitment: bytes
 
 
 @dataclass(frozen=True)
@@ -205,8 +218,20 @@ class Ledger:
         return self.vault.send("seize", instruction_key(key), account, self.token(symbol).address, int(units),
                                receiver, sender=self.operator)
 
+    def set_requirements(self, key: str, floors: Sequence[Floor], chunk: int = FLOOR_CHUNK) -> list[Receipt]:
+        """Post floors and commitments, ``chunk`` accounts a transaction, each idempotent on ``key#i``."""
+        receipts = []
+        for i, start in enumerate(range(0, len(floors), chunk)):
+            part = floors[start:start + chunk]
+            receipts.append(self.vault.send(
+                "set_requirements", instruction_key(f"{key}#{i}"), [f.account for f in part],
+                [int(f.floor_micro) for f in part], [f.commitment for f in part], sender=self.operator))
+        return receipts
+
     def set_requirement(self, account: bytes, floor_micro_usd: int, commitment: bytes) -> Receipt:
-        return self.vault.send("set_requirement", account, int(floor_micro_usd), commitment, sender=self.operator)
+        """One account's floor, keyed by its content (posting the same floor again is a no-op)."""
+        key = keccak(account + int(floor_micro_usd).to_bytes(32, "big") + commitment)
+        return self.set_requirements(key.hex(), [Floor(account, floor_micro_usd, commitment)])[0]
 
     # ---- settlement ---------------------------------------------------------------------------
     def dvp(self, key: str | bytes, asset: str, seller: str, asset_units: int, cash: str, buyer: str,
@@ -244,6 +269,14 @@ class Ledger:
         if from_token:
             price_e8 = token.call("price_e8")
         return AssetParameters(bool(eligible), int(decimals), int(haircut_bps), int(price_e8))
+
+    def is_defaulted(self, account: bytes) -> bool:
+        """Whether the vault has the account in default."""
+        return bool(self.vault.call("accounts", account)[2])
+
+    def required_floor(self, account: bytes) -> int:
+        """The floor the vault enforces on releases, micro-USD."""
+        return int(self.vault.call("required_floor", account))
 
     def collateral_value(self, account: bytes) -> int:
         """Post-haircut value of an account's collateral on chain, micro-USD."""

@@ -37,8 +37,10 @@ def verify_commitment(committed: bytes, requirement_micro_usd: int, salt: bytes)
 
 
 def floor_bucket(requirement_micro_usd: int, grid_micro_usd: int) -> int:
-    """The on-chain floor in privacy mode: the requirement rounded up to a coarse grid, so an
-    observer learns a bucket, not the figure. Exact figure stays behind the commitment."""
+    """The on-chain floor in privacy mode: the requirement rounded down to a coarse grid, so an observer
+    learns a bucket, not the figure (the exact figure stays behind the commitment). Down, not up: a floor
+    above the requirement would refuse releases the requirement allows; the book enforces the rest.
+    A grid of 1 posts the requirement itself."""
     if grid_micro_usd <= 0:
         raise ValueError("grid must be positive")
-    return -(-int(requirement_micro_usd) // grid_micro_usd) * grid_micro_usd
+    return int(requirement_micro_usd) // grid_micro_usd * grid_micro_usd

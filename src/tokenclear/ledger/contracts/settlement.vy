@@ -20,7 +20,7 @@ exports: (access_control.__interface__, idempotency.instruction)
 
 SETTLER: public(constant(bytes32)) = keccak256("SETTLER")
 MAX_LEGS: constant(uint256) = 512
-MAX_BATCH: constant(uint256) = 1024
+MAX_BATCH: public(constant(uint256)) = 1024
 
 struct Leg:
     token: address

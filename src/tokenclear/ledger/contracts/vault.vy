@@ -9,7 +9,9 @@
         The clearing house's parameter role keeps each asset's price and
         haircut on chain; an account's floor is the post-haircut value
         (micro-USD, 6 decimals) that releases and substitutions may not
-        break. Every instruction carries an idempotency key.
+        break. Every instruction that moves collateral or posts floors carries
+        an idempotency key, claimed before any other check, so a replay is a
+        no-op whatever happened since (ineligibility, default, repricing).
 """
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
@@ -28,6 +30,7 @@ DEFAULT_MANAGER: public(constant(bytes32)) = keccak256("DEFAULT_MANAGER")
 HOUSE: constant(uint8) = 1
 CUSTOMER: constant(uint8) = 2
 MAX_ASSETS: constant(uint256) = 16
+MAX_FLOORS: public(constant(uint256)) = 128  # accounts per set_requirements call (about 6.5 M gas)
 BPS: constant(uint256) = 10_000
 
 struct Account:
@@ -150,6 +153,11 @@ def _account(account: bytes32) -> Account:
 @external
 @view
 def value_of(token: address, amount: uint256) -> uint256:
+    """
+    @notice Post-haircut value of `amount` base units of `token`, micro-USD, rounded down.
+    @param token The collateral token.
+    @param amount Base units of the token.
+    """
     return self._value(token, amount)
 
 
@@ -158,6 +166,7 @@ def value_of(token: address, amount: uint256) -> uint256:
 def collateral_value(account: bytes32) -> uint256:
     """
     @notice Post-haircut value of everything the account holds, micro-USD.
+    @param account The account's pseudonymous id.
     """
     return self._collateral_value(account)
 
@@ -165,20 +174,32 @@ def collateral_value(account: bytes32) -> uint256:
 @external
 @view
 def price_of(token: address) -> uint256:
+    """
+    @notice The price the vault values `token` at, USD per whole token with 8 decimals.
+    @param token The collateral token.
+    """
     return self._price(token)
 
 
 @external
 @view
 def assets_count() -> uint256:
+    """
+    @notice How many assets the vault has listed (at most MAX_ASSETS).
+    """
     return len(self.asset_list)
 
 
 @external
 def set_asset(token: address, eligible: bool, haircut_bps: uint256, price_e8: uint256, price_from_token: bool):
     """
-    @notice Parameter role: an asset's eligibility, haircut (bps) and price
-            (USD per whole token, 8 decimals; or read from the token itself).
+    @notice Parameter role: an asset's eligibility, haircut and price.
+    @param token The collateral token (listed on first use; at most MAX_ASSETS).
+    @param eligible Whether the asset may be pledged and counts in an account's value.
+    @param haircut_bps Haircut in basis points, below 10,000.
+    @param price_e8 USD per whole token, 8 decimals; 0 only when the token prices
+           itself or the asset is not eligible.
+    @param price_from_token True: read the price from the token (fund NAV, bill accretion).
     """
     access_control._check_role(PARAMETER, msg.sender)
     assert haircut_bps < BPS, "vault: haircut must be below 100%"
@@ -199,18 +220,31 @@ def set_asset(token: address, eligible: bool, haircut_bps: uint256, price_e8: ui
 
 @external
 def set_prices(tokens: DynArray[address, MAX_ASSETS], prices_e8: DynArray[uint256, MAX_ASSETS]):
+    """
+    @notice Parameter role: new prices of listed assets that do not price themselves.
+    @param tokens Listed collateral tokens.
+    @param prices_e8 USD per whole token, 8 decimals, each above zero.
+    """
     access_control._check_role(PARAMETER, msg.sender)
     assert len(tokens) == len(prices_e8), "vault: tokens and prices differ in length"
     for i: uint256 in range(len(tokens), bound=MAX_ASSETS):
+        assert self.listed[tokens[i]], "vault: asset not listed"
         asset: Asset = self.assets[tokens[i]]
-        assert asset.eligible, "vault: unknown asset"
+        assert not asset.price_from_token, "vault: asset prices itself"
+        assert prices_e8[i] > 0, "vault: price must be positive"
         asset.price_e8 = prices_e8[i]
         self.assets[tokens[i]] = asset
-        log AssetParameters(token=tokens[i], eligible=True, haircut_bps=asset.haircut_bps, price_e8=prices_e8[i], price_from_token=asset.price_from_token)
+        log AssetParameters(token=tokens[i], eligible=asset.eligible, haircut_bps=asset.haircut_bps, price_e8=prices_e8[i], price_from_token=False)
 
 
 @external
 def open_account(account: bytes32, member: address, segregation: uint8):
+    """
+    @notice Operator opens an account; an id is never reused.
+    @param account The account's pseudonymous 32-byte id.
+    @param member The member's wallet, the only one that may pledge or substitute.
+    @param segregation 1 (house) or 2 (customer).
+    """
     access_control._check_role(OPERATOR, msg.sender)
     assert account != empty(bytes32), "vault: empty account id"
     assert member != empty(address), "vault: zero member address"
@@ -221,16 +255,29 @@ def open_account(account: bytes32, member: address, segregation: uint8):
 
 
 @external
-def set_requirement(account: bytes32, floor_: uint256, commitment: bytes32):
+def set_requirements(
+    key: bytes32, accounts: DynArray[bytes32, MAX_FLOORS], floors: DynArray[uint256, MAX_FLOORS],
+    commitments: DynArray[bytes32, MAX_FLOORS]
+) -> bool:
     """
-    @notice Operator posts the account's floor (micro-USD) and a commitment
-            keccak256(abi.encode(requirement, salt)) to the exact requirement.
+    @notice Operator posts each account's floor, the post-haircut value releases
+            may not break, and a commitment to its exact requirement.
+    @param key Idempotency key of this posting (one per cycle and chunk).
+    @param accounts Open accounts.
+    @param floors Micro-USD per account.
+    @param commitments keccak256(abi.encode(requirement_micro_usd, salt)) per account.
+    @return False when `key` was already carried out (no second effect).
     """
     access_control._check_role(OPERATOR, msg.sender)
-    self._account(account)
-    self.required_floor[account] = floor_
-    self.commitment[account] = commitment
-    log RequirementPosted(account=account, floor=floor_, commitment=commitment)
+    if not idempotency._claim(key, keccak256(abi_encode("floors", accounts, floors, commitments))):
+        return False
+    assert len(accounts) == len(floors) and len(accounts) == len(commitments), "vault: accounts, floors and commitments differ in length"
+    for i: uint256 in range(len(accounts), bound=MAX_FLOORS):
+        self._account(accounts[i])
+        self.required_floor[accounts[i]] = floors[i]
+        self.commitment[accounts[i]] = commitments[i]
+        log RequirementPosted(account=accounts[i], floor=floors[i], commitment=commitments[i])
+    return True
 
 
 @external
@@ -238,6 +285,9 @@ def set_requirement(account: bytes32, floor_: uint256, commitment: bytes32):
 def verify_requirement(account: bytes32, requirement: uint256, salt: bytes32) -> bool:
     """
     @notice True when (requirement, salt) opens the account's commitment.
+    @param account The account's pseudonymous id.
+    @param requirement The requirement revealed, micro-USD.
+    @param salt The 32-byte salt revealed with it.
     """
     return keccak256(abi_encode(requirement, salt)) == self.commitment[account]
 
@@ -247,14 +297,18 @@ def verify_requirement(account: bytes32, requirement: uint256, salt: bytes32) ->
 def pledge(key: bytes32, account: bytes32, token: address, amount: uint256) -> bool:
     """
     @notice The account's member pledges `amount` base units of `token`.
+    @param key Idempotency key of the instruction.
+    @param account The account's pseudonymous id.
+    @param token An eligible collateral token.
+    @param amount Base units, above zero.
     @return False when `key` was already carried out (no second effect).
     """
+    if not idempotency._claim(key, keccak256(abi_encode("pledge", account, token, amount))):
+        return False
     acct: Account = self._account(account)
     assert msg.sender == acct.member, "vault: only the account's member may pledge"
     assert self.assets[token].eligible, "vault: asset not eligible"
     assert amount > 0, "vault: amount must be positive"
-    if not idempotency._claim(key, keccak256(abi_encode("pledge", account, token, amount))):
-        return False
     self.held[account][token] += amount
     self.total_held[token] += amount
     assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True)
@@ -268,12 +322,17 @@ def release(key: bytes32, account: bytes32, token: address, amount: uint256) -> 
     """
     @notice Operator releases collateral to the account's member; the account
             must still cover its floor afterwards.
+    @param key Idempotency key of the instruction.
+    @param account The account's pseudonymous id.
+    @param token The collateral token.
+    @param amount Base units.
+    @return False when `key` was already carried out (no second effect).
     """
     access_control._check_role(OPERATOR, msg.sender)
-    acct: Account = self._account(account)
-    assert not acct.defaulted, "vault: account in default"
     if not idempotency._claim(key, keccak256(abi_encode("release", account, token, amount))):
         return False
+    acct: Account = self._account(account)
+    assert not acct.defaulted, "vault: account in default"
     assert self.held[account][token] >= amount, "vault: amount exceeds the account's holding"
     self.held[account][token] -= amount
     self.total_held[token] -= amount
@@ -292,13 +351,18 @@ def substitute(
     @notice The member swaps pledged `token_out` for `token_in` in one step;
             accepted only if the new asset's post-haircut value covers what
             the old one did.
+    @param key Idempotency key of the instruction.
+    @param account The account's pseudonymous id.
+    @param token_out The pledged token taken out; `amount_out` its base units.
+    @param token_in The eligible token put in; `amount_in` its base units.
+    @return False when `key` was already carried out (no second effect).
     """
+    if not idempotency._claim(key, keccak256(abi_encode("substitute", account, token_out, amount_out, token_in, amount_in))):
+        return False
     acct: Account = self._account(account)
     assert msg.sender == acct.member, "vault: only the account's member may substitute"
     assert not acct.defaulted, "vault: account in default"
     assert self.assets[token_in].eligible, "vault: asset not eligible"
-    if not idempotency._claim(key, keccak256(abi_encode("substitute", account, token_out, amount_out, token_in, amount_in))):
-        return False
     assert self.held[account][token_out] >= amount_out, "vault: amount exceeds the account's holding"
     assert self._value(token_in, amount_in) >= self._value(token_out, amount_out), "vault: substitute does not cover the asset it replaces"
     self.held[account][token_out] -= amount_out
@@ -313,8 +377,15 @@ def substitute(
 
 @external
 def declare_default(account: bytes32):
+    """
+    @notice Default manager declares the account in default: no more releases or
+            substitutions; its collateral may be seized. Declaring it again is a no-op.
+    @param account The account's pseudonymous id.
+    """
     access_control._check_role(DEFAULT_MANAGER, msg.sender)
     acct: Account = self._account(account)
+    if acct.defaulted:
+        return
     acct.defaulted = True
     self.accounts[account] = acct
     log DefaultDeclared(account=account)
@@ -325,12 +396,17 @@ def declare_default(account: bytes32):
 def seize(key: bytes32, account: bytes32, token: address, amount: uint256, receiver: address) -> bool:
     """
     @notice Default manager takes a defaulted account's collateral.
+    @param key Idempotency key of the instruction.
+    @param account The account's pseudonymous id (in default).
+    @param token The collateral token; `amount` its base units.
+    @param receiver Where the seized units go (the default manager's wallet).
+    @return False when `key` was already carried out (no second effect).
     """
     access_control._check_role(DEFAULT_MANAGER, msg.sender)
-    acct: Account = self._account(account)
-    assert acct.defaulted, "vault: account not in default"
     if not idempotency._claim(key, keccak256(abi_encode("seize", account, token, amount, receiver))):
         return False
+    acct: Account = self._account(account)
+    assert acct.defaulted, "vault: account not in default"
     assert self.held[account][token] >= amount, "vault: amount exceeds the account's holding"
     self.held[account][token] -= amount
     self.total_held[token] -= amount
