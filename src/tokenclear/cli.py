@@ -18,8 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenclear.errors import TokenclearError
-from tokenclear.margin.context import RunConfig
-from tokenclear.margin.engine import MarginRun, Options
+from tokenclear.margin.engine import MarginRun
 from tokenclear.settings import Settings, get_settings
 
 app = typer.Typer(help="tokenclear: margin and tokenized collateral for derivatives clearing.",
@@ -50,6 +49,7 @@ class Measure(str, Enum):
 
 
 class Apc(str, Enum):
+    none = "none"
     buffer = "buffer"
     floor10y = "floor10y"
     stressed_weight = "stressed-weight"
@@ -66,9 +66,12 @@ PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CS
 InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
 PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: last common date)")]
-ConfidenceOpt = Annotated[float, typer.Option(help="confidence level of the VaR")]
-MporOpt = Annotated[int, typer.Option("--mpor-days", help="margin period of risk, business days")]
-LookbackOpt = Annotated[int, typer.Option(help="observations in the scenario window")]
+ConfidenceOpt = Annotated[float | None, typer.Option(help="confidence level of the VaR (default: TOKENCLEAR_CONFIDENCE, "
+                                                   "else the listed class's, 99%)")]
+MporOpt = Annotated[int | None, typer.Option("--mpor-days", help="margin period of risk, business days (default: "
+                                             "TOKENCLEAR_MPOR_DAYS, else the listed class's, 2)")]
+LookbackOpt = Annotated[int | None, typer.Option(help="observations in the scenario window (default: "
+                                                 "TOKENCLEAR_LOOKBACK, 1250)")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")]
 
 
@@ -93,22 +96,15 @@ def fail(error: TokenclearError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def run_config(settings: Settings, *, confidence: float, mpor_days: int, lookback: int, measure: Measure,
-               stress_period: str | None) -> RunConfig:
-    from tokenclear.runner import settings_config
-
-    return settings_config(settings, stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
-                           lookback=lookback, measure=measure.value)
-
-
 def load_context(settings: Settings, *, positions: Path | None, instruments: Path | None, prices: Path | None,
-                 as_of: str | None, mpor_days: int, lookback: int, confidence: float = 0.99,
+                 as_of: str | None, mpor_days: int | None, lookback: int | None, confidence: float | None = None,
                  measure: Measure = Measure.quantile, stress_period: str | None = None):
-    """The run's inputs and scenario context from the command's options (every command starts here)."""
+    """The run's inputs and scenario context from the command's options over the settings (every
+    one-class command starts here)."""
     from tokenclear import runner
 
-    config = run_config(settings, confidence=confidence, mpor_days=mpor_days, lookback=lookback, measure=measure,
-                        stress_period=stress_period)
+    config = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
+                               lookback=lookback, measure=measure.value).config
     return runner.load_context(settings, config, positions=positions, instruments=instruments, prices=prices,
                                as_of=as_of)
 
@@ -119,10 +115,11 @@ def margin(
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     method: Annotated[Method, typer.Option(help="margin method")] = Method.hsvar,
-    confidence: Annotated[float | None, typer.Option(help="confidence level for every class (default: per class "
-                                                     "from margin_classes.csv: 99% listed, 99.5% OTC)")] = None,
+    confidence: Annotated[float | None, typer.Option(help="confidence level for every class (default: "
+                                                     "TOKENCLEAR_CONFIDENCE, else per class from margin_classes.csv: "
+                                                     "99% listed, 99.5% OTC)")] = None,
     mpor_days: Annotated[int | None, typer.Option(help="margin period of risk in days for every class (default: "
-                                                  "per class: 2 listed, 5 OTC)")] = None,
+                                                  "TOKENCLEAR_MPOR_DAYS, else per class: 2 listed, 5 OTC)")] = None,
     lookback: LookbackOpt = 1250,
     measure: Annotated[Measure, typer.Option(help="quantile (linear), kth worst loss, or es (97.5%)")] =
         Measure.quantile,
@@ -130,10 +127,14 @@ def margin(
     stress_period: Annotated[str | None, typer.Option(help="START:END the window must include (default: "
                                                           "TOKENCLEAR_STRESS_PERIOD, 2008-09-01:2009-03-31; "
                                                           "'none' for none)")] = None,
-    apc: Annotated[Apc | None, typer.Option(help="anti-procyclicality option")] = None,
-    apc_release: Annotated[float, typer.Option(help="fraction of the APC buffer released in stress")] = 0.0,
-    holiday_addon: Annotated[bool, typer.Option(help="collect the holiday/weekend add-on")] = True,
-    concentration_addon: Annotated[bool, typer.Option(help="large-position add-on against ADV")] = True,
+    apc: Annotated[Apc | None, typer.Option(help="anti-procyclicality option (default: TOKENCLEAR_APC, "
+                                                 "stressed-weight)")] = None,
+    apc_release: Annotated[float | None, typer.Option(help="fraction of the APC buffer released in stress "
+                                                           "(default: TOKENCLEAR_APC_RELEASE, 0)")] = None,
+    holiday_addon: Annotated[bool | None, typer.Option(help="collect the holiday/weekend add-on (default: "
+                                                            "TOKENCLEAR_HOLIDAY_ADDON, on)")] = None,
+    concentration_addon: Annotated[bool | None, typer.Option(help="large-position add-on against ADV (default: "
+                                                                  "TOKENCLEAR_CONCENTRATION_ADDON, on)")] = None,
     stress_addon: Annotated[Path | None, typer.Option(help="CSV account,addon_usd from a stress test")] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
@@ -145,15 +146,12 @@ def margin(
         with stages(3) as step:
             inputs = step("reading inputs", lambda: runner.load_inputs(
                 settings, positions=positions, instruments=instruments, prices=prices))
-            config = run_config(settings, confidence=confidence or 0.99, mpor_days=mpor_days or 2,
-                                lookback=lookback, measure=measure,
-                                stress_period=stress_period)
-            options = Options(apc=apc.value if apc else None, apc_released_fraction=apc_release,
-                              holiday=holiday_addon, span_pairs=runner.span_pairs(settings))
+            setup = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence,
+                                      mpor_days=mpor_days, lookback=lookback, measure=measure.value,
+                                      apc=apc.value if apc else None, apc_release=apc_release,
+                                      holiday=holiday_addon, concentration=concentration_addon)
             result = step(f"building scenarios, computing {method.value}", lambda: runner.run_book_margin(
-                settings, inputs, config, as_of=as_of, method=method.value, options=options,
-                concentration=concentration_addon, stress_addon=stress_addon, confidence=confidence,
-                mpor_days=mpor_days))
+                settings, inputs, setup, as_of=as_of, method=method.value, stress_addon=stress_addon))
             step("formatting", lambda: None)
     except TokenclearError as error:
         raise fail(error) from None
@@ -277,7 +275,8 @@ def backtest(
     if output is Format.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
-    table = Table(title=f"backtest of {method.value} at {confidence:.1%}, MPOR {mpor_days} days")
+    table = Table(title=f"backtest of {method.value} at {context.config.confidence:.1%}, MPOR "
+                        f"{context.config.mpor_days} days")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in summary.items():

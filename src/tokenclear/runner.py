@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from tokenclear.margin.addons import average_daily_volume_usd, load_concentratio
 from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, load_classes, margin_by_class
 from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs, series_names
 from tokenclear.margin.engine import MarginRun, Options
+from tokenclear.margin.procyclicality import APC_OPTIONS
+from tokenclear.margin.setup import RiskSetup, book_margin
 from tokenclear.margin.span import InterPair, load_pairs
 from tokenclear.market.files import load_folder
 from tokenclear.market.history import MarketData
@@ -56,23 +59,38 @@ def parse_period(text: str | None, field: str) -> tuple[np.datetime64, np.dateti
     return start, end
 
 
-def settings_config(settings: Settings, *, stress_period: str | None = None, field: str = "--stress-period",
-                    **overrides: object) -> RunConfig:
-    """The run parameters from the settings (``TOKENCLEAR_*``), with a command's own options on top.
-
-    ``stress_period`` is ``START:END``, ``none``, or None for the settings' default.
-    """
+def risk_setup(settings: Settings, *, stress_period: str | None = None, field: str = "--stress-period",
+               confidence: float | None = None, mpor_days: int | None = None, apc: str | None = None,
+               apc_release: float | None = None, holiday: bool | None = None, concentration: bool | None = None,
+               **overrides: object) -> RiskSetup:
+    """The risk inputs from the settings (``TOKENCLEAR_*``) with a command's explicit options on top: an
+    argument left None takes the setting. ``stress_period`` is ``START:END`` or ``none``."""
+    classes = margin_classes(settings)
+    confidence = settings.confidence if confidence is None else confidence
+    mpor_days = settings.mpor_days if mpor_days is None else mpor_days
+    listed = classes.get("listed") or next(iter(classes.values()))
     values: dict[str, object] = {
         "es_confidence": settings.es_confidence, "ewma_lambda": settings.ewma_lambda,
         "stress_window": settings.stress_window, "min_scenarios": settings.min_scenarios,
         "required_history": settings.required_history, "max_stale_days": settings.max_stale_days,
         "margin_currency": settings.margin_currency, "risk_calendar": settings.risk_calendar,
         "cash_calendar": settings.cash_calendar, "lookback": settings.lookback,
-        "confidence": settings.confidence, "mpor_days": settings.mpor_days,
+        # a one-class command (backtest, params) runs at the override or the listed class's figures
+        "confidence": listed.confidence if confidence is None else confidence,
+        "mpor_days": listed.mpor_days if mpor_days is None else mpor_days,
         "stress_period": parse_period(stress_period or settings.stress_period, field),
     }
-    values.update(overrides)
-    return RunConfig(**values)  # type: ignore[arg-type]
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    apc = settings.apc if apc is None else apc
+    if apc != "none" and apc not in APC_OPTIONS:
+        raise InputError(f"unknown APC option '{apc}'; choose one of {', '.join(APC_OPTIONS)} or none",
+                         field="--apc" if field.startswith("--") else "TOKENCLEAR_APC")
+    options = Options(apc=None if apc == "none" else apc,
+                      apc_released_fraction=settings.apc_release if apc_release is None else apc_release,
+                      holiday=settings.holiday_addon if holiday is None else holiday,
+                      span_pairs=span_pairs(settings))
+    return RiskSetup(RunConfig(**values), options, classes, confidence, mpor_days,  # type: ignore[arg-type]
+                     settings.concentration_addon if concentration is None else concentration)
 
 
 def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path | None,
@@ -145,14 +163,16 @@ def margin_classes(settings: Settings) -> dict[str, MarginClass]:
     return load_classes(settings.margin_classes_file) if settings.margin_classes_file.is_file() else EMIR_CLASSES
 
 
-def run_book_margin(settings: Settings, inputs: Inputs, config: RunConfig, *, as_of: str | None, method: str,
-                    options: Options, concentration: bool, stress_addon: Path | None,
-                    confidence: float | None = None, mpor_days: int | None = None) -> MarginRun:
+def run_book_margin(settings: Settings, inputs: Inputs, setup: RiskSetup, *, as_of: str | None, method: str,
+                    stress_addon: Path | None = None) -> MarginRun:
     """The margin of a whole book from its files, class by class (:func:`~tokenclear.margin.classes.margin_by_class`)."""
     day = parse_as_of(as_of)
-    return margin_by_class(
-        inputs.book, inputs.catalogue, margin_classes(settings), config, method, options,
-        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
-        capacity=(lambda context: capacity_usd(settings, context, inputs.prices_dir)) if concentration else None,
-        stress_addon=load_stress_addon(stress_addon, inputs.book.accounts) if stress_addon else None,
-        confidence=confidence, mpor_days=mpor_days)
+    return book_margin(inputs.book, inputs.catalogue, setup, method,
+                       build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
+                       capacity=concentration_capacity(settings, inputs.prices_dir),
+                       stress_addon=load_stress_addon(stress_addon, inputs.book.accounts) if stress_addon else None)
+
+
+def concentration_capacity(settings: Settings, prices_dir: Path) -> Callable[[Context], np.ndarray | None]:
+    """The concentration add-on's capacity per instrument of a context (participation x ADV, USD)."""
+    return lambda context: capacity_usd(settings, context, prices_dir)

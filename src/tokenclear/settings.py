@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -21,8 +22,17 @@ class Settings(BaseSettings):
     margin_currency: str = "USD"
     risk_calendar: str = Field(default="XNYS", description="exchange_calendars name of the scenario grid")
     cash_calendar: str = Field(default="XNYS", description="calendar of the days on which cash moves")
-    confidence: float = 0.99
-    mpor_days: int = 2
+    confidence: float | None = Field(default=None, description="VaR confidence for every clearing class; unset = "
+                                     "per class from margin_classes.csv (EMIR Art. 24: 99% listed, 99.5% OTC)")
+    mpor_days: int | None = Field(default=None, description="margin period of risk (days) for every class; unset = "
+                                  "per class from margin_classes.csv (EMIR Art. 26: 2 listed, 5 OTC)")
+    apc: str = Field(default="stressed-weight", description="anti-procyclicality option of every margin run: "
+                     "buffer, floor10y, stressed-weight (EMIR RTS 153/2013 Art. 28(1)(b)) or none")
+    apc_release: float = Field(default=0.0, description="fraction of the APC buffer released in stress")
+    holiday_addon: bool = Field(default=True, description="collect the holiday/weekend add-on")
+    concentration_addon: bool = Field(default=True, description="large-position add-on against ADV")
+    floor_grid_usd: Decimal = Field(default=Decimal(0), description="privacy mode: the on-chain release floor is "
+                                    "the requirement rounded down to this grid; 0 = the requirement itself")
     lookback: int = 1250
     min_scenarios: int = 60
     required_history: int = 250

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,4 +46,4 @@ def test_deadline_then_grace_around_the_clock():
 
 
 def test_payment_event():
-    assert calls.payment_event(0.0) == "cure" and calls.payment_event(-0.01) == "partial"
+    assert calls.payment_event(Decimal("0.00")) == "cure" and calls.payment_event(Decimal("-0.01")) == "partial"

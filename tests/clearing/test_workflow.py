@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from xml.etree import ElementTree
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tokenclear.clearing import calls
+from tokenclear.clearing.coverage import RiskState
 from tokenclear.clearing.demo import Demo
 from tokenclear.clearing.interfaces import MarkedFeed
 from tokenclear.clearing.iso20022 import REQUEST_NS, RESPONSE_NS
@@ -137,7 +139,7 @@ def test_intraday_move_revalues_collateral_and_calls_the_shortfalls(tmp_path):
     assert summary.haircuts_bps["WETH"] == math.ceil(round(result.steps[-1]["haircuts_bps"]["WETH"]
                                                            + move.haircut_addon * 10_000, 6))
     assert summary.calls_issued > 0
-    assert summary.vm_paid_by_members == 0 and summary.vm_paid_to_members == 0  # VM waits for the daily cycle
+    assert summary.vm_paid_by_members_usd == 0 and summary.vm_paid_to_members_usd == 0  # VM waits for the daily cycle
     assert workflow.reconcile() == []
 
 
@@ -185,7 +187,7 @@ def test_a_frozen_wallet_is_left_out_of_the_vm_batch_and_its_unpaid_vm_called(tm
     assert {one["account"].split("-")[0] for one in summary.vm_blocked} == {"M01"}
     assert all("frozen" in one["reason"] for one in summary.vm_blocked)
     assert ledger.balance("TUSD", frozen) == before  # nothing moved for the frozen wallet
-    assert summary.vm_paid_by_members + summary.vm_paid_to_members > 0  # everyone else settled
+    assert summary.vm_paid_by_members_usd + summary.vm_paid_to_members_usd > 0  # everyone else settled
     owed = [one for one in summary.vm_blocked if one["units"] > 0]
 
     with store.session() as session:
@@ -211,8 +213,9 @@ def test_concentration_limits_cut_what_counts_below_the_vaults_value(tmp_path):
         loose = workflow.counted(session, accounts, required)
         vault = {account.id: workflow.collateral(account.onchain_id) for account in accounts}
         limits = [one for one in demo.reference.limits if (one.dimension, one.group) != ("kind", "stablecoin")]
-        workflow.caps = [one for one in resolve_limits([*limits, Limit("kind", "stablecoin", 0.10)], workflow.registry)
-                         if one.dimension in ("issuer", "kind")]
+        workflow.limits = replace(workflow.limits, caps=[
+            one for one in resolve_limits([*limits, Limit("kind", "stablecoin", 0.10)], workflow.registry)
+            if one.dimension in ("issuer", "kind")])
         tight = workflow.counted(session, accounts, required)
         tusd = {a.id: session.get(Holding, (a.id, "TUSD")) for a in accounts}
     asset = demo.ledger.vault.call("assets", demo.ledger.token("TUSD").address)
@@ -272,14 +275,15 @@ def test_a_members_substitution_on_chain_reaches_the_book(tmp_path):
 def test_general_wrong_way_risk_measured_against_each_accounts_pnl(tmp_path):
     demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=12)
     workflow, ledger, store = demo.workflow, demo.ledger, demo.store
-    weth = [token.symbol for token in workflow.tokens].index("WETH")
-    rho = {account: row[weth] for account, row in workflow.correlation.items()}
+    risk = workflow.risk_state()  # the last cycle's, read back from the store
+    weth = risk.symbols.index("WETH")
+    rho = {account: row[weth] for account, row in risk.correlation.items()}
     assert max(rho.values()) > 0.5 and min(rho.values()) < 0  # long-ETH books are wrong-way, short ones right-way
     asset = ledger.vault.call("assets", ledger.token("WETH").address)
     price, keep = asset[3] / 1e8, 1 - asset[2] / 10_000
-    market = workflow.market_haircut[weth]
-    correlations = workflow.correlation
+    market = risk.market_haircut[weth]
     checked = set()
+    workflow.limits = replace(workflow.limits, caps=[])
     with store.session() as session:
         for account_id, value in sorted(rho.items(), key=lambda item: -item[1]):
             account = session.get(Account, account_id)
@@ -287,11 +291,8 @@ def test_general_wrong_way_risk_measured_against_each_accounts_pnl(tmp_path):
             if held is None or value < 0.5:
                 continue
             required = {account_id: Decimal("1.00")}
-            workflow.caps = []
             with_ww = workflow.counted(session, [account], required)[account_id]
-            workflow.correlation = {}
-            without = workflow.counted(session, [account], required)[account_id]
-            workflow.correlation = correlations
+            without = workflow.counted(session, [account], required, RiskState())[account_id]
             weth_usd = float(held.units) / 1e18 * price
             expected = weth_usd * keep if value >= 0.8 else min(value * market, keep) * weth_usd
             assert float(without - with_ww) == pytest.approx(expected, abs=0.02)

@@ -12,6 +12,7 @@ clock) an uncured call is escalated; at the end of the grace period an escalated
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from tokenclear.errors import TokenclearError
 
@@ -48,8 +49,8 @@ def apply(state: str, event: str) -> str:
     return allowed[event]
 
 
-def payment_event(coverage_after: float) -> str:
-    """``cure`` when the payment brings coverage to zero or above, else ``partial``."""
+def payment_event(coverage_after: Decimal) -> str:
+    """``cure`` when the payment brings coverage (USD) to zero or above, else ``partial``."""
     return "cure" if coverage_after >= 0 else "partial"
 
 

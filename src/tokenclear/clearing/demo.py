@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from tokenclear.book.positions import book_from_entries
 from tokenclear.clearing import calls
+from tokenclear.clearing.coverage import units_for
 from tokenclear.clearing.interfaces import HistoryFeed, SimulatedClock
 from tokenclear.clearing.workflow import RiskInputs, TokenAsset, Workflow, WorkflowConfig, utc
 from tokenclear.collateral import files as collateral_files
@@ -40,10 +41,9 @@ from tokenclear.ledger.chain import Chain
 from tokenclear.ledger.ledger import CUSTOMER, HOUSE, Ledger
 from tokenclear.ledger.privacy import account_id
 from tokenclear.margin.context import factor_specs, series_names
-from tokenclear.margin.engine import Options
 from tokenclear.market.files import load_folder
 from tokenclear.market.oracle import GuardConfig, OracleGuard
-from tokenclear.runner import margin_classes, settings_config
+from tokenclear.runner import concentration_capacity, risk_setup
 from tokenclear.settings import Settings
 from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Position, Requirement
 from tokenclear.store.store import Store
@@ -63,7 +63,6 @@ CYCLE_HOUR_UTC = 0  # just after a day's crypto close (24:00 UTC) and US close (
 SEED = 2023
 MAX_MEMBERS = 5_000
 SALT = b"tokenclear-demo-salt-2023"
-BPS = 10_000
 OPERATOR_FLOAT_MICRO = 500_000_000 * 10**6
 
 
@@ -117,13 +116,6 @@ def demo_entries(members: int, rng: np.random.Generator) -> list[tuple[str, str,
     return entries
 
 
-def units_for(value_micro: int, *, price_e8: int, haircut_bps: int, decimals: int) -> int:
-    """The fewest base units whose post-haircut value (the vault's formula) reaches ``value_micro``."""
-    scale = 10 ** (decimals + 2) * BPS
-    per = price_e8 * (BPS - haircut_bps)
-    return -(-value_micro * scale // per)
-
-
 class Demo:
     def __init__(self, *, settings: Settings, chain: Chain, store: Store, scenario: str, members: int,
                  progress: Callable[[str], None] = lambda _: None) -> None:
@@ -139,12 +131,13 @@ class Demo:
         catalogue = load_catalogue(settings.instruments_file)
         specs = load_underlyings(settings.underlyings_file)
         book = book_from_entries(demo_entries(members, rng), catalogue)
-        config = settings_config(settings, field="TOKENCLEAR_STRESS_PERIOD")
-        market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, config)))
+        # the settings' setup, as the `margin` command's: JSCC's lookback plus a stress period, EMIR
+        # Art. 28(1)(b)'s stressed weight, the holiday and concentration add-ons
+        setup = risk_setup(settings, field="TOKENCLEAR_STRESS_PERIOD")
+        market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, setup.config)))
         self.book = book
-        # JSCC: the lookback plus a stress period; EMIR Art. 28(1)(b): 25% weight on stressed observations
-        self.risk = RiskInputs(catalogue, specs, market, config, Options(holiday=True, apc="stressed-weight"),
-                               margin_classes(settings))
+        self.risk = RiskInputs(catalogue, specs, market, setup,
+                               concentration_capacity(settings, settings.prices_dir))
         self.reference = collateral_files.load_reference(settings.collateral_dir)
         registry = self.reference.registry.subset([token.asset for token in TOKENS])
         self.collateral_market = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
@@ -190,10 +183,10 @@ class Demo:
         result.steps.append({
             "at": at.isoformat(), "as_of": str(day), "prices": {k: round(v, 6) for k, v in summary.prices.items()},
             "price_status": summary.price_status, "haircuts_bps": summary.haircuts_bps,
-            "requirement_usd": str(summary.requirement), "collateral_usd": str(summary.collateral),
-            "calls_issued": summary.calls_issued, "called_usd": str(summary.called_amount),
-            "vm_paid_by_members_usd": str(summary.vm_paid_by_members),
-            "vm_paid_to_members_usd": str(summary.vm_paid_to_members), "vm_blocked": summary.vm_blocked})
+            "requirement_usd": str(summary.requirement_usd), "collateral_usd": str(summary.collateral_usd),
+            "calls_issued": summary.calls_issued, "called_usd": str(summary.called_usd),
+            "vm_paid_by_members_usd": str(summary.vm_paid_by_members_usd),
+            "vm_paid_to_members_usd": str(summary.vm_paid_to_members_usd), "vm_blocked": summary.vm_blocked})
         started = time.perf_counter()
         self._answer_calls(self.workflow, self.ledger, self.plans, at, result)
         return {**summary.seconds, "calls answered and settled on chain": time.perf_counter() - started}
@@ -217,7 +210,7 @@ class Demo:
         workflow = Workflow(store=self.store, ledger=ledger, clock=self.clock,
                             feed=HistoryFeed(self.collateral_market[0]), guard=guard, risk=self.risk,
                             reference=self.reference, collateral_market=self.collateral_market, tokens=TOKENS,
-                            config=WorkflowConfig())
+                            config=WorkflowConfig(floor_grid_usd=self.settings.floor_grid_usd))
         self.ledger, self.workflow = ledger, workflow
         return workflow
 

@@ -7,39 +7,46 @@ idempotency key before it is sent, marked confirmed after, and every kind can be
 stored parameters (:meth:`Workflow.recover`); the contracts treat a replayed key as a no-op, so a
 crash at any point neither pays twice nor loses a pledge. The book's holdings change only by
 applying vault events (:meth:`Workflow.sync`), with the block cursor moved in the same transaction.
+
+Every cycle posts each account's floor (the requirement, or its privacy bucket) and a commitment to
+the exact requirement on chain, so the vault itself refuses a release that would break coverage. The
+cycle's risk state (wrong-way correlations, market haircuts) and the oracle guard's state are stored
+with the cycle and loaded from there, so a restart values collateral exactly as before it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import secrets
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 import numpy as np
 import structlog
 from sqlalchemy import select
 
-from tokenclear import money
 from tokenclear.book.positions import Book, book_from_entries
-from tokenclear.clearing import calls
+from tokenclear.clearing import calls, coverage
+from tokenclear.clearing.coverage import CENT, MICRO, Holdings, Limits, RiskState
 from tokenclear.clearing.interfaces import Clock, PriceFeed
 from tokenclear.collateral.files import Reference
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
-from tokenclear.collateral.limits import portfolio_correlation, resolve_limits, wrong_way
+from tokenclear.collateral.limits import portfolio_correlation, resolve_limits
 from tokenclear.collateral.returns import asset_returns
-from tokenclear.collateral.valuation import post_haircut_micro, value_collateral
+from tokenclear.collateral.valuation import BPS, post_haircut_micro
 from tokenclear.errors import TokenclearError
 from tokenclear.instruments.catalogue import Catalogue
-from tokenclear.ledger.ledger import Ledger, Payment
-from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, margin_by_class
+from tokenclear.ledger.ledger import Floor, Ledger, Payment
+from tokenclear.ledger.privacy import commitment
 from tokenclear.margin.context import Context, RunConfig, build_context
-from tokenclear.margin.engine import Options
 from tokenclear.margin.historical import Historical
 from tokenclear.margin.hsvar import portfolio_pnl
+from tokenclear.margin.setup import RiskSetup, book_margin
 from tokenclear.margin.variation import settlement_prices, variation_margin
 from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import OracleGuard
@@ -60,10 +67,7 @@ from tokenclear.store.models import (
 from tokenclear.store.store import Store
 
 log = structlog.get_logger("tokenclear.workflow")
-CENT = Decimal("0.01")
-MICRO = Decimal(10**6)
-BPS = 10_000
-MAX_HAIRCUT_BPS = 9_999
+MAX_HAIRCUT_BPS = BPS - 1  # the vault refuses a haircut of 100%
 
 
 class WorkflowError(TokenclearError):
@@ -82,14 +86,19 @@ class TokenAsset:
 
 @dataclass(frozen=True)
 class RiskInputs:
-    """Reference and market data of the risk core; the positions come from the store each cycle."""
+    """Reference and market data of the risk core and the run's setup (built by
+    :func:`tokenclear.runner.risk_setup`, as for the ``margin`` command); the positions come from the
+    store each cycle. ``capacity``: the concentration add-on's capacity per instrument of a context."""
 
     catalogue: Catalogue
     specs: dict
     market: MarketData
-    config: RunConfig
-    options: Options = field(default_factory=Options)
-    classes: dict[str, MarginClass] = field(default_factory=lambda: dict(EMIR_CLASSES))  # EMIR per class
+    setup: RiskSetup
+    capacity: Callable[[Context], np.ndarray | None] | None = None
+
+    @property
+    def config(self) -> RunConfig:
+        return self.setup.config
 
 
 @dataclass(frozen=True)
@@ -105,18 +114,21 @@ class WorkflowConfig:
     limit_dimensions: tuple[str, ...] = ("issuer", "kind")
     wrong_way_threshold: float = 0.5  # correlation with the account's P&L from which the haircut grows
     wrong_way_exclude: float = 0.8  # and from which the collateral counts for nothing
+    floor_grid_usd: Decimal = Decimal(0)  # privacy mode: floors posted rounded down to this grid (0: exact)
 
 
 @dataclass(frozen=True)
 class CycleSummary:
+    """One cycle's totals; every amount is USD (the margin currency)."""
+
     key: str
     at: datetime
-    requirement: Decimal
-    collateral: Decimal
+    requirement_usd: Decimal
+    collateral_usd: Decimal
     calls_issued: int
-    called_amount: Decimal
-    vm_paid_by_members: Decimal
-    vm_paid_to_members: Decimal
+    called_usd: Decimal
+    vm_paid_by_members_usd: Decimal
+    vm_paid_to_members_usd: Decimal
     haircuts_bps: dict[str, int]
     prices: dict[str, float]
     price_status: dict[str, str]
@@ -143,12 +155,13 @@ class Workflow:
         self.tokens = tokens
         self.registry = reference.registry.subset([token.asset for token in tokens])
         self.symbol_of = {ledger.token(token.symbol).address.lower(): token.symbol for token in tokens}
-        self.caps = [one for one in resolve_limits(reference.limits, self.registry)
-                     if one.dimension in config.limit_dimensions]
-        # general wrong-way risk, refreshed by every requirement run: each account's correlation with
-        # every token's return over the same scenarios, and the tokens' market haircuts
-        self.correlation: dict[str, np.ndarray] = {}
-        self.market_haircut = np.zeros(len(tokens))
+        self.limits = Limits([one for one in resolve_limits(reference.limits, self.registry)
+                              if one.dimension in config.limit_dimensions],
+                             config.wrong_way_threshold, config.wrong_way_exclude)
+        with store.session() as session:  # the guard carries on from the last cycle's state
+            last = session.scalar(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
+            if last is not None and "guard" in last.detail:
+                guard.restore(last.detail["guard"])
 
     # ---- instructions ---------------------------------------------------------------------------
     def execute(self, key: str, kind: str, params: dict) -> dict:
@@ -183,10 +196,15 @@ class Workflow:
             return {"tx": receipt.tx_hash, "block": receipt.block}
         if kind == "declare_default":
             account = bytes.fromhex(params["onchain_id"][2:])
-            if ledger.vault.call("accounts", account)[2]:  # already declared: replay
+            if ledger.is_defaulted(account):  # already declared: replay
                 return {"tx": None, "block": ledger.chain.block_number()}
             receipt = ledger.declare_default(account)
             return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "set_requirements":
+            floors = [Floor(bytes.fromhex(onchain[2:]), int(floor), bytes.fromhex(committed[2:]))
+                      for onchain, floor, committed, _ in params["floors"]]
+            receipts = ledger.set_requirements(key, floors)
+            return {"tx": [r.tx_hash for r in receipts], "block": receipts[-1].block if receipts else None}
         raise WorkflowError(f"unknown instruction kind '{kind}'")
 
     def recover(self) -> int:
@@ -246,42 +264,45 @@ class Workflow:
             clock = now
 
         prices, status, addon = self._guarded_prices(at)
-        haircuts_bps = self._push_parameters(key, day, prices, addon)
+        haircuts_bps, market_haircut = self._push_parameters(key, day, prices, addon)
         lap("prices, haircuts and parameters on chain")
         paid_by, paid_to, blocked = (self._variation_margin(key, day) if kind != "intraday"
                                      else (Decimal(0), Decimal(0), []))
         unpaid = {one["account"]: Decimal(one["units"]) / MICRO for one in blocked if one["units"] > 0}
         lap("variation margin batch on chain")
         self.sync()
-        requirement = self._requirements(day)
+        requirement, correlation = self._requirements(day)
+        risk = RiskState(tuple(token.symbol for token in self.tokens), tuple(float(h) for h in market_haircut),
+                         correlation)
         lap("requirements (HS-VaR)")
         with self.store.session() as session:
             cycle = session.scalar(select(Cycle).where(Cycle.key == key))
             if cycle is None:
                 cycle = Cycle(key=key, at=at, kind=kind, status="open",
                               detail={"date": str(day), "vm_paid_by_members": str(paid_by),
-                                      "vm_paid_to_members": str(paid_to), "prices": prices, "vm_blocked": blocked})
+                                      "vm_paid_to_members": str(paid_to), "prices": prices, "vm_blocked": blocked,
+                                      "risk": risk.to_json(), "guard": self.guard.state()})
                 session.add(cycle)
                 session.flush()
             accounts = list(session.scalars(select(Account).order_by(Account.id)))
             issued, called, total_collateral, total_requirement = 0, Decimal(0), Decimal(0), Decimal(0)
             needed = {account.id: requirement.get(account.id, Decimal("0.00")) + unpaid.get(account.id, Decimal(0))
                       for account in accounts}
-            counted = self.counted(session, accounts, needed)
+            counted = self.counted(session, accounts, needed, risk)
             for account in accounts:
                 required = needed[account.id]
                 collateral = counted[account.id]
-                coverage = collateral - required
+                cover = collateral - required
                 total_collateral += collateral
                 total_requirement += required
                 if session.get(Requirement, (cycle.id, account.id)) is None:
                     session.add(Requirement(cycle_id=cycle.id, account_id=account.id, requirement=required,
-                                            collateral=collateral, coverage=coverage))
-                if (issue_calls and coverage < -self.config.call_threshold
+                                            collateral=collateral, coverage=cover))
+                amount = coverage.call_amount(cover, self.config.call_threshold)
+                if (issue_calls and amount is not None
                         and self._open_call(session, account.id) is None and not self._in_default(session, account.id)):
                     call_key = f"call:{key}:{account.id}"
                     if session.scalar(select(MarginCall).where(MarginCall.key == call_key)) is None:
-                        amount = (-coverage).quantize(Decimal(1), rounding=ROUND_CEILING)
                         call = MarginCall(key=call_key, account_id=account.id, cycle_id=cycle.id, amount=amount,
                                           currency="USD", issued_at=at, deadline=at + self.config.deadline,
                                           state=calls.ISSUED, cured_amount=Decimal("0.00"))
@@ -292,8 +313,11 @@ class Workflow:
                         log.info("margin call issued", key=call_key, account=account.id, amount=str(amount))
                         issued += 1
                         called += amount
-            cycle.status = "closed"
-        lap("valuation from the vault and calls")
+            floors = [(account.onchain_id, needed[account.id]) for account in accounts]
+        self._post_floors(key, floors)
+        with self.store.session() as session:
+            session.scalar(select(Cycle).where(Cycle.key == key)).status = "closed"
+        lap("valuation from the vault, calls and floors on chain")
         return CycleSummary(key, at, total_requirement, total_collateral, issued, called, paid_by, paid_to,
                             haircuts_bps, prices, status, seconds, blocked)
 
@@ -310,13 +334,14 @@ class Workflow:
         return prices, status, addon
 
     def _push_parameters(self, key: str, day: np.datetime64, prices: dict[str, float],
-                         addon: dict[str, float]) -> dict[str, int]:
+                         addon: dict[str, float]) -> tuple[dict[str, int], np.ndarray]:
+        """Haircuts calibrated as of ``day`` (plus the guard's fallback add-on) and prices on chain;
+        returns the haircuts pushed (bps per token) and the market haircut component (fraction)."""
         table = calibrate(self.registry, market=self.prices, volumes=self.volumes, floors=self.reference.floors,
                           as_of=day, config=self.config.haircuts, schedule=self.reference.schedule_floors)
         eligible = self.reference.schedules.eligible_mask(self.registry.assets, self.config.schedule,
                                                           self.config.policy_date)
         out = {}
-        self.market_haircut = table.market.copy()
         for i, token in enumerate(self.tokens):
             haircut = float(table.published[i]) + addon.get(token.asset, 0.0)
             bps = min(int(math.ceil(round(haircut * BPS, 6))), MAX_HAIRCUT_BPS)
@@ -326,7 +351,39 @@ class Workflow:
                       "eligible": bool(eligible[i]) and not halted}
             self.execute(f"{key}:asset:{token.symbol}", "set_asset", params)
             out[token.symbol] = bps
-        return out
+        return out, table.market
+
+    def _post_floors(self, key: str, floors: list[tuple[str, Decimal]]) -> None:
+        """Each account's floor and a commitment to its exact requirement on chain, idempotently: the
+        salts are drawn once and kept in the instruction's stored parameters, so a resend after a crash
+        posts the same commitments (and a member or regulator given the salt can open them)."""
+        instruction = f"{key}:floors"
+        with self.store.session() as session:
+            done = session.scalar(select(Instruction).where(Instruction.key == instruction))
+            params = None if done is None else done.params
+        if params is None:
+            rows = []
+            for onchain, required in floors:
+                salt = secrets.token_bytes(32)
+                exact = coverage.micro(required)
+                rows.append([onchain, coverage.floor_micro(required, self.config.floor_grid_usd),
+                             "0x" + commitment(exact, salt).hex(), "0x" + salt.hex()])
+            params = {"floors": rows}
+        if params["floors"]:
+            self.execute(instruction, "set_requirements", params)
+
+    def requirement_opening(self, cycle_key: str, account_id: str) -> tuple[int, bytes]:
+        """(requirement in micro-USD, salt) that open the commitment a cycle posted for an account: what
+        the clearing house hands the member or the regulator."""
+        with self.store.session() as session:
+            account = session.get(Account, account_id)
+            done = session.scalar(select(Instruction).where(Instruction.key == f"{cycle_key}:floors"))
+            cycle = session.scalar(select(Cycle).where(Cycle.key == cycle_key))
+            if account is None or done is None or cycle is None:
+                raise WorkflowError(f"no floor posted for '{account_id}' by cycle '{cycle_key}'")
+            required = session.get(Requirement, (cycle.id, account_id)).requirement
+        salt = next(bytes.fromhex(row[3][2:]) for row in done.params["floors"] if row[0] == account.onchain_id)
+        return coverage.micro(required), salt
 
     def book(self) -> Book:
         """The open positions in the store, as the risk core's dense book."""
@@ -395,7 +452,9 @@ class Workflow:
         members = {member.id: member.wallet for member in session.scalars(select(Member))}
         return {account.id: members[account.member_id] for account in session.scalars(select(Account))}
 
-    def _requirements(self, day: np.datetime64) -> dict[str, Decimal]:
+    def _requirements(self, day: np.datetime64) -> tuple[dict[str, Decimal], dict[str, tuple[float, ...]]]:
+        """Each account's requirement (USD) as of ``day``, computed as the ``margin`` command computes it,
+        and each account's correlation with every token's return over the same scenarios."""
         risk = self.risk
         book = self.book()
         # the whole book's scenarios (wrong-way correlations need them); a one-class book's margin runs on them too
@@ -408,7 +467,9 @@ class Workflow:
             return build_context(book=sub, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
                                  config=config, as_of=day)
 
-        run = margin_by_class(book, risk.catalogue, risk.classes, risk.config, "hsvar", risk.options, build=build)
+        run = book_margin(book, risk.catalogue, risk.setup, "hsvar", build=build, capacity=risk.capacity)
+        for warning in run.warnings:
+            log.warning("margin run", date=str(day), warning=warning)
         window = context.window()
         measured = window[context.move_dates[window] >= context.factors.grid[0]]  # the tokens' own history only:
         history = Historical.build(context, measured, filtered=False)  # proxied stress rows have no token return
@@ -416,45 +477,42 @@ class Workflow:
         returns = asset_returns(self.registry, self.prices, history.dates, horizon=risk.config.mpor_days,
                                 margin_currency=risk.config.margin_currency)
         correlation = portfolio_correlation(pnl, returns)
-        self.correlation = {account: correlation[i] for i, account in enumerate(context.book.accounts)}
-        return {account.account: account.margin_usd for account in run.accounts}
+        by_account = {account: tuple(float(x) for x in correlation[i])
+                      for i, account in enumerate(context.book.accounts)}
+        return {account.account: account.margin_usd for account in run.accounts}, by_account
 
-    def counted(self, session, accounts: list[Account], required: dict[str, Decimal]) -> dict[str, Decimal]:
-        """Collateral that counts, per account: the vault's exact post-haircut value less what general
-        wrong-way risk and the concentration limits keep from counting (the collateral core on the book's
-        holdings at the vault's prices and haircuts), in USD rounded down to the cent."""
-        vault = {account.id: self.collateral(account.onchain_id) for account in accounts}
-        if not self.caps and not self.correlation:
-            return vault
-        index = {account.id: i for i, account in enumerate(accounts)}
+    def risk_state(self) -> RiskState:
+        """The risk state of the last cycle that measured one (empty before the first)."""
+        with self.store.session() as session:
+            for detail in session.scalars(select(Cycle.detail).order_by(Cycle.at.desc(), Cycle.id.desc())):
+                if "risk" in detail:
+                    return RiskState.from_json(detail["risk"])
+        return RiskState()
+
+    def counted(self, session, accounts: list[Account], required: dict[str, Decimal],
+                risk: RiskState | None = None) -> dict[str, Decimal]:
+        """Collateral that counts, per account (USD, down to the cent): the vault's exact post-haircut value
+        less what the concentration limits and general wrong-way risk keep from counting (see
+        :func:`tokenclear.clearing.coverage.counted`), with ``risk`` or the last cycle's risk state."""
+        risk = self.risk_state() if risk is None else risk
         symbols = [token.symbol for token in self.tokens]
+        ids = [account.id for account in accounts]
+        index = {account: i for i, account in enumerate(ids)}
         quantity = np.zeros((len(accounts), len(symbols)))
         price, haircut, eligible = np.zeros(len(symbols)), np.zeros(len(symbols)), np.zeros(len(symbols), bool)
         for j, symbol in enumerate(symbols):
             asset = self.ledger.asset_parameters(symbol)
             eligible[j], haircut[j], price[j] = asset.eligible, asset.haircut_bps / BPS, asset.price_e8 / 1e8
-            for holding in session.scalars(select(Holding).where(Holding.asset == symbol,
-                                                                 Holding.account_id.in_(list(index)))):
+            for holding in session.scalars(select(Holding).where(Holding.asset == symbol, Holding.account_id.in_(ids))):
                 quantity[index[holding.account_id], j] = float(holding.units) / 10**asset.decimals
-        requirement = np.array([float(required[account.id]) for account in accounts])
-        correlation = np.array([self.correlation.get(account.id, np.zeros(len(symbols))) for account in accounts])
-        way = wrong_way(correlation, self.market_haircut, threshold=self.config.wrong_way_threshold,
-                        exclude_above=self.config.wrong_way_exclude)
-        common = {"price": price, "fx": np.ones(len(symbols)), "haircut": haircut, "eligible": eligible,
-                  "requirement": requirement}
-        plain = value_collateral(quantity, **common).post_haircut.sum(axis=1)  # what the vault counts
-        kept = value_collateral(quantity, **common, caps=self.caps, wrong_way=way).collateral
-        out = {}
-        for account in accounts:
-            i = index[account.id]
-            deduction = money.requirement(float(max(plain[i] - kept[i], 0.0)))  # rounded up
-            out[account.id] = max(vault[account.id] - deduction, Decimal("0.00"))
-        return out
+        vault = [self.collateral(account.onchain_id) for account in accounts]
+        values = coverage.counted(vault, Holdings(ids, symbols, quantity, price, haircut, eligible),
+                                  [required[account] for account in ids], risk, self.limits)
+        return dict(zip(ids, values, strict=True))
 
     def collateral(self, onchain_id: str) -> Decimal:
         """Post-haircut collateral of an account as the vault values it, USD rounded down to the cent."""
-        micro = self.ledger.collateral_value(bytes.fromhex(onchain_id[2:]))
-        return (Decimal(micro) / MICRO).quantize(CENT, rounding=ROUND_FLOOR)
+        return coverage.usd(self.ledger.collateral_value(bytes.fromhex(onchain_id[2:])))
 
     def intraday(self, at: datetime, *, threshold: float = 0.05) -> CycleSummary | None:
         """Between scheduled cycles: when a guarded price has moved more than ``threshold`` since the
@@ -533,15 +591,14 @@ class Workflow:
             account = session.get(Account, account_id)
             required = session.get(Requirement, (call.cycle_id, account_id)).requirement
             collateral = self.counted(session, [account], {account_id: required})[account_id]
-            coverage = collateral - required
-            event = calls.payment_event(float(coverage))
-            target = calls.apply(call.state, event)
-            call.cured_amount = max(call.amount + coverage, Decimal("0.00")).quantize(CENT)
+            cover = collateral - required
+            target = calls.apply(call.state, calls.payment_event(cover))
+            call.cured_amount = max(call.amount + cover, Decimal("0.00")).quantize(CENT)
             if target == calls.CURED:
                 call.cured_amount = call.amount
                 call.settled_at = now
             session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=target,
-                                  detail=f"coverage {coverage} USD"))
+                                  detail=f"coverage {cover} USD"))
             log.info("margin call moved", key=call.key, account=account_id, source=call.state, target=target)
             call.state = target
             return target

@@ -138,7 +138,7 @@ def margin_by_class(book: Book, catalogue: Catalogue, classes: dict[str, MarginC
                                mpor_days=spec.mpor_days if mpor_days is None else mpor_days)
         if len(present) > 1 or override:
             notes.append(f"{name} instruments: {class_config.confidence:.1%} over {class_config.mpor_days} days "
-                         + ("(command-line override)" if override else f"({spec.source})"))
+                         + ("(set for every class)" if override else f"({spec.source})"))
         context = build(sub, class_config)
         stress = None
         if stress_addon is not None:

@@ -121,6 +121,30 @@ class OracleGuard:
         self._state: dict[str, _AssetState] = {}
         self.decisions: deque[PriceDecision] = deque(maxlen=MAX_DECISIONS)
 
+    def state(self) -> dict:
+        """The guard's memory as JSON (per asset: the candidates within the TWAP window, the last good
+        price), to store with a cycle; :meth:`restore` carries on from it after a restart."""
+        out = {}
+        for asset, state in self._state.items():
+            history = list(state.history)
+            if history:
+                start = history[-1][0].timestamp() - self.config.twap_window_s
+                first = next((i for i, (at, _) in enumerate(history) if at.timestamp() > start), len(history))
+                history = history[max(first - 1, 0):]  # the step in force at the window's start, then the rest
+            out[asset] = {"history": [[at.isoformat(), price] for at, price in history],
+                          "last_good": None if state.last_good is None else
+                          [state.last_good[0].isoformat(), state.last_good[1]]}
+        return out
+
+    def restore(self, data: dict) -> None:
+        """Carry on from :meth:`state` (replaces what the guard holds for those assets)."""
+        for asset, one in data.items():
+            state = _AssetState()
+            state.history.extend((datetime.fromisoformat(at), float(price)) for at, price in one["history"])
+            if one["last_good"] is not None:
+                state.last_good = (datetime.fromisoformat(one["last_good"][0]), float(one["last_good"][1]))
+            self._state[asset] = state
+
     def update(self, asset: str, quotes: list[Quote], now: datetime) -> PriceDecision:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware (UTC)")
