@@ -68,7 +68,7 @@ def test_a_mixed_book_is_margined_class_by_class_and_summed(mixed_data, tmp_path
     assert rows["B"]["margin_usd"] == alone_listed["B"]["margin_usd"]
     # no offset across classes: the long future and the short forward would nearly net in one class
     one_class, override = run_json(data, positions, "--confidence", "0.99", "--mpor-days", "2")
-    assert "command-line override" in override
+    assert "set for every class" in override
     assert one_class["A"]["margin_usd"] == pytest.approx(
         alone_listed["A"]["margin_usd"] + run_json(data, otc, "--confidence", "0.99", "--mpor-days", "2")[0]["A"]
         ["margin_usd"], abs=0.011)

@@ -66,8 +66,8 @@ PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CS
 InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
 PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: last common date)")]
-ConfidenceOpt = Annotated[float | None, typer.Option(help="confidence level of the VaR (default: TOKENCLEAR_CONFIDENCE, "
-                                                   "else the listed class's, 99%)")]
+ConfidenceOpt = Annotated[float | None, typer.Option(help="confidence level of the VaR (default: "
+                                                   "TOKENCLEAR_CONFIDENCE, else the listed class's, 99%)")]
 MporOpt = Annotated[int | None, typer.Option("--mpor-days", help="margin period of risk, business days (default: "
                                              "TOKENCLEAR_MPOR_DAYS, else the listed class's, 2)")]
 LookbackOpt = Annotated[int | None, typer.Option(help="observations in the scenario window (default: "
@@ -139,6 +139,8 @@ def margin(
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
     """Initial margin per account of a book, with its drivers and add-ons."""
+    from dataclasses import replace
+
     from tokenclear import runner
 
     settings = get_settings()
@@ -150,8 +152,14 @@ def margin(
                                       mpor_days=mpor_days, lookback=lookback, measure=measure.value,
                                       apc=apc.value if apc else None, apc_release=apc_release,
                                       holiday=holiday_addon, concentration=concentration_addon)
+            notes = []
+            if method is Method.asvar and apc is None and setup.options.apc in ("floor10y", "stressed-weight"):
+                setup = replace(setup, options=replace(setup.options, apc="buffer"))
+                notes.append(f"AS-VaR parameters are weekly and set in advance: the APC setting "
+                             f"'{settings.apc}' cannot apply, the 25% buffer does (--apc to choose)")
             result = step(f"building scenarios, computing {method.value}", lambda: runner.run_book_margin(
                 settings, inputs, setup, as_of=as_of, method=method.value, stress_addon=stress_addon))
+            result = replace(result, warnings=notes + list(result.warnings))
             step("formatting", lambda: None)
     except TokenclearError as error:
         raise fail(error) from None

@@ -1,17 +1,19 @@
-"""The clearing commands of the ``tokenclear`` CLI: ``demo``."""
+"""The clearing commands of the ``tokenclear`` CLI: ``demo``, and the operator's ``book load``, ``cycle``,
+``calls`` and ``reconcile`` on a book kept in a database with its chain on a JSON-RPC node."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tokenclear.cli import RpcUrlOpt, app, fail, stderr, stdout
+from tokenclear.cli import Format, RpcUrlOpt, app, fail, stderr, stdout
 from tokenclear.errors import TokenclearError
 from tokenclear.settings import get_settings
 
@@ -84,3 +86,206 @@ def demo(
     stdout.print(f"reconciliation: {verdict}")
     stdout.print(f"chain {body['chain']['name']} (id {body['chain']['chain_id']}), vault "
                  f"{body['chain']['contracts']['vault']}; book: {url}")
+
+
+book_app = typer.Typer(help="The clearing book: members, accounts and positions.", no_args_is_help=True)
+app.add_typer(book_app, name="book")
+DatabaseOpt = Annotated[str | None, typer.Option("--database", help="SQLAlchemy URL of the book (default: "
+                                                 "TOKENCLEAR_DATABASE_URL)")]
+
+
+def _open(database: str | None, rpc_url: str | None):
+    """The book and its chain. The operator commands work on a book that outlives them, so both must be
+    named: a database URL and a JSON-RPC node (the embedded EVM ends with the command)."""
+    from tokenclear import logs
+    from tokenclear.errors import ConfigurationError
+    from tokenclear.ledger.connect import open_chain
+    from tokenclear.store.store import open_store
+
+    logs.configure(level=logging.WARNING)  # log lines on stderr: stdout carries only the result
+    settings = get_settings()
+    url = database or settings.database_url
+    if not url:
+        raise ConfigurationError("no book: pass --database or set TOKENCLEAR_DATABASE_URL")
+    if not (rpc_url or settings.rpc_url):
+        raise ConfigurationError("the embedded EVM lives only as long as one command; the book's chain must be a "
+                                 "node: pass --rpc-url or set TOKENCLEAR_RPC_URL (e.g. anvil --state FILE)")
+    return settings, open_store(url), open_chain(settings, rpc_url)
+
+
+def _emit(rows: list[dict], output: str, title: str) -> None:
+    if output == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if output == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+        return
+    table = Table(title=title)
+    for name in rows[0] if rows else ["(none)"]:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    stdout.print(table)
+
+
+@book_app.command("load")
+def book_load(
+    accounts: Annotated[Path | None, typer.Option("--accounts", help="CSV account,member,segregation,wallet")] = None,
+    positions: Annotated[Path | None, typer.Option("--positions", help="CSV account,instrument,quantity: the "
+                                                   "end-of-day positions (replace the book's)")] = None,
+    database: DatabaseOpt = None,
+    rpc_url: RpcUrlOpt = None,
+) -> None:
+    """Onboard accounts (allow-list, vault accounts) and load positions; deploys the clearing system on the
+    first load. Loading the same files again changes nothing."""
+    from tokenclear.book.positions import load_positions as read_positions
+    from tokenclear.clearing import onboarding, system
+    from tokenclear.errors import ConfigurationError
+    from tokenclear.instruments.catalogue import load_catalogue
+    from tokenclear.ledger.ledger import Ledger
+
+    try:
+        if accounts is None and positions is None:
+            raise ConfigurationError("nothing to load: pass --accounts, --positions or both")
+        settings, store, chain = _open(database, rpc_url)
+        rows = onboarding.read_accounts(accounts) if accounts else []
+        book = read_positions(positions, load_catalogue(settings.instruments_file)) if positions else None
+        try:
+            ledger = system.attach_ledger(store, chain)
+        except ConfigurationError:
+            ledger = Ledger.deploy(chain, operator=getattr(chain, "funder", None))
+            system.record_deployment(store, ledger)
+            stderr.print(f"deployed the clearing system on chain {chain.chain_id}: vault {ledger.vault.address}")
+        opened = onboarding.onboard(store, ledger, rows, salt=onboarding.account_salt(store), path=accounts)
+        loaded = onboarding.load_positions(store, book, path=positions) if book is not None else None
+    except TokenclearError as error:
+        raise fail(error) from None
+    stdout.print(f"accounts opened: {opened} (of {len(rows)} in the file)"
+                 + ("" if loaded is None else f"; positions loaded: {loaded}"))
+
+
+@app.command()
+def cycle(
+    at: Annotated[str | None, typer.Option("--at", help="when the cycle runs, ISO UTC (default: now)")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="closes of YYYY-MM-DD (default: the day before "
+                                              "--at)")] = None,
+    database: DatabaseOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv (field,value)")] = Format.table,
+) -> None:
+    """One margin cycle on the book: prices, haircuts, VM, requirements, calls, floors on chain."""
+    from datetime import UTC, datetime
+
+    from tokenclear.clearing import system
+    from tokenclear.clearing.interfaces import SimulatedClock, SystemClock
+    from tokenclear.errors import InputError
+    from tokenclear.instruments.catalogue import load_catalogue
+    from tokenclear.runner import parse_as_of
+
+    try:
+        moment = datetime.now(UTC)
+        if at is not None:
+            try:
+                moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            except ValueError:
+                raise InputError(f"'{at}' is not an ISO time", field="--at") from None
+            if moment.tzinfo is None:
+                raise InputError(f"'{at}' has no time zone: write it in UTC (…Z or +00:00)", field="--at")
+        settings, store, chain = _open(database, rpc_url)
+        day = parse_as_of(as_of)
+        ledger = system.attach_ledger(store, chain)
+        catalogue = load_catalogue(settings.instruments_file)
+        inputs = system.clearing_inputs(settings, system.stored_book(store, catalogue), catalogue)
+        clock = SimulatedClock(moment) if at is not None else SystemClock()
+        workflow = system.build_workflow(settings, store, ledger, clock, inputs)
+        recovered = workflow.recover()
+        summary = workflow.run_cycle(moment, as_of=day)
+    except TokenclearError as error:
+        raise fail(error) from None
+    body = {"key": summary.key, "at": summary.at.isoformat(), "instructions_recovered": recovered,
+            "requirement_usd": str(summary.requirement_usd), "collateral_usd": str(summary.collateral_usd),
+            "calls_issued": summary.calls_issued, "called_usd": str(summary.called_usd),
+            "vm_paid_by_members_usd": str(summary.vm_paid_by_members_usd),
+            "vm_paid_to_members_usd": str(summary.vm_paid_to_members_usd), "haircuts_bps": summary.haircuts_bps,
+            "prices": summary.prices, "price_status": summary.price_status, "vm_blocked": summary.vm_blocked,
+            "warnings": summary.warnings}
+    if output is not Format.json:  # the JSON carries them in its body
+        for warning in summary.warnings:
+            stderr.print(f"[yellow]warning:[/] {warning}")
+    if output is Format.json:
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        return
+    _emit([{"field": name, "value": json.dumps(value) if isinstance(value, dict | list) else value}
+           for name, value in body.items()], output.value, f"cycle {summary.key}")
+
+
+@app.command("calls")
+def calls_command(
+    state: Annotated[str, typer.Option(help="open, all, or one state (issued, cured, defaulted, ...)")] = "open",
+    database: DatabaseOpt = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """Margin calls in the book, oldest first."""
+    from sqlalchemy import select
+
+    from tokenclear.clearing import calls as lifecycle
+    from tokenclear.errors import ConfigurationError, InputError
+    from tokenclear.store.models import MarginCall
+    from tokenclear.store.store import open_store
+
+    try:
+        known = ("open", "all", *lifecycle.TRANSITIONS)
+        if state not in known:
+            raise InputError(f"unknown state '{state}'; choose one of {', '.join(known)}", field="--state")
+        url = database or get_settings().database_url
+        if not url:
+            raise ConfigurationError("no book: pass --database or set TOKENCLEAR_DATABASE_URL")
+        query = select(MarginCall).order_by(MarginCall.issued_at, MarginCall.id)
+        if state == "open":
+            query = query.where(MarginCall.state.in_(lifecycle.OPEN_STATES))
+        elif state != "all":
+            query = query.where(MarginCall.state == state)
+        with open_store(url).session() as session:
+            rows = [{"key": c.key, "account": c.account_id, "state": c.state, "amount": str(c.amount),
+                     "currency": c.currency, "cured": str(c.cured_amount), "issued_at": c.issued_at.isoformat(),
+                     "deadline": c.deadline.isoformat()} for c in session.scalars(query)]
+    except TokenclearError as error:
+        raise fail(error) from None
+    _emit(rows, output.value, f"margin calls ({state})")
+
+
+@app.command()
+def reconcile(
+    database: DatabaseOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """The book against the chain, per account and token; exit code 1 when anything differs."""
+    from tokenclear.clearing import system
+    from tokenclear.clearing.interfaces import SystemClock
+    from tokenclear.instruments.catalogue import load_catalogue
+
+    try:
+        settings, store, chain = _open(database, rpc_url)
+        ledger = system.attach_ledger(store, chain)
+        catalogue = load_catalogue(settings.instruments_file)
+        inputs = system.clearing_inputs(settings, system.stored_book(store, catalogue), catalogue)
+        breaks = system.build_workflow(settings, store, ledger, SystemClock(), inputs).reconcile()
+    except TokenclearError as error:
+        raise fail(error) from None
+    rows = [{"account": b.account, "asset": b.asset, "book_units": b.book_units, "chain_units": b.chain_units,
+             "cause": b.cause} for b in breaks]
+    if output is Format.table and not rows:
+        stdout.print("reconciliation clean: book == chain for every account and token")
+    else:
+        _emit(rows, output.value, "reconciliation breaks")
+    if rows:
+        raise typer.Exit(code=1)

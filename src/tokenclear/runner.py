@@ -13,7 +13,7 @@ from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
 from tokenclear.margin.addons import average_daily_volume_usd, load_concentration
-from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, load_classes, margin_by_class
+from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, load_classes
 from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs, series_names
 from tokenclear.margin.engine import MarginRun, Options
 from tokenclear.margin.procyclicality import APC_OPTIONS
@@ -165,7 +165,7 @@ def margin_classes(settings: Settings) -> dict[str, MarginClass]:
 
 def run_book_margin(settings: Settings, inputs: Inputs, setup: RiskSetup, *, as_of: str | None, method: str,
                     stress_addon: Path | None = None) -> MarginRun:
-    """The margin of a whole book from its files, class by class (:func:`~tokenclear.margin.classes.margin_by_class`)."""
+    """The margin of a whole book from its files, class by class (:func:`~tokenclear.margin.setup.book_margin`)."""
     day = parse_as_of(as_of)
     return book_margin(inputs.book, inputs.catalogue, setup, method,
                        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),

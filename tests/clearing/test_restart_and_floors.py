@@ -85,7 +85,7 @@ def test_every_cycle_posts_floors_the_vault_enforces(two_days):
 def test_the_cycle_and_the_margin_command_compute_one_requirement(two_days):
     demo = two_days
     day = demo.days[1]
-    cycle, _ = demo.workflow._requirements(day)
+    cycle, _, _ = demo.workflow._requirements(day)
     inputs = runner.Inputs(demo.risk.catalogue, demo.risk.specs, demo.book, demo.risk.market,
                            demo.settings.prices_dir)
     command = runner.run_book_margin(demo.settings, inputs, runner.risk_setup(demo.settings), as_of=str(day),

@@ -31,21 +31,17 @@ from sqlalchemy import select
 from tokenclear.book.positions import book_from_entries
 from tokenclear.clearing import calls
 from tokenclear.clearing.coverage import units_for
-from tokenclear.clearing.interfaces import HistoryFeed, SimulatedClock
-from tokenclear.clearing.workflow import RiskInputs, TokenAsset, Workflow, WorkflowConfig, utc
-from tokenclear.collateral import files as collateral_files
+from tokenclear.clearing.interfaces import SimulatedClock
+from tokenclear.clearing.onboarding import AccountRow, load_positions, onboard
+from tokenclear.clearing.system import attach_ledger, build_workflow, clearing_inputs, record_deployment
+from tokenclear.clearing.workflow import Workflow, utc
 from tokenclear.errors import ConfigurationError
 from tokenclear.instruments.catalogue import load_catalogue
-from tokenclear.instruments.underlyings import load_underlyings
 from tokenclear.ledger.chain import Chain
-from tokenclear.ledger.ledger import CUSTOMER, HOUSE, Ledger
+from tokenclear.ledger.ledger import Ledger
 from tokenclear.ledger.privacy import account_id
-from tokenclear.margin.context import factor_specs, series_names
-from tokenclear.market.files import load_folder
-from tokenclear.market.oracle import GuardConfig, OracleGuard
-from tokenclear.runner import concentration_capacity, risk_setup
 from tokenclear.settings import Settings
-from tokenclear.store.models import Account, Cycle, Deployment, Holding, MarginCall, Member, Position, Requirement
+from tokenclear.store.models import Account, Cycle, Holding, MarginCall, Member, Requirement
 from tokenclear.store.store import Store
 
 SCENARIOS = {
@@ -53,9 +49,6 @@ SCENARIOS = {
     "ftx": ("2022-11-07", "2022-11-11", "FTX collapse week"),
     "terra": ("2022-05-06", "2022-05-12", "Terra/LUNA collapse"),
 }
-TOKENS = [TokenAsset("TUSD", "USDC", "usdc_usd"), TokenAsset("TMMF", "TMMF", None),
-          TokenAsset("TBILL", "TBILL", None), TokenAsset("WETH", "ETH", "eth_usd"),
-          TokenAsset("WBTC", "BTC", "btc_usd")]
 OPENING_MIX = {"TUSD": 0.35, "TMMF": 0.30, "TBILL": 0.20, "WETH": 0.15}
 CURE_TOKEN = "TBILL"  # members answer calls in tokenized T-bills (no issuer limit; stablecoins cap at 50%)
 INSTRUMENTS = [("BTCZ23", 12), ("ETHZ23", 6), ("ESZ23", 8), ("MBTZ23", 40)]
@@ -129,19 +122,10 @@ class Demo:
         self.days = np.arange(np.datetime64(start), np.datetime64(end) + 1)
         rng = np.random.default_rng(SEED)
         catalogue = load_catalogue(settings.instruments_file)
-        specs = load_underlyings(settings.underlyings_file)
-        book = book_from_entries(demo_entries(members, rng), catalogue)
-        # the settings' setup, as the `margin` command's: JSCC's lookback plus a stress period, EMIR
-        # Art. 28(1)(b)'s stressed weight, the holiday and concentration add-ons
-        setup = risk_setup(settings, field="TOKENCLEAR_STRESS_PERIOD")
-        market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, setup.config)))
-        self.book = book
-        self.risk = RiskInputs(catalogue, specs, market, setup,
-                               concentration_capacity(settings, settings.prices_dir))
-        self.reference = collateral_files.load_reference(settings.collateral_dir)
-        registry = self.reference.registry.subset([token.asset for token in TOKENS])
-        self.collateral_market = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
-                                                              settings.margin_currency)
+        self.book = book_from_entries(demo_entries(members, rng), catalogue)
+        self.inputs = clearing_inputs(settings, self.book, catalogue)
+        self.risk, self.reference = self.inputs.risk, self.inputs.reference
+        self.collateral_market = self.inputs.collateral_market
         self.clock = SimulatedClock(self._at(self.days[0] - 1))
 
     @staticmethod
@@ -165,8 +149,7 @@ class Demo:
         self.progress("deploying the contracts")
         # over JSON-RPC the clearing house signs with the configured key, so a restart can act for it
         ledger = Ledger.deploy(self.chain, operator=getattr(self.chain, "funder", None))
-        with self.store.session() as session:
-            session.add(Deployment(name="ledger", record=ledger.record()))
+        record_deployment(self.store, ledger)
         workflow = self._workflow(ledger)
         self.progress("onboarding members and opening accounts")
         self.plans = self._onboard(ledger)
@@ -205,56 +188,39 @@ class Demo:
         return result
 
     def _workflow(self, ledger: Ledger) -> Workflow:
-        guard = OracleGuard(GuardConfig(min_sources=1, max_age_s=3600, twap_window_s=3 * 86_400,
-                                        max_twap_deviation=0.25))
-        workflow = Workflow(store=self.store, ledger=ledger, clock=self.clock,
-                            feed=HistoryFeed(self.collateral_market[0]), guard=guard, risk=self.risk,
-                            reference=self.reference, collateral_market=self.collateral_market, tokens=TOKENS,
-                            config=WorkflowConfig(floor_grid_usd=self.settings.floor_grid_usd))
+        workflow = build_workflow(self.settings, self.store, ledger, self.clock, self.inputs)
         self.ledger, self.workflow = ledger, workflow
         return workflow
 
     def resume(self) -> tuple[Workflow, int]:
         """After a crash: attach to the deployment the book recorded and complete every instruction
         left in flight. Returns the workflow and how many instructions it completed."""
+        ledger = attach_ledger(self.store, self.chain)
         with self.store.session() as session:
-            deployment = session.get(Deployment, "ledger")
             latest = session.scalar(select(Cycle.at).order_by(Cycle.at.desc()))
-            record = None if deployment is None else deployment.record
-        if record is None:
-            raise ConfigurationError("the book records no deployment to attach to")
         if latest is not None:
             self.clock.set(max(self.clock.now(), utc(latest)))
-        workflow = self._workflow(Ledger.attach(self.chain, record))
+        workflow = self._workflow(ledger)
         return workflow, workflow.recover()
 
     def _onboard(self, ledger: Ledger) -> dict[str, MemberPlan]:
+        """The members' wallets (each authorises the vault and the settlement contract, as a member
+        does), then the clearing house's onboarding of their accounts and positions."""
         book = self.book
         names = sorted({account.split("-")[0] for account in book.accounts})
         wallets = {name: self.chain.new_account() for name in names}
-        ledger.onboard(list(wallets.values()))
         plans = {}
-        with self.store.session() as session:
-            for index, name in enumerate(names):
-                wallet = wallets[name]
-                ledger.authorise(wallet)
-                behaviour = "unresponsive" if index % 10 == 7 else "partial" if index % 10 in (3, 8) else "prompt"
-                plans[name] = MemberPlan(name, wallet, behaviour, 30 + (index * 37) % 570)
-                session.add(Member(id=name, name=f"Member {name}", group_name=f"Group {name}", wallet=wallet))
-            session.flush()
-            for account in book.accounts:
-                member, kind = account.split("-")
-                onchain = account_id(SALT, member, kind)
-                ledger.open_account(onchain, wallets[member], HOUSE if kind == "HOUSE" else CUSTOMER)
-                segregation = "HOUSE" if kind == "HOUSE" else "CUSTOMER"
-                session.add(Account(id=account, member_id=member, segregation=segregation,
-                                    onchain_id="0x" + onchain.hex()))
-            session.flush()
-            for i, account in enumerate(book.accounts):
-                for j, instrument in enumerate(book.instruments):
-                    if book.quantity[i, j]:
-                        session.add(Position(account_id=account, instrument=instrument,
-                                             quantity=int(book.quantity[i, j])))
+        for index, name in enumerate(names):
+            behaviour = "unresponsive" if index % 10 == 7 else "partial" if index % 10 in (3, 8) else "prompt"
+            plans[name] = MemberPlan(name, wallets[name], behaviour, 30 + (index * 37) % 570)
+        rows = []
+        for account in book.accounts:
+            member, kind = account.split("-")
+            rows.append(AccountRow(account, member, "HOUSE" if kind == "HOUSE" else "CUSTOMER", wallets[member]))
+        onboard(self.store, ledger, rows, salt=SALT)
+        for wallet in wallets.values():
+            ledger.authorise(wallet)
+        load_positions(self.store, book)
         return plans
 
     def _opening_pledges(self, workflow: Workflow, ledger: Ledger, plans: dict[str, MemberPlan]) -> None:
@@ -273,7 +239,7 @@ class Demo:
             if plan.behaviour == "unresponsive":
                 cushion = -0.01  # posted short and will not answer: the escalation path
             target_micro = int(rows[account] * Decimal(1 + cushion) * 10**6)
-            onchain = account_id(SALT, *account.split("-"))
+            onchain = account_id(SALT, member, account)
             for symbol, share in OPENING_MIX.items():
                 units = self._units(ledger, symbol, int(target_micro * share))
                 ledger.issue(symbol, plan.wallet, (8 if symbol == CURE_TOKEN else 4) * units + 10**6)

@@ -134,6 +134,7 @@ class CycleSummary:
     price_status: dict[str, str]
     seconds: dict[str, float]  # wall time per stage
     vm_blocked: list[dict] = field(default_factory=list)  # legs the token refused: account, units, reason
+    warnings: list[str] = field(default_factory=list)  # the margin run's (short history, proxies, ...)
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ class Workflow:
         unpaid = {one["account"]: Decimal(one["units"]) / MICRO for one in blocked if one["units"] > 0}
         lap("variation margin batch on chain")
         self.sync()
-        requirement, correlation = self._requirements(day)
+        requirement, correlation, warnings = self._requirements(day)
         risk = RiskState(tuple(token.symbol for token in self.tokens), tuple(float(h) for h in market_haircut),
                          correlation)
         lap("requirements (HS-VaR)")
@@ -281,7 +282,8 @@ class Workflow:
                 cycle = Cycle(key=key, at=at, kind=kind, status="open",
                               detail={"date": str(day), "vm_paid_by_members": str(paid_by),
                                       "vm_paid_to_members": str(paid_to), "prices": prices, "vm_blocked": blocked,
-                                      "risk": risk.to_json(), "guard": self.guard.state()})
+                                      "risk": risk.to_json(), "guard": self.guard.state(),
+                                      "warnings": warnings})
                 session.add(cycle)
                 session.flush()
             accounts = list(session.scalars(select(Account).order_by(Account.id)))
@@ -319,7 +321,7 @@ class Workflow:
             session.scalar(select(Cycle).where(Cycle.key == key)).status = "closed"
         lap("valuation from the vault, calls and floors on chain")
         return CycleSummary(key, at, total_requirement, total_collateral, issued, called, paid_by, paid_to,
-                            haircuts_bps, prices, status, seconds, blocked)
+                            haircuts_bps, prices, status, seconds, blocked, warnings)
 
     def _guarded_prices(self, at: datetime) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
         prices, status, addon = {}, {}, {}
@@ -452,9 +454,10 @@ class Workflow:
         members = {member.id: member.wallet for member in session.scalars(select(Member))}
         return {account.id: members[account.member_id] for account in session.scalars(select(Account))}
 
-    def _requirements(self, day: np.datetime64) -> tuple[dict[str, Decimal], dict[str, tuple[float, ...]]]:
+    def _requirements(self, day: np.datetime64) -> tuple[dict[str, Decimal], dict[str, tuple[float, ...]], list[str]]:
         """Each account's requirement (USD) as of ``day``, computed as the ``margin`` command computes it,
-        and each account's correlation with every token's return over the same scenarios."""
+        each account's correlation with every token's return over the same scenarios, and the run's
+        warnings."""
         risk = self.risk
         book = self.book()
         # the whole book's scenarios (wrong-way correlations need them); a one-class book's margin runs on them too
@@ -479,7 +482,7 @@ class Workflow:
         correlation = portfolio_correlation(pnl, returns)
         by_account = {account: tuple(float(x) for x in correlation[i])
                       for i, account in enumerate(context.book.accounts)}
-        return {account.account: account.margin_usd for account in run.accounts}, by_account
+        return {account.account: account.margin_usd for account in run.accounts}, by_account, list(run.warnings)
 
     def risk_state(self) -> RiskState:
         """The risk state of the last cycle that measured one (empty before the first)."""

@@ -237,8 +237,14 @@ class RpcChain(Chain):
         tx.update(gas=gas + gas // 5, nonce=self._nonce(sender), chainId=self.chain_id, maxFeePerGas=max_fee,
                   maxPriorityFeePerGas=tip)
         tx.pop("from")
-        signed = self._keys[sender].sign_transaction(tx)
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(self._keys[sender].sign_transaction(tx).raw_transaction)
+        except Exception as exc:  # another process signed with this key since: take the node's count, once
+            if "nonce too low" not in str(exc).lower():
+                raise
+            self._nonces.pop(sender, None)
+            tx["nonce"] = self._nonce(sender)
+            tx_hash = self.w3.eth.send_raw_transaction(self._keys[sender].sign_transaction(tx).raw_transaction)
         self._nonces[sender] += 1
         self._sent += 1
         receipt = self._wait(tx_hash)

@@ -270,6 +270,10 @@ class Ledger:
             price_e8 = token.call("price_e8")
         return AssetParameters(bool(eligible), int(decimals), int(haircut_bps), int(price_e8))
 
+    def is_open(self, account: bytes) -> bool:
+        """Whether the vault has opened the account."""
+        return int(self.vault.call("accounts", account)[0], 16) != 0
+
     def is_defaulted(self, account: bytes) -> bool:
         """Whether the vault has the account in default."""
         return bool(self.vault.call("accounts", account)[2])

@@ -1,0 +1,91 @@
+"""The clearing system assembled from the settings (adapter edge): the collateral tokens the vault
+takes, the risk and collateral inputs of a book, the deployment recorded with the book, and the
+:class:`~tokenclear.clearing.workflow.Workflow` over them. The demo and the operator commands
+(``tokenclear book load``, ``cycle``, ``calls``, ``reconcile``) both start here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from tokenclear.book.positions import Book, book_from_entries
+from tokenclear.clearing.interfaces import Clock, HistoryFeed, PriceFeed
+from tokenclear.clearing.workflow import RiskInputs, TokenAsset, Workflow, WorkflowConfig
+from tokenclear.collateral import files as collateral_files
+from tokenclear.collateral.files import Reference
+from tokenclear.errors import ConfigurationError
+from tokenclear.instruments.catalogue import Catalogue, load_catalogue
+from tokenclear.instruments.underlyings import load_underlyings
+from tokenclear.ledger.chain import Chain
+from tokenclear.ledger.ledger import Ledger
+from tokenclear.margin.context import factor_specs, series_names
+from tokenclear.market.files import load_folder
+from tokenclear.market.history import MarketData
+from tokenclear.market.oracle import GuardConfig, OracleGuard
+from tokenclear.runner import concentration_capacity, risk_setup
+from tokenclear.settings import Settings
+from tokenclear.store.models import Deployment, Position
+from tokenclear.store.store import Store
+
+#: The vault's collateral tokens and the registry assets whose haircuts they take.
+TOKENS = [TokenAsset("TUSD", "USDC", "usdc_usd"), TokenAsset("TMMF", "TMMF", None),
+          TokenAsset("TBILL", "TBILL", None), TokenAsset("WETH", "ETH", "eth_usd"),
+          TokenAsset("WBTC", "BTC", "btc_usd")]
+#: The guard over one source of daily closes: a quorum of one, a close at most an hour old when the cycle
+#: reads it, a three-day TWAP and a 25% limit (a daily close moves more than an intraday tick).
+DAILY_CLOSE_GUARD = GuardConfig(min_sources=1, max_age_s=3600, twap_window_s=3 * 86_400, max_twap_deviation=0.25)
+LEDGER_RECORD = "ledger"
+
+
+@dataclass(frozen=True)
+class ClearingInputs:
+    risk: RiskInputs
+    reference: Reference
+    collateral_market: tuple[MarketData, MarketData]  # prices, volumes
+
+
+def clearing_inputs(settings: Settings, book: Book, catalogue: Catalogue | None = None) -> ClearingInputs:
+    """The risk inputs of ``book`` (the setup of ``tokenclear margin``: JSCC's lookback plus a stress period,
+    the settings' APC, the holiday and concentration add-ons) and the collateral reference and market."""
+    catalogue = catalogue or load_catalogue(settings.instruments_file)
+    specs = load_underlyings(settings.underlyings_file)
+    setup = risk_setup(settings, field="TOKENCLEAR_STRESS_PERIOD")
+    market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, setup.config)))
+    risk = RiskInputs(catalogue, specs, market, setup, concentration_capacity(settings, settings.prices_dir))
+    reference = collateral_files.load_reference(settings.collateral_dir)
+    registry = reference.registry.subset([token.asset for token in TOKENS])
+    prices = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
+                                          settings.margin_currency)
+    return ClearingInputs(risk, reference, prices)
+
+
+def stored_book(store: Store, catalogue: Catalogue) -> Book:
+    """The positions in the book, as the risk core's dense book."""
+    with store.session() as session:
+        entries = [(row.account_id, row.instrument, int(row.quantity)) for row in session.scalars(select(Position))]
+    return book_from_entries(entries, catalogue)
+
+
+def build_workflow(settings: Settings, store: Store, ledger: Ledger, clock: Clock, inputs: ClearingInputs,
+                   feed: PriceFeed | None = None) -> Workflow:
+    """The workflow over a deployment; ``feed`` defaults to the shipped daily closes."""
+    return Workflow(store=store, ledger=ledger, clock=clock,
+                    feed=feed or HistoryFeed(inputs.collateral_market[0]), guard=OracleGuard(DAILY_CLOSE_GUARD),
+                    risk=inputs.risk, reference=inputs.reference, collateral_market=inputs.collateral_market,
+                    tokens=TOKENS, config=WorkflowConfig(floor_grid_usd=settings.floor_grid_usd))
+
+
+def record_deployment(store: Store, ledger: Ledger) -> None:
+    with store.session() as session:
+        session.add(Deployment(name=LEDGER_RECORD, record=ledger.record()))
+
+
+def attach_ledger(store: Store, chain: Chain) -> Ledger:
+    """The deployment the book recorded, on ``chain`` (which must sign for its operator)."""
+    with store.session() as session:
+        deployment = session.get(Deployment, LEDGER_RECORD)
+        record = None if deployment is None else deployment.record
+    if record is None:
+        raise ConfigurationError("the book records no deployment: load a book first (`tokenclear book load`)")
+    return Ledger.attach(chain, record)
