@@ -30,7 +30,7 @@ ledger_app = typer.Typer(help="The EVM ledger: build the contracts, deploy the c
 app.add_typer(ledger_app, name="ledger")
 
 stdout = Console(width=None if sys.stdout.isatty() else 160)
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # an error naming a file stays on one line
 T = TypeVar("T")
 
 

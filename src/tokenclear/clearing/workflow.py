@@ -696,13 +696,28 @@ class Workflow:
 
 
 FAILPOINT_ENV = "TOKENCLEAR_FAILPOINT"
+#: Fault injection in process (the crash campaign): called at every instruction boundary.
+failpoint_hook: Callable[[str, str], None] | None = None
 
 
 def failpoint(stage: str, kind: str) -> None:
-    """Fault injection for crash tests: ``TOKENCLEAR_FAILPOINT=after-send:settle_payments`` kills
-    the process (SIGKILL, no clean-up) at that point of that instruction kind."""
-    if os.environ.get(FAILPOINT_ENV) == f"{stage}:{kind}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Fault injection for crash tests: ``TOKENCLEAR_FAILPOINT=after-send:settle_payments`` kills the process
+    (SIGKILL, no clean-up) at that point of that instruction kind; ``TOKENCLEAR_FAILPOINT=at:N`` at the N-th
+    instruction boundary (before or after a send) of any kind."""
+    wanted = os.environ.get(FAILPOINT_ENV)
+    if wanted is not None:
+        if wanted.startswith("at:"):
+            global _boundaries
+            _boundaries += 1
+            if _boundaries == int(wanted[3:]):
+                os.kill(os.getpid(), signal.SIGKILL)
+        elif wanted == f"{stage}:{kind}":
+            os.kill(os.getpid(), signal.SIGKILL)
+    if failpoint_hook is not None:
+        failpoint_hook(stage, kind)
+
+
+_boundaries = 0
 
 
 def utc(moment: datetime) -> datetime:
