@@ -69,8 +69,18 @@ def full_run(demo: Demo, result: DemoResult, on_restart: Callable[[], None]) -> 
                 work()
                 return
             except SimulatedCrash:
-                demo.resume()  # a new process: attach, complete what was in flight
-                on_restart()
+                restart(demo, on_restart)
+
+
+def restart(demo: Demo, on_restart: Callable[[], None]) -> None:
+    """A new process: attach, complete what was in flight; a kill during the restart restarts again."""
+    while True:
+        try:
+            demo.resume()
+        except SimulatedCrash:
+            continue
+        on_restart()
+        return
 
     for day in demo.days:
         def cycle(day=day) -> None:

@@ -1,4 +1,4 @@
-"""The ``tokenclear`` command line (Typer + rich). Tables on stdout, progress on stderr."""
+"""Margin commands: ``margin``, ``backtest``, ``vm``, ``params span`` and ``params asvar``."""
 
 from __future__ import annotations
 
@@ -6,107 +6,37 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tokenclear.cli.app import (
+    Apc,
+    AsOfOpt,
+    ConfidenceOpt,
+    Format,
+    InstrumentsOpt,
+    LookbackOpt,
+    Measure,
+    Method,
+    MporOpt,
+    OutOpt,
+    PositionsOpt,
+    PricesOpt,
+    app,
+    fail,
+    load_context,
+    params_app,
+    stages,
+    stderr,
+    stdout,
+    write_text,
+)
 from tokenclear.errors import TokenclearError
 from tokenclear.margin.engine import MarginRun
-from tokenclear.settings import Settings, get_settings
-
-app = typer.Typer(help="tokenclear: margin and tokenized collateral for derivatives clearing.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-params_app = typer.Typer(help="Write the parameter files a method would apply.", no_args_is_help=True)
-app.add_typer(params_app, name="params")
-ledger_app = typer.Typer(help="The EVM ledger: build the contracts, deploy the clearing system.",
-                         no_args_is_help=True)
-app.add_typer(ledger_app, name="ledger")
-
-stdout = Console(width=None if sys.stdout.isatty() else 160)
-stderr = Console(stderr=True, soft_wrap=True)  # an error naming a file stays on one line
-T = TypeVar("T")
-
-
-class Method(str, Enum):
-    hsvar = "hsvar"
-    fhs = "fhs"
-    span = "span"
-    asvar = "asvar"
-    notional = "notional"
-
-
-class Measure(str, Enum):
-    quantile = "quantile"
-    kth = "kth"
-    es = "es"
-
-
-class Apc(str, Enum):
-    none = "none"
-    buffer = "buffer"
-    floor10y = "floor10y"
-    stressed_weight = "stressed-weight"
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CSV account,instrument,quantity "
-                                                   "(default: the shipped demo book)")]
-InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
-PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
-AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: last common date)")]
-ConfidenceOpt = Annotated[float | None, typer.Option(help="confidence level of the VaR (default: "
-                                                   "TOKENCLEAR_CONFIDENCE, else the listed class's, 99%)")]
-MporOpt = Annotated[int | None, typer.Option("--mpor-days", help="margin period of risk, business days (default: "
-                                             "TOKENCLEAR_MPOR_DAYS, else the listed class's, 2)")]
-LookbackOpt = Annotated[int | None, typer.Option(help="observations in the scenario window (default: "
-                                                 "TOKENCLEAR_LOOKBACK, 1250)")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")]
-
-
-@contextmanager
-def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
-    """A progress bar over named stages, on stderr."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr,
-                  transient=True) as progress:
-        task = progress.add_task("starting", total=total)
-
-        def step(name: str, work: Callable[[], T]) -> T:
-            progress.update(task, description=name)
-            result = work()
-            progress.advance(task)
-            return result
-
-        yield step
-
-
-def fail(error: TokenclearError) -> typer.Exit:
-    stderr.print(f"[bold red]error:[/] {error}")
-    return typer.Exit(code=2)
-
-
-def load_context(settings: Settings, *, positions: Path | None, instruments: Path | None, prices: Path | None,
-                 as_of: str | None, mpor_days: int | None, lookback: int | None, confidence: float | None = None,
-                 measure: Measure = Measure.quantile, stress_period: str | None = None):
-    """The run's inputs and scenario context from the command's options over the settings (every
-    one-class command starts here)."""
-    from tokenclear import runner
-
-    config = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
-                               lookback=lookback, measure=measure.value).config
-    return runner.load_context(settings, config, positions=positions, instruments=instruments, prices=prices,
-                               as_of=as_of)
+from tokenclear.settings import get_settings
 
 
 @app.command()
@@ -211,10 +141,6 @@ def emit_margin(result: MarginRun, output: Format) -> None:
                      "MPOR before cash has moved MPOR times")
     for warning in result.warnings:
         stderr.print(f"[yellow]warning:[/] {warning}")
-
-
-def main() -> None:  # pragma: no cover - console entry point alias
-    app()
 
 
 @app.command()
@@ -388,62 +314,3 @@ def vm(
     stdout.print(table)
 
 
-def write_text(text: str, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.write(text + "\n")
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
-        stderr.print(f"wrote {out}")
-
-
-RpcUrlOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC node (default: embedded EVM; "
-                                               "env TOKENCLEAR_RPC_URL)")]
-
-
-@ledger_app.command("build")
-def ledger_build(
-    check: Annotated[bool, typer.Option("--check", help="only report contracts changed since the last build")]
-    = False,
-) -> None:
-    """Compile contracts/*.vy into the shipped artefacts (reproducible: same sources, same bytecode)."""
-    from tokenclear.ledger import build
-
-    if check:
-        stale = build.stale_sources()
-        if stale:
-            stderr.print(f"[bold red]stale:[/] {', '.join(stale)}: run `tokenclear ledger build`")
-            raise typer.Exit(code=1)
-        stderr.print("artefacts match the sources")
-        return
-    stderr.print(f"wrote {build.write_artifacts()}")
-
-
-@ledger_app.command("deploy")
-def ledger_deploy(
-    rpc_url: RpcUrlOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Deploy registry, collateral tokens, vault, settlement, HTLC and bid-bond escrow; print addresses."""
-    from tokenclear.ledger.connect import open_chain
-    from tokenclear.ledger.ledger import Ledger
-
-    try:
-        chain = open_chain(get_settings(), rpc_url)
-        ledger = Ledger.deploy(chain)
-    except TokenclearError as error:
-        raise fail(error) from None
-    out = {"chain": chain.name, "chain_id": chain.chain_id, "operator": ledger.operator,
-           "contracts": ledger.addresses()}
-    if as_json:
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
-        return
-    table = Table(title=f"deployed on {chain.name} chain {chain.chain_id}")
-    table.add_column("contract")
-    table.add_column("address")
-    for name, address in out["contracts"].items():
-        table.add_row(name, address)
-    stdout.print(table)
-
-
-from tokenclear import cli_clearing, cli_collateral  # noqa: F401  (they register their commands)

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from tokenclear.cli import AsOfOpt, Format, MporOpt, app, fail, stderr, stdout
+from tokenclear.cli.app import AsOfOpt, Format, app, fail, stderr, stdout
 from tokenclear.errors import InputError, TokenclearError
 from tokenclear.settings import get_settings
 
@@ -70,7 +70,8 @@ def haircuts(
     as_of: AsOfOpt = None,
     confidence: Annotated[float, typer.Option(help="confidence level of the haircuts (Eurex Clearing: 99.9%)")]
     = 0.999,
-    mpor_days: MporOpt = 2,
+    mpor_days: Annotated[int, typer.Option("--mpor-days", help="margin period of risk the haircut covers, "
+                                                           "business days")] = 2,
     apc: Annotated[HaircutApc, typer.Option(help="anti-procyclicality option")] = HaircutApc.stressed_weight,
     liquidity: Annotated[Scaling, typer.Option(help="horizon scaling for days to liquidate")] = Scaling.sqrt,
     position_usd: Annotated[float, typer.Option(help="reference position size for the liquidity component")]

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tokenclear.cli import Format, RpcUrlOpt, app, fail, stderr, stdout
+from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, fail, stderr, stdout
 from tokenclear.errors import TokenclearError
 from tokenclear.settings import get_settings
 
@@ -88,8 +88,6 @@ def demo(
                  f"{body['chain']['contracts']['vault']}; book: {url}")
 
 
-book_app = typer.Typer(help="The clearing book: members, accounts and positions.", no_args_is_help=True)
-app.add_typer(book_app, name="book")
 DatabaseOpt = Annotated[str | None, typer.Option("--database", help="SQLAlchemy URL of the book (default: "
                                                  "TOKENCLEAR_DATABASE_URL)")]
 

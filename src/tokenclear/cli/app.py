@@ -1,0 +1,122 @@
+"""The ``tokenclear`` command line's common parts: the Typer apps, the consoles (tables on stdout, progress,
+warnings and errors on stderr), shared options and helpers. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tokenclear.errors import TokenclearError
+from tokenclear.settings import Settings
+
+app = typer.Typer(help="tokenclear: margin and tokenized collateral for derivatives clearing.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+params_app = typer.Typer(help="Write the parameter files a method would apply.", no_args_is_help=True)
+app.add_typer(params_app, name="params")
+ledger_app = typer.Typer(help="The EVM ledger: build the contracts, deploy the clearing system.",
+                         no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+book_app = typer.Typer(help="The clearing book: members, accounts and positions.", no_args_is_help=True)
+app.add_typer(book_app, name="book")
+
+stdout = Console(width=None if sys.stdout.isatty() else 160)
+stderr = Console(stderr=True, soft_wrap=True)  # an error naming a file stays on one line
+T = TypeVar("T")
+
+
+class Method(str, Enum):
+    hsvar = "hsvar"
+    fhs = "fhs"
+    span = "span"
+    asvar = "asvar"
+    notional = "notional"
+
+
+class Measure(str, Enum):
+    quantile = "quantile"
+    kth = "kth"
+    es = "es"
+
+
+class Apc(str, Enum):
+    none = "none"
+    buffer = "buffer"
+    floor10y = "floor10y"
+    stressed_weight = "stressed-weight"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CSV account,instrument,quantity "
+                                                   "(default: the shipped demo book)")]
+InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
+PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: last common date)")]
+ConfidenceOpt = Annotated[float | None, typer.Option(help="confidence level of the VaR (default: "
+                                                   "TOKENCLEAR_CONFIDENCE, else the listed class's, 99%)")]
+MporOpt = Annotated[int | None, typer.Option("--mpor-days", help="margin period of risk, business days (default: "
+                                             "TOKENCLEAR_MPOR_DAYS, else the listed class's, 2)")]
+LookbackOpt = Annotated[int | None, typer.Option(help="observations in the scenario window (default: "
+                                                 "TOKENCLEAR_LOOKBACK, 1250)")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")]
+
+
+@contextmanager
+def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
+    """A progress bar over named stages, on stderr."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr,
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=total)
+
+        def step(name: str, work: Callable[[], T]) -> T:
+            progress.update(task, description=name)
+            result = work()
+            progress.advance(task)
+            return result
+
+        yield step
+
+
+def fail(error: TokenclearError) -> typer.Exit:
+    stderr.print(f"[bold red]error:[/] {error}")
+    return typer.Exit(code=2)
+
+
+def load_context(settings: Settings, *, positions: Path | None, instruments: Path | None, prices: Path | None,
+                 as_of: str | None, mpor_days: int | None, lookback: int | None, confidence: float | None = None,
+                 measure: Measure = Measure.quantile, stress_period: str | None = None):
+    """The run's inputs and scenario context from the command's options over the settings (every
+    one-class command starts here)."""
+    from tokenclear import runner
+
+    config = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
+                               lookback=lookback, measure=measure.value).config
+    return runner.load_context(settings, config, positions=positions, instruments=instruments, prices=prices,
+                               as_of=as_of)
+
+
+RpcUrlOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC node (default: embedded EVM; "
+                                               "env TOKENCLEAR_RPC_URL)")]
+
+
+def write_text(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+        stderr.print(f"wrote {out}")
+
+
