@@ -72,16 +72,6 @@ def full_run(demo: Demo, result: DemoResult, on_restart: Callable[[], None]) -> 
                 restart(demo, on_restart)
 
 
-def restart(demo: Demo, on_restart: Callable[[], None]) -> None:
-    """A new process: attach, complete what was in flight; a kill during the restart restarts again."""
-    while True:
-        try:
-            demo.resume()
-        except SimulatedCrash:
-            continue
-        on_restart()
-        return
-
     for day in demo.days:
         def cycle(day=day) -> None:
             at = demo._at(day)
@@ -91,6 +81,17 @@ def restart(demo: Demo, on_restart: Callable[[], None]) -> None:
         step(cycle)
     plan = release_plan(demo)  # the members decide once; a rerun after a crash asks the same
     step(lambda: releases(demo, plan))
+
+
+def restart(demo: Demo, on_restart: Callable[[], None]) -> None:
+    """A new process: attach, complete what was in flight; a kill during the restart restarts again."""
+    while True:
+        try:
+            demo.resume()
+        except SimulatedCrash:
+            continue
+        on_restart()
+        return
 
 
 def release_plan(demo: Demo) -> list[tuple[str, int]]:

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from tokenclear.book.positions import Book, book_from_entries
 from tokenclear.clearing import calls, coverage
 from tokenclear.clearing.coverage import CENT, MICRO, Holdings, Limits, RiskState
-from tokenclear.clearing.interfaces import Clock, PriceFeed
+from tokenclear.clearing.interfaces import Clock, LedgerPort, PriceFeed, StorePort
 from tokenclear.collateral.files import Reference
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
 from tokenclear.collateral.limits import portfolio_correlation, resolve_limits
@@ -41,7 +41,7 @@ from tokenclear.collateral.returns import asset_returns
 from tokenclear.collateral.valuation import BPS, post_haircut_micro
 from tokenclear.errors import TokenclearError
 from tokenclear.instruments.catalogue import Catalogue
-from tokenclear.ledger.ledger import Floor, Ledger, Payment
+from tokenclear.ledger.ledger import Floor, Payment
 from tokenclear.ledger.privacy import commitment
 from tokenclear.margin.context import Context, RunConfig, build_context
 from tokenclear.margin.historical import Historical
@@ -64,7 +64,6 @@ from tokenclear.store.models import (
     Requirement,
     SyncState,
 )
-from tokenclear.store.store import Store
 
 log = structlog.get_logger("tokenclear.workflow")
 MAX_HAIRCUT_BPS = BPS - 1  # the vault refuses a haircut of 100%
@@ -147,7 +146,7 @@ class Break:
 
 
 class Workflow:
-    def __init__(self, *, store: Store, ledger: Ledger, clock: Clock, feed: PriceFeed, guard: OracleGuard,
+    def __init__(self, *, store: StorePort, ledger: LedgerPort, clock: Clock, feed: PriceFeed, guard: OracleGuard,
                  risk: RiskInputs, reference: Reference, collateral_market: tuple[MarketData, MarketData],
                  tokens: list[TokenAsset], config: WorkflowConfig = WorkflowConfig()) -> None:
         self.store, self.ledger, self.clock, self.feed, self.guard = store, ledger, clock, feed, guard
@@ -155,7 +154,7 @@ class Workflow:
         self.prices, self.volumes = collateral_market
         self.tokens = tokens
         self.registry = reference.registry.subset([token.asset for token in tokens])
-        self.symbol_of = {ledger.token(token.symbol).address.lower(): token.symbol for token in tokens}
+        self.symbol_of = {ledger.token_address(token.symbol).lower(): token.symbol for token in tokens}
         self.limits = Limits([one for one in resolve_limits(reference.limits, self.registry)
                               if one.dimension in config.limit_dimensions],
                              config.wrong_way_threshold, config.wrong_way_exclude)
@@ -198,7 +197,7 @@ class Workflow:
         if kind == "declare_default":
             account = bytes.fromhex(params["onchain_id"][2:])
             if ledger.is_defaulted(account):  # already declared: replay
-                return {"tx": None, "block": ledger.chain.block_number()}
+                return {"tx": None, "block": ledger.block_number()}
             receipt = ledger.declare_default(account)
             return {"tx": receipt.tx_hash, "block": receipt.block}
         if kind == "set_requirements":
@@ -222,7 +221,7 @@ class Workflow:
         with self.store.session() as session:
             state = session.get(SyncState, "vault")
             start = self.ledger.deployed_block if state is None else state.block + 1
-            head = self.ledger.chain.block_number()
+            head = self.ledger.block_number()
             if start > head:
                 return 0
             events = self.ledger.vault_events(start, head)
@@ -424,17 +423,15 @@ class Workflow:
                                     self._settlement(book, np.datetime64(previous.detail["date"])),
                                     self._settlement(book, day))
             operator = self.ledger.operator
-            token = self.ledger.token("TUSD")
             params = {"legs": [], "accounts": [], "blocked": []}
             for row in rows:
                 units = int(row.vm * MICRO)  # cents -> 6-decimal stablecoin units, exact
                 if units == 0:
                     continue
                 payer, receiver = (wallets[row.account], operator) if units > 0 else (operator, wallets[row.account])
-                code = token.call("detectTransferRestriction", payer, receiver, abs(units))
-                if code:
-                    params["blocked"].append({"account": row.account, "units": units,
-                                              "reason": token.call("messageForTransferRestriction", code)})
+                reason = self.ledger.transfer_restriction("TUSD", payer, receiver, abs(units))
+                if reason is not None:
+                    params["blocked"].append({"account": row.account, "units": units, "reason": reason})
                     continue
                 params["legs"].append([payer, receiver, abs(units)])
                 params["accounts"].append([row.account, units])
@@ -669,7 +666,7 @@ class Workflow:
         with self.store.session() as session:
             book = {(h.account_id, h.asset): int(h.units) for h in session.scalars(select(Holding))}
             accounts = list(session.scalars(select(Account).order_by(Account.id)))
-            block = self.ledger.chain.block_number()
+            block = self.ledger.block_number()
             for account in accounts:
                 onchain = bytes.fromhex(account.onchain_id[2:])
                 for token in self.tokens:

@@ -166,6 +166,10 @@ class EmbeddedChain(Chain):
         return self._logs.get(address, [])[bisect_left(blocks, from_block):bisect_right(blocks, top)]
 
 
+#: Blocks per eth_getLogs request.
+LOG_RANGE = 5_000
+
+
 class RpcChain(Chain):
     """Any EVM node over JSON-RPC through web3.py; transactions are signed locally with a key that
     comes from the settings (environment or keystore) and is never logged."""
@@ -302,8 +306,13 @@ class RpcChain(Chain):
         return int(self.w3.eth.block_number)
 
     def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
-        raw = self.w3.eth.get_logs({"address": to_checksum_address(address), "fromBlock": from_block,
-                                    "toBlock": "latest" if to_block is None else to_block})
+        """Logs in ranges of at most LOG_RANGE blocks: nodes and RPC providers cap the range (or the results)
+        one ``eth_getLogs`` may span."""
+        end = self.block_number() if to_block is None else to_block
+        raw = []
+        for start in range(from_block, end + 1, LOG_RANGE):
+            raw += self.w3.eth.get_logs({"address": to_checksum_address(address), "fromBlock": start,
+                                         "toBlock": min(start + LOG_RANGE - 1, end)})
         return [RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
                        bytes(log["data"]), int(log["blockNumber"])) for log in raw]
 

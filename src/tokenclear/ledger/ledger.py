@@ -270,6 +270,18 @@ class Ledger:
             price_e8 = token.call("price_e8")
         return AssetParameters(bool(eligible), int(decimals), int(haircut_bps), int(price_e8))
 
+    def block_number(self) -> int:
+        return self.chain.block_number()
+
+    def token_address(self, symbol: str) -> str:
+        return self.token(symbol).address
+
+    def transfer_restriction(self, symbol: str, payer: str, receiver: str, units: int) -> str | None:
+        """The token's ERC-1404 pre-check of a transfer: None when it would go through, else its reason."""
+        token = self.token(symbol)
+        code = token.call("detectTransferRestriction", payer, receiver, int(units))
+        return None if code == 0 else token.call("messageForTransferRestriction", code)
+
     def is_open(self, account: bytes) -> bool:
         """Whether the vault has opened the account."""
         return int(self.vault.call("accounts", account)[0], 16) != 0
