@@ -178,7 +178,8 @@ def test_a_frozen_wallet_is_left_out_of_the_vm_batch_and_its_unpaid_vm_called(tm
     demo.step(demo.days[0], result)
     ledger, workflow = demo.ledger, demo.workflow
     frozen = demo.wallets()[0]  # M01
-    ledger.token("TUSD").send("freeze", frozen, True, sender=ledger.operator)
+    ledger.token("TUSD").send("freeze", frozen, True, b"sanctions-screening".ljust(32, b"\0"),
+                            sender=ledger.operator)
     before = ledger.balance("TUSD", frozen)
     at = demo._at(demo.days[1])
     demo.clock.set(at)

@@ -77,7 +77,8 @@ def test_supply_and_vault_books_are_conserved(ops):
                     SENDS[first](*first_args)  # must not revert
                     assert snapshot(ledger, accounts, holders) == before
             elif op == "freeze":
-                ledger.token("TUSD").send("freeze", member, size % 2 == 0, sender=ledger.operator)
+                ledger.token("TUSD").send("freeze", member, size % 2 == 0, b"test".ljust(32, b"\0"),
+                                          sender=ledger.operator)
             elif op == "reprice" and symbol != "TBILL":
                 ledger.set_prices({symbol: size * 10**8})
             elif op == "ineligible":

@@ -24,13 +24,16 @@ def test_transfer_to_address_off_the_allow_list_reverts_with_its_code(world):
 
 def test_frozen_wallet_and_frozen_part_cannot_move(world):
     usd, op = world.ledger.token("TUSD"), world.op
-    usd.send("freeze", world.m1, True, sender=op)
+    with pytest.raises(TransactionReverted, match="token: reason code required"):
+        usd.send("freeze", world.m1, True, b"\0" * 32, sender=op)
+    receipt = usd.send("freeze", world.m1, True, REASON, sender=op)
+    assert usd.events(receipt, "Frozen")[0].args["reason"] == REASON
     assert usd.call("detectTransferRestriction", world.m1, world.m2, 1) == 4
     assert usd.call("detectTransferRestriction", world.m2, world.m1, 1) == 5
     with pytest.raises(TransactionReverted, match="sender wallet is frozen"):
         usd.send("transfer", world.m2, 1, sender=world.m1)
-    usd.send("freeze", world.m1, False, sender=op)
-    usd.send("freeze_partial", world.m1, 999_000 * USD, sender=op)
+    usd.send("freeze", world.m1, False, REASON, sender=op)
+    usd.send("freeze_partial", world.m1, 999_000 * USD, REASON, sender=op)
     usd.send("transfer", world.m2, 1_000 * USD, sender=world.m1)  # exactly the free part
     assert usd.call("detectTransferRestriction", world.m1, world.m2, 1) == 6
     with pytest.raises(TransactionReverted, match="unfrozen balance"):
@@ -41,17 +44,19 @@ def test_frozen_wallet_and_frozen_part_cannot_move(world):
 
 def test_pause_stops_transfers(world):
     usd = world.ledger.token("TUSD")
-    usd.send("pause", sender=world.op)
+    receipt = usd.send("pause", REASON, sender=world.op)
+    (event,) = usd.events(receipt, "PauseChanged")
+    assert event.args["paused"] is True and event.args["reason"] == REASON
     assert usd.call("detectTransferRestriction", world.m1, world.m2, 1) == 1
-    with pytest.raises(TransactionReverted, match="paused"):
+    with pytest.raises(TransactionReverted, match="token: token is paused"):
         usd.send("transfer", world.m2, 1, sender=world.m1)
-    usd.send("unpause", sender=world.op)
+    usd.send("unpause", REASON, sender=world.op)
     usd.send("transfer", world.m2, 1, sender=world.m1)
 
 
 def test_forced_transfer_moves_frozen_units_with_reason_and_only_by_the_agent(world):
     usd, op = world.ledger.token("TUSD"), world.op
-    usd.send("freeze_partial", world.m1, 1_000_000 * USD, sender=op)
+    usd.send("freeze_partial", world.m1, 1_000_000 * USD, REASON, sender=op)
     with pytest.raises(TransactionReverted, match="missing role"):
         usd.send("forced_transfer", world.m1, world.m2, 10 * USD, REASON, sender=world.m2)
     receipt = usd.send("forced_transfer", world.m1, world.m2, 10 * USD, REASON, sender=op)
@@ -67,7 +72,7 @@ def test_wallet_recovery_moves_balance_and_freeze_state(world):
     usd, op, ledger = world.ledger.token("TUSD"), world.op, world.ledger
     replacement = world.chain.new_account()
     ledger.onboard([replacement])
-    usd.send("freeze_partial", world.m1, 7 * USD, sender=op)
+    usd.send("freeze_partial", world.m1, 7 * USD, REASON, sender=op)
     with pytest.raises(TransactionReverted, match="missing role"):
         usd.send("recover", world.m1, replacement, REASON, sender=world.m2)
     usd.send("recover", world.m1, replacement, REASON, sender=op)

@@ -70,6 +70,14 @@ def __init__():
 
 @external
 def open_tender(tender: bytes32, token: address, deposit: uint256, close_time: uint256, beneficiary: address):
+    """
+    @notice Authority opens a tender: each bidder locks the same deposit until the award.
+    @param tender The tender's 32-byte id.
+    @param token The token deposits are paid in.
+    @param deposit Base units each bidder locks.
+    @param close_time Unix time after which no bid is taken and the award may be made.
+    @param beneficiary Who receives a forfeited bond.
+    """
     access_control._check_role(AUTHORITY, msg.sender)
     assert self.tenders[tender].state == 0, "bond: tender exists"
     assert deposit > 0, "bond: deposit must be positive"
@@ -85,6 +93,10 @@ def open_tender(tender: bytes32, token: address, deposit: uint256, close_time: u
 @external
 @nonreentrant
 def bid(tender: bytes32):
+    """
+    @notice A bidder locks the tender's deposit.
+    @param tender The tender's id.
+    """
     t: Tender = self.tenders[tender]
     assert t.state == OPEN, "bond: tender not open"
     assert block.timestamp < t.close_time, "bond: tender closed"
@@ -92,7 +104,7 @@ def bid(tender: bytes32):
     assert len(self.bidders[tender]) < MAX_BIDDERS, "bond: tender full"
     self.has_bid[tender][msg.sender] = True
     self.bidders[tender].append(msg.sender)
-    assert extcall IERC20(t.token).transferFrom(msg.sender, self, t.deposit, default_return_value=True)
+    assert extcall IERC20(t.token).transferFrom(msg.sender, self, t.deposit, default_return_value=True), "bond: token transfer failed"
     log BidLocked(tender=tender, bidder=msg.sender, amount=t.deposit)
 
 
@@ -101,6 +113,8 @@ def bid(tender: bytes32):
 def award(tender: bytes32, winner: address):
     """
     @notice Refund every loser now; the winner's deposit becomes the bond.
+    @param tender The tender's id.
+    @param winner A bidder; the others are refunded.
     """
     access_control._check_role(AUTHORITY, msg.sender)
     t: Tender = self.tenders[tender]
@@ -112,7 +126,7 @@ def award(tender: bytes32, winner: address):
     self.tenders[tender] = t
     for bidder: address in self.bidders[tender]:
         if bidder != winner:
-            assert extcall IERC20(t.token).transfer(bidder, t.deposit, default_return_value=True)
+            assert extcall IERC20(t.token).transfer(bidder, t.deposit, default_return_value=True), "bond: token transfer failed"
             log BidRefunded(tender=tender, bidder=bidder, amount=t.deposit)
     log BondLocked(tender=tender, winner=winner, amount=t.deposit)
 
@@ -125,7 +139,7 @@ def _settle_bond(tender: bytes32, completed: bool):
     receiver: address = t.winner if completed else t.beneficiary
     t.state = COMPLETED if completed else FORFEITED
     self.tenders[tender] = t
-    assert extcall IERC20(t.token).transfer(receiver, t.deposit, default_return_value=True)
+    assert extcall IERC20(t.token).transfer(receiver, t.deposit, default_return_value=True), "bond: token transfer failed"
     log BondReleased(tender=tender, receiver=receiver, amount=t.deposit, completed=completed)
 
 
@@ -134,6 +148,7 @@ def _settle_bond(tender: bytes32, completed: bool):
 def complete(tender: bytes32):
     """
     @notice Project delivered: the bond goes back to the winner.
+    @param tender The tender's id.
     """
     self._settle_bond(tender, True)
 
@@ -143,5 +158,6 @@ def complete(tender: bytes32):
 def forfeit(tender: bytes32):
     """
     @notice Project failed: the bond goes to the beneficiary.
+    @param tender The tender's id.
     """
     self._settle_bond(tender, False)

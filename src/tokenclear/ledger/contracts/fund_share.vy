@@ -80,6 +80,7 @@ def set_nav(nav_e8_: uint256):
     """
     @notice Publish a new NAV per share (accruing model only). Reverts when it
             moves by more than max_move_bps from the previous NAV.
+    @param nav_e8_ The new NAV, USD per share with 8 decimals, within the move bound.
     """
     access_control._check_role(NAV_AGENT, msg.sender)
     assert yield_model == ACCRUING, "fund: NAV is fixed in the dividend model"
@@ -95,6 +96,9 @@ def set_nav(nav_e8_: uint256):
 def pay_dividend(holders: DynArray[address, 256], units: DynArray[uint256, 256], record_date: uint256):
     """
     @notice Pay the day's income as new units (dividend model only, issuer only).
+    @param holders Wallets paid.
+    @param units New shares per holder (base units).
+    @param record_date Unix time of the record date.
     """
     access_control._check_role(permissioned.ISSUER, msg.sender)
     assert yield_model == DIVIDEND, "fund: NAV accrues in the accruing model"

@@ -46,6 +46,14 @@ event Refunded:
 @external
 @nonreentrant
 def lock(token: address, receiver: address, amount: uint256, hashlock: bytes32, timelock: uint256) -> bytes32:
+    """
+    @notice Lock `amount` of `token` for `receiver` until `timelock`, claimable with the preimage of `hashlock`.
+    @param token The token locked.
+    @param receiver Who may claim.
+    @param amount Base units.
+    @param hashlock sha256 of the secret.
+    @param timelock Unix time after which the sender may refund.
+    """
     assert timelock > block.timestamp, "htlc: timelock must be in the future"
     assert amount > 0, "htlc: amount must be positive"
     lock_id: bytes32 = keccak256(abi_encode(token, msg.sender, receiver, amount, hashlock, timelock))
@@ -54,7 +62,7 @@ def lock(token: address, receiver: address, amount: uint256, hashlock: bytes32, 
         token=token, sender=msg.sender, receiver=receiver, amount=amount,
         hashlock=hashlock, timelock=timelock, state=LOCKED
     )
-    assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True)
+    assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True), "htlc: token transfer failed"
     log Locked(lock_id=lock_id, token=token, sender=msg.sender, receiver=receiver, amount=amount, hashlock=hashlock, timelock=timelock)
     return lock_id
 
@@ -62,21 +70,30 @@ def lock(token: address, receiver: address, amount: uint256, hashlock: bytes32, 
 @external
 @nonreentrant
 def claim(lock_id: bytes32, secret: bytes32):
+    """
+    @notice The receiver claims with the secret, before the timelock (revealing it on chain).
+    @param lock_id The lock's id.
+    @param secret The 32-byte preimage of the hashlock.
+    """
     lk: Lock = self.locks[lock_id]
     assert lk.state == LOCKED, "htlc: not locked"
     assert block.timestamp < lk.timelock, "htlc: lock expired"
     assert sha256(secret) == lk.hashlock, "htlc: wrong secret"
     self.locks[lock_id].state = CLAIMED
-    assert extcall IERC20(lk.token).transfer(lk.receiver, lk.amount, default_return_value=True)
+    assert extcall IERC20(lk.token).transfer(lk.receiver, lk.amount, default_return_value=True), "htlc: token transfer failed"
     log Claimed(lock_id=lock_id, secret=secret)
 
 
 @external
 @nonreentrant
 def refund(lock_id: bytes32):
+    """
+    @notice The sender takes the units back once the timelock has passed.
+    @param lock_id The lock's id.
+    """
     lk: Lock = self.locks[lock_id]
     assert lk.state == LOCKED, "htlc: not locked"
     assert block.timestamp >= lk.timelock, "htlc: lock not expired"
     self.locks[lock_id].state = REFUNDED
-    assert extcall IERC20(lk.token).transfer(lk.sender, lk.amount, default_return_value=True)
+    assert extcall IERC20(lk.token).transfer(lk.sender, lk.amount, default_return_value=True), "htlc: token transfer failed"
     log Refunded(lock_id=lock_id)

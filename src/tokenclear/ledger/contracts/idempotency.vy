@@ -19,11 +19,11 @@ def _claim(key: bytes32, digest: bytes32) -> bool:
     """
     @return True the first time `key` is seen, False on a replay.
     """
-    assert key != empty(bytes32), "idempotency key required"
+    assert key != empty(bytes32), "idempotency: key required"
     seen: bytes32 = self.instruction[key]
     if seen == empty(bytes32):
         self.instruction[key] = digest
         return True
-    assert seen == digest, "idempotency key reused with other parameters"
+    assert seen == digest, "idempotency: key reused with other parameters"
     log InstructionReplayed(key=key)
     return False

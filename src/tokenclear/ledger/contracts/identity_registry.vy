@@ -32,6 +32,10 @@ def __init__():
 @external
 @view
 def is_verified(holder: address) -> bool:
+    """
+    @notice Whether `holder` is on the allow-list (any class).
+    @param holder A wallet.
+    """
     return self.holder_class[holder] != 0
 
 
@@ -40,6 +44,7 @@ def is_verified(holder: address) -> bool:
 def all_verified(holders: DynArray[address, 1024]) -> bool:
     """
     @notice True when every address in `holders` is on the registry (one call per batch).
+    @param holders Wallets (at most 1,024).
     """
     for holder: address in holders:
         if self.holder_class[holder] == 0:
@@ -49,6 +54,11 @@ def all_verified(holders: DynArray[address, 1024]) -> bool:
 
 @external
 def register(holder: address, holder_class: uint8):
+    """
+    @notice Registrar puts a wallet on the allow-list with a class.
+    @param holder A wallet.
+    @param holder_class 1 member, 2 clearing house, 3 settlement contract (0 is reserved).
+    """
     access_control._check_role(REGISTRAR, msg.sender)
     assert holder != empty(address), "registry: zero address"
     assert holder_class != 0, "registry: class 0 is reserved"
@@ -58,6 +68,11 @@ def register(holder: address, holder_class: uint8):
 
 @external
 def register_many(holders: DynArray[address, 256], holder_class: uint8):
+    """
+    @notice Registrar puts many wallets on the allow-list with one class.
+    @param holders Wallets (at most 256).
+    @param holder_class As in register.
+    """
     access_control._check_role(REGISTRAR, msg.sender)
     assert holder_class != 0, "registry: class 0 is reserved"
     for holder: address in holders:
@@ -68,6 +83,10 @@ def register_many(holders: DynArray[address, 256], holder_class: uint8):
 
 @external
 def remove(holder: address):
+    """
+    @notice Registrar takes a wallet off the allow-list.
+    @param holder A wallet.
+    """
     access_control._check_role(REGISTRAR, msg.sender)
     self.holder_class[holder] = 0
     log HolderRemoved(holder=holder)

@@ -40,11 +40,18 @@ frozen_amount: public(HashMap[address, uint256])
 event Frozen:
     holder: indexed(address)
     status: bool
+    reason: bytes32
     agent: indexed(address)
 
 event PartiallyFrozen:
     holder: indexed(address)
     amount: uint256
+    reason: bytes32
+    agent: indexed(address)
+
+event PauseChanged:
+    paused: bool
+    reason: bytes32
     agent: indexed(address)
 
 event ForcedTransfer:
@@ -79,13 +86,11 @@ def __init__(registry_: i_registry):
 
 @internal
 @view
-def _restriction(sender: address, receiver: address, amount: uint256) -> uint8:
-    if pausable.paused:
-        return PAUSED
-    if not staticcall self.registry.is_verified(sender):
-        return SENDER_NOT_ALLOWED
-    if not staticcall self.registry.is_verified(receiver):
-        return RECEIVER_NOT_ALLOWED
+def _holder_restriction(sender: address, receiver: address, amount: uint256) -> uint8:
+    """
+    @notice The holder rules of one transfer (freezes, balance), written once for
+            single transfers and batches; the allow-list and pause are checked by the caller.
+    """
     if self.frozen[sender]:
         return SENDER_FROZEN
     if self.frozen[receiver]:
@@ -96,6 +101,18 @@ def _restriction(sender: address, receiver: address, amount: uint256) -> uint8:
     if balance - amount < self.frozen_amount[sender]:
         return AMOUNT_FROZEN
     return OK
+
+
+@internal
+@view
+def _restriction(sender: address, receiver: address, amount: uint256) -> uint8:
+    if pausable.paused:
+        return PAUSED
+    if not staticcall self.registry.is_verified(sender):
+        return SENDER_NOT_ALLOWED
+    if not staticcall self.registry.is_verified(receiver):
+        return RECEIVER_NOT_ALLOWED
+    return self._holder_restriction(sender, receiver, amount)
 
 
 @internal
@@ -121,10 +138,9 @@ def _message(code: uint8) -> String[48]:
 
 
 @internal
-@view
-def _require_allowed(sender: address, receiver: address, amount: uint256):
-    code: uint8 = self._restriction(sender, receiver, amount)
-    assert code == OK, self._message(code)
+@pure
+def _require_ok(code: uint8):
+    assert code == OK, concat("token: ", self._message(code))
 
 
 @external
@@ -132,6 +148,9 @@ def _require_allowed(sender: address, receiver: address, amount: uint256):
 def detectTransferRestriction(sender: address, receiver: address, amount: uint256) -> uint8:
     """
     @notice ERC-1404 pre-check: 0 when the transfer would pass, else a reason code.
+    @param sender The wallet the units leave.
+    @param receiver The wallet they go to.
+    @param amount Base units.
     """
     return self._restriction(sender, receiver, amount)
 
@@ -139,25 +158,43 @@ def detectTransferRestriction(sender: address, receiver: address, amount: uint25
 @external
 @pure
 def messageForTransferRestriction(code: uint8) -> String[48]:
+    """
+    @notice The text of a restriction code.
+    @param code A code detectTransferRestriction returned.
+    """
     return self._message(code)
 
 
 @external
 @view
 def is_paused() -> bool:
+    """
+    @notice Whether the agent has paused every transfer.
+    """
     return pausable.paused
 
 
 @external
 def transfer(to: address, amount: uint256) -> bool:
-    self._require_allowed(msg.sender, to, amount)
+    """
+    @notice ERC-20 transfer under the token's rules.
+    @param to An allow-listed, unfrozen wallet.
+    @param amount Base units (not frozen in the sender's balance).
+    """
+    self._require_ok(self._restriction(msg.sender, to, amount))
     erc20._transfer(msg.sender, to, amount)
     return True
 
 
 @external
 def transferFrom(owner: address, to: address, amount: uint256) -> bool:
-    self._require_allowed(owner, to, amount)
+    """
+    @notice ERC-20 transferFrom under the token's rules.
+    @param owner The wallet the units leave (it approved the caller).
+    @param to An allow-listed, unfrozen wallet.
+    @param amount Base units (not frozen in the owner's balance).
+    """
+    self._require_ok(self._restriction(owner, to, amount))
     erc20._spend_allowance(owner, msg.sender, amount)
     erc20._transfer(owner, to, amount)
     return True
@@ -171,21 +208,22 @@ def transfer_batch_from(
     @notice Many transferFrom legs in one call, all or none: the settlement
             path for variation margin. Same rules as transferFrom; the
             allow-list is checked once per batch.
+    @param senders The wallets each leg leaves (each approved the caller).
+    @param receivers The wallets each leg goes to.
+    @param amounts Base units per leg.
     """
     n: uint256 = len(senders)
-    assert len(receivers) == n and len(amounts) == n, "batch legs differ in length"
-    assert not pausable.paused, "token is paused"
-    assert staticcall self.registry.all_verified(senders), "sender is not on the allow-list"
-    assert staticcall self.registry.all_verified(receivers), "receiver is not on the allow-list"
+    assert len(receivers) == n and len(amounts) == n, "token: batch legs differ in length"
+    if pausable.paused:
+        self._require_ok(PAUSED)
+    if not staticcall self.registry.all_verified(senders):
+        self._require_ok(SENDER_NOT_ALLOWED)
+    if not staticcall self.registry.all_verified(receivers):
+        self._require_ok(RECEIVER_NOT_ALLOWED)
     for i: uint256 in range(n, bound=MAX_BATCH):
-        sender: address = senders[i]
-        receiver: address = receivers[i]
-        amount: uint256 = amounts[i]
-        assert not self.frozen[sender], "sender wallet is frozen"
-        assert not self.frozen[receiver], "receiver wallet is frozen"
-        assert erc20.balanceOf[sender] >= amount + self.frozen_amount[sender], "amount exceeds the unfrozen balance"
-        erc20._spend_allowance(sender, msg.sender, amount)
-        erc20._transfer(sender, receiver, amount)
+        self._require_ok(self._holder_restriction(senders[i], receivers[i], amounts[i]))
+        erc20._spend_allowance(senders[i], msg.sender, amounts[i])
+        erc20._transfer(senders[i], receivers[i], amounts[i])
     return True
 
 
@@ -193,10 +231,13 @@ def transfer_batch_from(
 def mint(to: address, amount: uint256):
     """
     @notice Issue `amount` base units to an allow-listed holder (issuer only).
+    @param to An allow-listed wallet.
+    @param amount Base units.
     """
     access_control._check_role(ISSUER, msg.sender)
     pausable._require_not_paused()
-    assert staticcall self.registry.is_verified(to), "receiver is not on the allow-list"
+    if not staticcall self.registry.is_verified(to):
+        self._require_ok(RECEIVER_NOT_ALLOWED)
     erc20._mint(to, amount)
     log Issued(holder=to, amount=amount)
 
@@ -205,40 +246,68 @@ def mint(to: address, amount: uint256):
 def redeem(holder: address, amount: uint256):
     """
     @notice Burn a holder's units on redemption (issuer only; frozen units stay frozen).
+    @param holder The wallet redeemed.
+    @param amount Base units.
     """
     access_control._check_role(ISSUER, msg.sender)
-    assert erc20.balanceOf[holder] - amount >= self.frozen_amount[holder], "amount exceeds the unfrozen balance"
+    if erc20.balanceOf[holder] < amount:
+        self._require_ok(INSUFFICIENT_BALANCE)
+    if erc20.balanceOf[holder] - amount < self.frozen_amount[holder]:
+        self._require_ok(AMOUNT_FROZEN)
     erc20._burn(holder, amount)
     log Redeemed(holder=holder, amount=amount)
 
 
 @external
-def freeze(holder: address, status: bool):
+def freeze(holder: address, status: bool, reason: bytes32):
+    """
+    @notice Agent freezes (or unfreezes) a whole wallet.
+    @param holder The wallet.
+    @param status True: frozen.
+    @param reason A non-zero reason code, recorded on chain.
+    """
     access_control._check_role(AGENT, msg.sender)
+    assert reason != empty(bytes32), "token: reason code required"
     self.frozen[holder] = status
-    log Frozen(holder=holder, status=status, agent=msg.sender)
+    log Frozen(holder=holder, status=status, reason=reason, agent=msg.sender)
 
 
 @external
-def freeze_partial(holder: address, amount: uint256):
+def freeze_partial(holder: address, amount: uint256, reason: bytes32):
     """
-    @notice Set the part of `holder`'s balance that cannot move (absolute, base units).
+    @notice Set the part of `holder`'s balance that cannot move.
+    @param holder The wallet.
+    @param amount Base units frozen (absolute, not added).
+    @param reason A non-zero reason code, recorded on chain.
     """
     access_control._check_role(AGENT, msg.sender)
+    assert reason != empty(bytes32), "token: reason code required"
     self.frozen_amount[holder] = amount
-    log PartiallyFrozen(holder=holder, amount=amount, agent=msg.sender)
+    log PartiallyFrozen(holder=holder, amount=amount, reason=reason, agent=msg.sender)
 
 
 @external
-def pause():
+def pause(reason: bytes32):
+    """
+    @notice Agent stops every transfer, mint and batch.
+    @param reason A non-zero reason code, recorded on chain.
+    """
     access_control._check_role(AGENT, msg.sender)
+    assert reason != empty(bytes32), "token: reason code required"
     pausable._pause()
+    log PauseChanged(paused=True, reason=reason, agent=msg.sender)
 
 
 @external
-def unpause():
+def unpause(reason: bytes32):
+    """
+    @notice Agent lets transfers resume.
+    @param reason A non-zero reason code, recorded on chain.
+    """
     access_control._check_role(AGENT, msg.sender)
+    assert reason != empty(bytes32), "token: reason code required"
     pausable._unpause()
+    log PauseChanged(paused=False, reason=reason, agent=msg.sender)
 
 
 @external
@@ -246,17 +315,23 @@ def forced_transfer(sender: address, receiver: address, amount: uint256, reason:
     """
     @notice Agent moves units without the holder's signature (court order,
             mistaken transfer, default). Frozen units are unfrozen as needed;
-            the receiver must be allow-listed. `reason` is recorded on chain.
+            the receiver must be allow-listed.
+    @param sender The wallet the units leave.
+    @param receiver An allow-listed wallet.
+    @param amount Base units.
+    @param reason A non-zero reason code, recorded on chain.
     """
     access_control._check_role(AGENT, msg.sender)
-    assert reason != empty(bytes32), "reason code required"
-    assert staticcall self.registry.is_verified(receiver), "receiver is not on the allow-list"
+    assert reason != empty(bytes32), "token: reason code required"
+    if not staticcall self.registry.is_verified(receiver):
+        self._require_ok(RECEIVER_NOT_ALLOWED)
     balance: uint256 = erc20.balanceOf[sender]
-    assert balance >= amount, "amount exceeds the balance"
+    if balance < amount:
+        self._require_ok(INSUFFICIENT_BALANCE)
     free: uint256 = balance - min(balance, self.frozen_amount[sender])
     if amount > free:
         self.frozen_amount[sender] -= amount - free
-        log PartiallyFrozen(holder=sender, amount=self.frozen_amount[sender], agent=msg.sender)
+        log PartiallyFrozen(holder=sender, amount=self.frozen_amount[sender], reason=reason, agent=msg.sender)
     erc20._transfer(sender, receiver, amount)
     log ForcedTransfer(sender=sender, receiver=receiver, amount=amount, reason=reason, agent=msg.sender)
 
@@ -266,10 +341,14 @@ def recover(lost: address, replacement: address, reason: bytes32):
     """
     @notice Wallet recovery: move the whole balance of a lost wallet to the
             holder's replacement wallet, carrying its freeze state over.
+    @param lost The lost wallet.
+    @param replacement The holder's new, allow-listed wallet.
+    @param reason A non-zero reason code, recorded on chain.
     """
     access_control._check_role(AGENT, msg.sender)
-    assert reason != empty(bytes32), "reason code required"
-    assert staticcall self.registry.is_verified(replacement), "receiver is not on the allow-list"
+    assert reason != empty(bytes32), "token: reason code required"
+    if not staticcall self.registry.is_verified(replacement):
+        self._require_ok(RECEIVER_NOT_ALLOWED)
     amount: uint256 = erc20.balanceOf[lost]
     erc20._transfer(lost, replacement, amount)
     self.frozen_amount[replacement] += self.frozen_amount[lost]

@@ -58,13 +58,18 @@ def dvp(
     @notice Seller delivers `asset_amount` of `asset` to the buyer, who pays
             `cash_amount` of `cash`; both or neither.
     @return False when `key` was already carried out.
+    @param key Idempotency key of the instruction.
+    @param asset The token delivered; `asset_amount` its base units.
+    @param seller The wallet delivering the asset (it approved this contract).
+    @param cash The token paid; `cash_amount` its base units.
+    @param buyer The wallet paying (it approved this contract).
     """
     access_control._check_role(SETTLER, msg.sender)
     digest: bytes32 = keccak256(abi_encode("dvp", asset, seller, asset_amount, cash, buyer, cash_amount))
     if not idempotency._claim(key, digest):
         return False
-    assert extcall IERC20(asset).transferFrom(seller, buyer, asset_amount, default_return_value=True)
-    assert extcall IERC20(cash).transferFrom(buyer, seller, cash_amount, default_return_value=True)
+    assert extcall IERC20(asset).transferFrom(seller, buyer, asset_amount, default_return_value=True), "settlement: token transfer failed"
+    assert extcall IERC20(cash).transferFrom(buyer, seller, cash_amount, default_return_value=True), "settlement: token transfer failed"
     log DvPSettled(key=key, asset=asset, seller=seller, asset_amount=asset_amount, cash=cash, buyer=buyer, cash_amount=cash_amount)
     return True
 
@@ -75,12 +80,14 @@ def settle_batch(key: bytes32, legs: DynArray[Leg, MAX_LEGS]) -> bool:
     """
     @notice Settle every leg or none.
     @return False when `key` was already carried out.
+    @param key Idempotency key of the batch.
+    @param legs Token, sender, receiver and base units of each leg (at most MAX_LEGS).
     """
     access_control._check_role(SETTLER, msg.sender)
     if not idempotency._claim(key, keccak256(abi_encode(legs))):
         return False
     for leg: Leg in legs:
-        assert extcall IERC20(leg.token).transferFrom(leg.sender, leg.receiver, leg.amount, default_return_value=True)
+        assert extcall IERC20(leg.token).transferFrom(leg.sender, leg.receiver, leg.amount, default_return_value=True), "settlement: token transfer failed"
     log BatchSettled(key=key, legs=len(legs))
     return True
 
@@ -95,10 +102,15 @@ def settle_token_batch(
     @notice Settle many legs in one token all-or-nothing through the token's
             own batch transfer: one external call instead of one per leg.
     @return False when `key` was already carried out.
+    @param key Idempotency key of the batch (one per chunk: `key#i`).
+    @param token The token every leg moves.
+    @param senders The paying wallets.
+    @param receivers The receiving wallets.
+    @param amounts Base units per leg (at most MAX_BATCH legs).
     """
     access_control._check_role(SETTLER, msg.sender)
     if not idempotency._claim(key, keccak256(abi_encode(token, senders, receivers, amounts))):
         return False
-    assert extcall token.transfer_batch_from(senders, receivers, amounts)
+    assert extcall token.transfer_batch_from(senders, receivers, amounts), "settlement: batch transfer failed"
     log BatchSettled(key=key, legs=len(senders))
     return True

@@ -311,7 +311,7 @@ def pledge(key: bytes32, account: bytes32, token: address, amount: uint256) -> b
     assert amount > 0, "vault: amount must be positive"
     self.held[account][token] += amount
     self.total_held[token] += amount
-    assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True)
+    assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True), "vault: token transfer failed"
     log Pledged(key=key, account=account, token=token, amount=amount)
     return True
 
@@ -337,7 +337,7 @@ def release(key: bytes32, account: bytes32, token: address, amount: uint256) -> 
     self.held[account][token] -= amount
     self.total_held[token] -= amount
     assert self._collateral_value(account) >= self.required_floor[account], "vault: release would breach the requirement"
-    assert extcall IERC20(token).transfer(acct.member, amount, default_return_value=True)
+    assert extcall IERC20(token).transfer(acct.member, amount, default_return_value=True), "vault: token transfer failed"
     log Released(key=key, account=account, token=token, amount=amount, receiver=acct.member)
     return True
 
@@ -369,8 +369,8 @@ def substitute(
     self.total_held[token_out] -= amount_out
     self.held[account][token_in] += amount_in
     self.total_held[token_in] += amount_in
-    assert extcall IERC20(token_in).transferFrom(msg.sender, self, amount_in, default_return_value=True)
-    assert extcall IERC20(token_out).transfer(msg.sender, amount_out, default_return_value=True)
+    assert extcall IERC20(token_in).transferFrom(msg.sender, self, amount_in, default_return_value=True), "vault: token transfer failed"
+    assert extcall IERC20(token_out).transfer(msg.sender, amount_out, default_return_value=True), "vault: token transfer failed"
     log Substituted(key=key, account=account, token_out=token_out, amount_out=amount_out, token_in=token_in, amount_in=amount_in)
     return True
 
@@ -410,6 +410,6 @@ def seize(key: bytes32, account: bytes32, token: address, amount: uint256, recei
     assert self.held[account][token] >= amount, "vault: amount exceeds the account's holding"
     self.held[account][token] -= amount
     self.total_held[token] -= amount
-    assert extcall IERC20(token).transfer(receiver, amount, default_return_value=True)
+    assert extcall IERC20(token).transfer(receiver, amount, default_return_value=True), "vault: token transfer failed"
     log Seized(key=key, account=account, token=token, amount=amount, receiver=receiver)
     return True
