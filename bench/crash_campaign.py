@@ -7,7 +7,8 @@ releases) killed at random instruction boundaries and restarted each time.
    then a restart that attaches, completes what was in flight and reconciles; SIGKILLS kills.
 
 Prints kills, restarts, instructions, lost, applied twice and reconciliation breaks (all but the first three must
-be 0). Run: ``.venv/bin/python bench/crash_campaign.py [KILLS] [SIGKILLS]``.
+be 0). Run: ``.venv/bin/python bench/crash_campaign.py [KILLS] [SIGKILLS]`` (``CAMPAIGN_PARTS=embedded,anvil,sigkill``
+by default; name fewer to run fewer).
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def on_anvil(folder: Path) -> None:
             return RpcChain(node.url, node.funder_key), open_store(f"sqlite:///{folder / f'anvil-{count[0]}.db'}")
 
         started = time.perf_counter()
-        report("anvil, in-process kills", campaign(make, kills=KILLS, per_run=PER_RUN, members=MEMBERS),
-               time.perf_counter() - started)
+        # anvil's clock runs in real time: T-bills accrete by the second, so cure pledges (the members' own
+        # arithmetic) differ by a few units between runs; T-bill holdings are left out of the comparison
+        result = campaign(make, kills=KILLS, per_run=PER_RUN, members=MEMBERS, skip_assets=frozenset({"TBILL"}))
+        report("anvil, in-process kills (T-bill holdings not compared)", result, time.perf_counter() - started)
 
 
 def sigkills(folder: Path) -> None:
@@ -101,11 +104,12 @@ def sigkills(folder: Path) -> None:
 
 def main() -> None:
     logs.configure(level=logging.ERROR)
+    parts = os.environ.get("CAMPAIGN_PARTS", "embedded,anvil,sigkill").split(",")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        embedded(folder)
-        on_anvil(folder)
-        sigkills(folder)
+        for name, part in (("embedded", embedded), ("anvil", on_anvil), ("sigkill", sigkills)):
+            if name in parts:
+                part(folder)
 
 
 if __name__ == "__main__":

@@ -162,9 +162,11 @@ def run_once(chain: Chain, store: Store, *, members: int, kill_at: set[int],
 
 
 def campaign(make: Callable[[], tuple[Chain, Store]], *, kills: int, per_run: int, members: int,
-             seed: int = 2023) -> CampaignResult:
+             seed: int = 2023, skip_assets: frozenset[str] = frozenset()) -> CampaignResult:
     """Runs until ``kills`` kills have landed, ``per_run`` random boundaries a run; every run's final
-    state is compared with an unkilled reference run on a fresh chain and book."""
+    state is compared with an unkilled reference run on a fresh chain and book. ``skip_assets``: holdings
+    not compared (on a node whose clock runs in real time, a T-bill's price accretes by the second, so the
+    units a member pledges to cure a call differ between two runs by the member's own rounding)."""
     chain, store = make()
     reference, base, _ = run_once(chain, store, members=members, kill_at=set())
     rng = random.Random(seed)
@@ -179,18 +181,20 @@ def campaign(make: Callable[[], tuple[Chain, Store]], *, kills: int, per_run: in
         total.instructions += one.instructions
         total.applied_twice += one.applied_twice
         total.reconciliation_breaks += one.reconciliation_breaks
-        differences = compare(reference, state)
+        differences = compare(reference, state, skip_assets)
         total.lost += one.lost + (1 if differences else 0)
         total.differences += differences
     return total
 
 
-def compare(reference: dict, state: dict) -> list[str]:
+def compare(reference: dict, state: dict, skip_assets: frozenset[str] = frozenset()) -> list[str]:
     """What differs between two runs' final books (calls, holdings, instruction kinds and statuses)."""
     out = []
     for name in ("calls", "holdings", "instructions"):
         a, b = reference[name], state[name]
         for key in sorted(set(a) | set(b), key=str):
+            if name == "holdings" and key[1] in skip_assets:
+                continue
             if a.get(key) != b.get(key):
                 out.append(f"{name} {key}: {a.get(key)} != {b.get(key)}")
     return out[:20]

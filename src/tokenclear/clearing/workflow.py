@@ -31,9 +31,11 @@ import structlog
 from sqlalchemy import select
 
 from tokenclear.book.positions import Book, book_from_entries
-from tokenclear.clearing import calls, coverage
+from tokenclear.clearing import calls, coverage, reconciliation
 from tokenclear.clearing.coverage import CENT, MICRO, Holdings, Limits, RiskState
 from tokenclear.clearing.interfaces import Clock, LedgerPort, PriceFeed, StorePort
+from tokenclear.clearing.reconciliation import Break
+from tokenclear.clearing.vm_batch import paid, vm_batch
 from tokenclear.collateral.files import Reference
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
 from tokenclear.collateral.limits import portfolio_correlation, resolve_limits
@@ -50,6 +52,7 @@ from tokenclear.margin.setup import RiskSetup, book_margin
 from tokenclear.margin.variation import settlement_prices, variation_margin
 from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import OracleGuard
+from tokenclear.store import queries
 from tokenclear.store.models import (
     Account,
     CallEvent,
@@ -57,12 +60,8 @@ from tokenclear.store.models import (
     Holding,
     Instruction,
     MarginCall,
-    Member,
     Position,
-    Reconciliation,
-    ReconciliationBreak,
     Requirement,
-    SyncState,
 )
 
 log = structlog.get_logger("tokenclear.workflow")
@@ -136,15 +135,6 @@ class CycleSummary:
     warnings: list[str] = field(default_factory=list)  # the margin run's (short history, proxies, ...)
 
 
-@dataclass(frozen=True)
-class Break:
-    account: str
-    asset: str
-    book_units: int
-    chain_units: int
-    cause: str
-
-
 class Workflow:
     def __init__(self, *, store: StorePort, ledger: LedgerPort, clock: Clock, feed: PriceFeed, guard: OracleGuard,
                  risk: RiskInputs, reference: Reference, collateral_market: tuple[MarketData, MarketData],
@@ -159,7 +149,7 @@ class Workflow:
                               if one.dimension in config.limit_dimensions],
                              config.wrong_way_threshold, config.wrong_way_exclude)
         with store.session() as session:  # the guard carries on from the last cycle's state
-            last = session.scalar(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
+            last = queries.last_closed_cycle(session)
             if last is not None and "guard" in last.detail:
                 guard.restore(last.detail["guard"])
 
@@ -218,33 +208,7 @@ class Workflow:
     # ---- the book follows the chain ---------------------------------------------------------------
     def sync(self) -> int:
         """Apply vault events after the cursor to the book's holdings; returns events applied."""
-        with self.store.session() as session:
-            state = session.get(SyncState, "vault")
-            start = self.ledger.deployed_block if state is None else state.block + 1
-            head = self.ledger.block_number()
-            if start > head:
-                return 0
-            events = self.ledger.vault_events(start, head)
-            accounts = {row.onchain_id: row.id for row in session.scalars(select(Account))}
-            applied = 0
-            for event in events:
-                changes = _holding_changes(event, self.symbol_of)
-                for onchain_id, symbol, delta in changes:
-                    account = accounts.get(onchain_id)
-                    if account is None:
-                        continue  # an account the book does not know: reconciliation lists it
-                    holding = session.get(Holding, (account, symbol))
-                    if holding is None:
-                        holding = Holding(account_id=account, asset=symbol, units=Decimal(0))
-                        session.add(holding)
-                    holding.units = Decimal(holding.units) + delta
-                    assert holding.units >= 0, f"book holding of {account} in {symbol} went negative"
-                    applied += 1
-            if state is None:
-                session.add(SyncState(name="vault", block=head))
-            else:
-                state.block = head
-        return applied
+        return reconciliation.sync(self.store, self.ledger, self.symbol_of)
 
     # ---- the cycle --------------------------------------------------------------------------------
     def run_cycle(self, at: datetime, *, kind: str = "scheduled", issue_calls: bool = True,
@@ -276,7 +240,7 @@ class Workflow:
                          correlation)
         lap("requirements (HS-VaR)")
         with self.store.session() as session:
-            cycle = session.scalar(select(Cycle).where(Cycle.key == key))
+            cycle = queries.cycle_by_key(session, key)
             if cycle is None:
                 cycle = Cycle(key=key, at=at, kind=kind, status="open",
                               detail={"date": str(day), "vm_paid_by_members": str(paid_by),
@@ -285,7 +249,7 @@ class Workflow:
                                       "warnings": warnings})
                 session.add(cycle)
                 session.flush()
-            accounts = list(session.scalars(select(Account).order_by(Account.id)))
+            accounts = queries.accounts(session)
             issued, called, total_collateral, total_requirement = 0, Decimal(0), Decimal(0), Decimal(0)
             needed = {account.id: requirement.get(account.id, Decimal("0.00")) + unpaid.get(account.id, Decimal(0))
                       for account in accounts}
@@ -300,10 +264,10 @@ class Workflow:
                     session.add(Requirement(cycle_id=cycle.id, account_id=account.id, requirement=required,
                                             collateral=collateral, coverage=cover))
                 amount = coverage.call_amount(cover, self.config.call_threshold)
-                if (issue_calls and amount is not None
-                        and self._open_call(session, account.id) is None and not self._in_default(session, account.id)):
+                if (issue_calls and amount is not None and queries.open_call(session, account.id) is None
+                        and not queries.in_default(session, account.id)):
                     call_key = f"call:{key}:{account.id}"
-                    if session.scalar(select(MarginCall).where(MarginCall.key == call_key)) is None:
+                    if queries.call_by_key(session, call_key) is None:
                         call = MarginCall(key=call_key, account_id=account.id, cycle_id=cycle.id, amount=amount,
                                           currency="USD", issued_at=at, deadline=at + self.config.deadline,
                                           state=calls.ISSUED, cured_amount=Decimal("0.00"))
@@ -317,7 +281,7 @@ class Workflow:
             floors = [(account.onchain_id, needed[account.id]) for account in accounts]
         self._post_floors(key, floors)
         with self.store.session() as session:
-            session.scalar(select(Cycle).where(Cycle.key == key)).status = "closed"
+            queries.cycle_by_key(session, key).status = "closed"
         lap("valuation from the vault, calls and floors on chain")
         return CycleSummary(key, at, total_requirement, total_collateral, issued, called, paid_by, paid_to,
                             haircuts_bps, prices, status, seconds, blocked, warnings)
@@ -360,7 +324,7 @@ class Workflow:
         posts the same commitments (and a member or regulator given the salt can open them)."""
         instruction = f"{key}:floors"
         with self.store.session() as session:
-            done = session.scalar(select(Instruction).where(Instruction.key == instruction))
+            done = queries.instruction(session, instruction)
             params = None if done is None else done.params
         if params is None:
             rows = []
@@ -378,8 +342,8 @@ class Workflow:
         the clearing house hands the member or the regulator."""
         with self.store.session() as session:
             account = session.get(Account, account_id)
-            done = session.scalar(select(Instruction).where(Instruction.key == f"{cycle_key}:floors"))
-            cycle = session.scalar(select(Cycle).where(Cycle.key == cycle_key))
+            done = queries.instruction(session, f"{cycle_key}:floors")
+            cycle = queries.cycle_by_key(session, cycle_key)
             if account is None or done is None or cycle is None:
                 raise WorkflowError(f"no floor posted for '{account_id}' by cycle '{cycle_key}'")
             required = session.get(Requirement, (cycle.id, account_id)).requirement
@@ -409,10 +373,9 @@ class Workflow:
         (so it is called). Returns (paid by members, paid to members, blocked legs)."""
         instruction_key_ = f"{key}:vm"
         with self.store.session() as session:
-            done = session.scalar(select(Instruction).where(Instruction.key == instruction_key_))
-            previous = session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.key != key,
-                                                          Cycle.kind != "intraday").order_by(Cycle.at.desc()))
-            wallets = self._wallets(session)
+            done = queries.instruction(session, instruction_key_)
+            previous = queries.previous_daily_cycle(session, key)
+            wallets = queries.wallets(session)
         if done is not None:  # a rerun or a restart: the batch as first decided
             params = done.params
         else:
@@ -422,34 +385,17 @@ class Workflow:
             rows = variation_margin(book, self.risk.catalogue,
                                     self._settlement(book, np.datetime64(previous.detail["date"])),
                                     self._settlement(book, day))
-            operator = self.ledger.operator
-            params = {"legs": [], "accounts": [], "blocked": []}
-            for row in rows:
-                units = int(row.vm * MICRO)  # cents -> 6-decimal stablecoin units, exact
-                if units == 0:
-                    continue
-                payer, receiver = (wallets[row.account], operator) if units > 0 else (operator, wallets[row.account])
-                reason = self.ledger.transfer_restriction("TUSD", payer, receiver, abs(units))
-                if reason is not None:
-                    params["blocked"].append({"account": row.account, "units": units, "reason": reason})
-                    continue
-                params["legs"].append([payer, receiver, abs(units)])
-                params["accounts"].append([row.account, units])
+            params = vm_batch(rows, wallets, self.ledger.operator,
+                              lambda payer, receiver, units: self.ledger.transfer_restriction("TUSD", payer, receiver,
+                                                                                              units))
             if not params["legs"] and not params["blocked"]:
                 return Decimal(0), Decimal(0), []
         if params["legs"]:
             self.execute(instruction_key_, "settle_payments", params)
-        paid_by = sum((Decimal(units) / MICRO for _, units in params["accounts"] if units > 0), Decimal(0))
-        paid_to = sum((Decimal(-units) / MICRO for _, units in params["accounts"] if units < 0), Decimal(0))
         for one in params["blocked"]:
             log.warning("VM leg blocked", key=instruction_key_, account=one["account"], units=one["units"],
                         reason=one["reason"])
-        return paid_by, paid_to, params["blocked"]
-
-    @staticmethod
-    def _wallets(session) -> dict[str, str]:
-        members = {member.id: member.wallet for member in session.scalars(select(Member))}
-        return {account.id: members[account.member_id] for account in session.scalars(select(Account))}
+        return (*paid(params), params["blocked"])
 
     def _requirements(self, day: np.datetime64) -> tuple[dict[str, Decimal], dict[str, tuple[float, ...]], list[str]]:
         """Each account's requirement (USD) as of ``day``, computed as the ``margin`` command computes it,
@@ -520,7 +466,7 @@ class Workflow:
         requirement of the last end-of-day run, and call the shortfalls. Returns None when no price
         crossed the threshold."""
         with self.store.session() as session:
-            last = session.scalar(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
+            last = queries.last_closed_cycle(session)
         if last is None:
             raise WorkflowError("no cycle has run yet: an intraday check needs the last prices")
         before = last.detail.get("prices", {})
@@ -549,15 +495,13 @@ class Workflow:
             account = session.get(Account, account_id)
             if account is None:
                 raise WorkflowError(f"unknown account '{account_id}'")
-            if self._open_call(session, account_id) is not None or self._in_default(session, account_id):
+            if queries.open_call(session, account_id) is not None or queries.in_default(session, account_id):
                 raise WorkflowError(f"{account_id} has an open margin call or is in default: no release")
             held = session.get(Holding, (account_id, symbol))
             if held is None or int(held.units) < units:
                 raise WorkflowError(f"{account_id} holds {0 if held is None else int(held.units)} {symbol} units, "
                                     f"fewer than the {units} asked")
-            latest = session.scalar(select(Requirement).join(Cycle, Requirement.cycle_id == Cycle.id)
-                                    .where(Requirement.account_id == account_id).order_by(Cycle.at.desc()))
-            required = Decimal("0.00") if latest is None else latest.requirement
+            required = queries.latest_requirement(session, account_id)
             onchain = account.onchain_id
             asset = self.ledger.asset_parameters(symbol)
             value = Decimal(post_haircut_micro(units, price_e8=asset.price_e8, haircut_bps=asset.haircut_bps,
@@ -569,23 +513,12 @@ class Workflow:
         return self.execute(key, "release", {"onchain_id": onchain, "symbol": symbol, "units": units})
 
     # ---- calls ------------------------------------------------------------------------------------
-    @staticmethod
-    def _open_call(session, account_id: str) -> MarginCall | None:
-        return session.scalar(select(MarginCall).where(MarginCall.account_id == account_id,
-                                                       MarginCall.state.in_(calls.OPEN_STATES)))
-
-    @staticmethod
-    def _in_default(session, account_id: str) -> bool:
-        """An account in default is in default management's hands: no further calls."""
-        return session.scalar(select(MarginCall.id).where(MarginCall.account_id == account_id,
-                                                          MarginCall.state == calls.DEFAULTED)) is not None
-
     def on_collateral(self, account_id: str) -> str | None:
         """After a member pledged: sync the book, then move the account's open call by its coverage."""
         self.sync()
         now = self.clock.now()
         with self.store.session() as session:
-            call = self._open_call(session, account_id)
+            call = queries.open_call(session, account_id)
             if call is None:
                 return None
             account = session.get(Account, account_id)
@@ -629,7 +562,7 @@ class Workflow:
         from tokenclear.clearing.iso20022 import CallMessage, margin_call_request
 
         with self.store.session() as session:
-            call = session.scalar(select(MarginCall).where(MarginCall.key == key))
+            call = queries.call_by_key(session, key)
             if call is None:
                 raise WorkflowError(f"no margin call '{key}'")
             account = session.get(Account, call.account_id)
@@ -645,7 +578,7 @@ class Workflow:
         answer = margin_call_response(data, source=source)
         now = self.clock.now()
         with self.store.session() as session:
-            call = session.scalar(select(MarginCall).where(MarginCall.key == answer.call_id))
+            call = queries.call_by_key(session, answer.call_id)
             if call is None:
                 raise WorkflowError(f"{source}: answers unknown margin call '{answer.call_id}'")
             if answer.disputed is not None:
@@ -662,34 +595,7 @@ class Workflow:
     def reconcile(self) -> list[Break]:
         """The book against the chain, per account and token; every difference with its cause."""
         self.sync()
-        breaks: list[Break] = []
-        with self.store.session() as session:
-            book = {(h.account_id, h.asset): int(h.units) for h in session.scalars(select(Holding))}
-            accounts = list(session.scalars(select(Account).order_by(Account.id)))
-            block = self.ledger.block_number()
-            for account in accounts:
-                onchain = bytes.fromhex(account.onchain_id[2:])
-                for token in self.tokens:
-                    chain_units = self.ledger.held(onchain, token.symbol)
-                    book_units = book.get((account.id, token.symbol), 0)
-                    if chain_units != book_units:
-                        cause = ("book holds units the vault does not" if book_units > chain_units
-                                 else "vault holds units the book has not recorded")
-                        breaks.append(Break(account.id, token.symbol, book_units, chain_units, cause))
-            for token in self.tokens:
-                total_chain = self.ledger.total_held(token.symbol)
-                total_book = sum(units for (_, symbol), units in book.items() if symbol == token.symbol)
-                if total_chain != total_book:
-                    breaks.append(Break("*", token.symbol, total_book, total_chain,
-                                        "vault total differs from the book's (an account the book does not know)"))
-            run = Reconciliation(at=self.clock.now(), block=block, accounts=len(accounts), breaks=len(breaks))
-            session.add(run)
-            session.flush()
-            for one in breaks:
-                session.add(ReconciliationBreak(reconciliation_id=run.id, account_id=one.account, asset=one.asset,
-                                                book_units=Decimal(one.book_units),
-                                                chain_units=Decimal(one.chain_units), cause=one.cause))
-        return breaks
+        return reconciliation.reconcile(self.store, self.ledger, [t.symbol for t in self.tokens], self.clock.now())
 
 
 FAILPOINT_ENV = "TOKENCLEAR_FAILPOINT"
@@ -720,18 +626,3 @@ _boundaries = 0
 def utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes for UTC columns; every time in the book is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _holding_changes(event, symbol_of: dict[str, str]) -> list[tuple[str, str, int]]:
-    """(on-chain account id hex, token symbol, signed units) of one vault event."""
-    args = event.args
-    if event.name in ("Pledged", "Released", "Seized"):
-        symbol = symbol_of.get(str(args["token"]).lower())
-        sign = 1 if event.name == "Pledged" else -1
-        return [] if symbol is None else [("0x" + bytes(args["account"]).hex(), symbol, sign * int(args["amount"]))]
-    if event.name == "Substituted":
-        account = "0x" + bytes(args["account"]).hex()
-        return [(account, symbol_of[str(args["token_out"]).lower()], -int(args["amount_out"])),
-                (account, symbol_of[str(args["token_in"]).lower()], int(args["amount_in"]))]
-    return []
-

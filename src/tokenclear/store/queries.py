@@ -1,0 +1,66 @@
+"""Typed queries of the clearing book: the questions the workflow asks of it, each in one place."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tokenclear.clearing.calls import DEFAULTED, OPEN_STATES
+from tokenclear.store.models import Account, Cycle, Holding, Instruction, MarginCall, Member, Requirement
+
+
+def open_call(session: Session, account_id: str) -> MarginCall | None:
+    return session.scalar(select(MarginCall).where(MarginCall.account_id == account_id,
+                                                   MarginCall.state.in_(OPEN_STATES)))
+
+
+def in_default(session: Session, account_id: str) -> bool:
+    """An account with a defaulted call is in default management's hands."""
+    return session.scalar(select(MarginCall.id).where(MarginCall.account_id == account_id,
+                                                      MarginCall.state == DEFAULTED)) is not None
+
+
+def call_by_key(session: Session, key: str) -> MarginCall | None:
+    return session.scalar(select(MarginCall).where(MarginCall.key == key))
+
+
+def cycle_by_key(session: Session, key: str) -> Cycle | None:
+    return session.scalar(select(Cycle).where(Cycle.key == key))
+
+
+def last_closed_cycle(session: Session) -> Cycle | None:
+    return session.scalar(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
+
+
+def previous_daily_cycle(session: Session, key: str) -> Cycle | None:
+    """The last closed cycle other than ``key`` that paid VM (intraday cycles do not)."""
+    return session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.key != key, Cycle.kind != "intraday")
+                          .order_by(Cycle.at.desc()))
+
+
+def instruction(session: Session, key: str) -> Instruction | None:
+    return session.scalar(select(Instruction).where(Instruction.key == key))
+
+
+def accounts(session: Session) -> list[Account]:
+    return list(session.scalars(select(Account).order_by(Account.id)))
+
+
+def wallets(session: Session) -> dict[str, str]:
+    """Each account's member wallet."""
+    members = {member.id: member.wallet for member in session.scalars(select(Member))}
+    return {account.id: members[account.member_id] for account in session.scalars(select(Account))}
+
+
+def holdings(session: Session) -> dict[tuple[str, str], int]:
+    """(account, token symbol) -> base units the book holds."""
+    return {(h.account_id, h.asset): int(h.units) for h in session.scalars(select(Holding))}
+
+
+def latest_requirement(session: Session, account_id: str) -> Decimal:
+    """The account's requirement of the latest cycle (USD); 0.00 before the first."""
+    row = session.scalar(select(Requirement).join(Cycle, Requirement.cycle_id == Cycle.id)
+                         .where(Requirement.account_id == account_id).order_by(Cycle.at.desc()))
+    return Decimal("0.00") if row is None else row.requirement
