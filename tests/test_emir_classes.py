@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import context_of, future, random_walk
 from tests.test_cli import ROOT, tokenclear_env
 from tokenclear.errors import InputError
-from tokenclear.margin.classes import load_classes
 from tokenclear.margin.engine import Options, run_margin
+from tokenclear.margin_files import load_classes
 
 
 def test_history_shorter_than_required_takes_the_square_root_add_on():

@@ -12,13 +12,14 @@ from tokenclear.book.positions import Book, load_positions
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
-from tokenclear.margin.addons import average_daily_volume_usd, load_concentration
-from tokenclear.margin.classes import EMIR_CLASSES, MarginClass, load_classes
+from tokenclear.margin.addons import average_daily_volume_usd
+from tokenclear.margin.classes import EMIR_CLASSES, MarginClass
 from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs, series_names
 from tokenclear.margin.engine import MarginRun, Options
 from tokenclear.margin.procyclicality import APC_OPTIONS
 from tokenclear.margin.setup import RiskSetup, book_margin
-from tokenclear.margin.span import InterPair, load_pairs
+from tokenclear.margin.span import InterPair
+from tokenclear.margin_files import load_classes, load_concentration, load_pairs
 from tokenclear.market.files import load_folder
 from tokenclear.market.history import MarketData
 from tokenclear.settings import Settings

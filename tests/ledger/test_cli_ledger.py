@@ -8,9 +8,9 @@ import pytest
 
 from tests.test_cli import tokenclear
 from tokenclear.ledger.abi import Abi
-from tokenclear.ledger.anvil import free_port
 from tokenclear.ledger.chain import RpcChain
 from tokenclear.ledger.contract import Contract, artifact
+from tokenclear.local_ports import free_port
 
 pytestmark = pytest.mark.integration
 

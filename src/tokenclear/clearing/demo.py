@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from tokenclear.book.positions import book_from_entries
 from tokenclear.clearing import calls
-from tokenclear.clearing.coverage import units_for
+from tokenclear.clearing.coverage import MICRO, units_for
 from tokenclear.clearing.interfaces import SimulatedClock
 from tokenclear.clearing.onboarding import AccountRow, load_positions, onboard
 from tokenclear.clearing.system import attach_ledger, build_workflow, clearing_inputs, record_deployment
@@ -56,7 +56,7 @@ CYCLE_HOUR_UTC = 0  # just after a day's crypto close (24:00 UTC) and US close (
 SEED = 2023
 MAX_MEMBERS = 5_000
 SALT = b"tokenclear-demo-salt-2023"
-OPERATOR_FLOAT_MICRO = 500_000_000 * 10**6
+OPERATOR_FLOAT_MICRO = 500_000_000 * int(MICRO)
 
 
 @dataclass
@@ -238,7 +238,7 @@ class Demo:
             cushion = -0.02 + 0.08 * ((index * 7919) % 100) / 100
             if plan.behaviour == "unresponsive":
                 cushion = -0.01  # posted short and will not answer: the escalation path
-            target_micro = int(rows[account] * Decimal(1 + cushion) * 10**6)
+            target_micro = int(rows[account] * Decimal(1 + cushion) * MICRO)
             onchain = account_id(SALT, member, account)
             for symbol, share in OPENING_MIX.items():
                 units = self._units(ledger, symbol, int(target_micro * share))
@@ -285,7 +285,7 @@ class Demo:
             if gap <= 0:
                 workflow.on_collateral(account.id)
                 continue
-            value_micro = int((gap if fraction == 1 else call.amount * fraction) * 10**6) + 1
+            value_micro = int((gap if fraction == 1 else call.amount * fraction) * MICRO) + 1
             units = self._units(ledger, CURE_TOKEN, value_micro)
             started = time.perf_counter()
             ledger.pledge(f"cure:{call.key}:{fraction}", onchain, CURE_TOKEN, units, plans[account.member_id].wallet)

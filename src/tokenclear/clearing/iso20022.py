@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from xml.etree import ElementTree
 
 from tokenclear.errors import InputError
+from tokenclear.money import CENT
 
 REQUEST_NS = "urn:iso:std:iso:20022:tech:xsd:colr.003.001.05"
 RESPONSE_NS = "urn:iso:std:iso:20022:tech:xsd:colr.004.001.05"
@@ -90,7 +91,7 @@ def _amount(text: str | None, *, element: str, source: str) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         raise InputError(f"'{text}' is not an amount", path=source, field=element) from None
-    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
+    if not value.is_finite() or value < 0 or value != value.quantize(CENT):
         raise InputError(f"'{text}' is not a non-negative amount with at most 2 decimals", path=source, field=element)
     return value
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokenclear.errors import ChainUnavailable
+from tokenclear.local_ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -28,12 +29,6 @@ def anvil_binary() -> Path:
             return Path(candidate)
     raise ChainUnavailable("anvil not found: run `npm install` in the checkout (package.json pins "
                            "@foundry-rs/anvil) or set TOKENCLEAR_ANVIL")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

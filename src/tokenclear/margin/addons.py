@@ -18,13 +18,10 @@ liquidation-horizon rule), and the add-on is that excess:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from tokenclear.arrays import Float64Array1D, Float64Array2D
-from tokenclear.csvfiles import parse_float, read_rows
-from tokenclear.errors import InputError
 from tokenclear.market.calendars import closed_cash_days
 from tokenclear.market.history import MarketData
 
@@ -48,26 +45,6 @@ class ConcentrationRule:
     adv_usd: float | None  # blank = derived from the volume folder
     volume_unit: str | None
     participation: float
-
-
-def load_concentration(path: Path) -> dict[str, ConcentrationRule]:
-    """CSV ``underlying,adv_usd,volume_unit,participation``; blank adv_usd = from volumes."""
-    rows = read_rows(path, ["underlying", "adv_usd", "volume_unit", "participation"])
-    out: dict[str, ConcentrationRule] = {}
-    for line, row in rows:
-        name = row["underlying"]
-        if name in out:
-            raise InputError(f"duplicate underlying '{name}'", path=path, line=line, field="underlying")
-        adv = parse_float(row["adv_usd"], path=path, line=line, field="adv_usd", allow_blank=True)
-        unit = row["volume_unit"] or None
-        if np.isnan(adv) and unit not in VOLUME_UNITS:
-            raise InputError(f"give adv_usd or a volume_unit in {VOLUME_UNITS}", path=path, line=line,
-                             field="volume_unit")
-        participation = parse_float(row["participation"], path=path, line=line, field="participation")
-        if not 0 < participation <= 1:
-            raise InputError("participation must lie in (0, 1]", path=path, line=line, field="participation")
-        out[name] = ConcentrationRule(name, None if np.isnan(adv) else adv, unit, participation)
-    return out
 
 
 def average_daily_volume_usd(rule: ConcentrationRule, *, volumes: MarketData, prices: MarketData,

@@ -14,15 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 
 from tokenclear.arrays import Float64Array1D
 from tokenclear.book.positions import Book
-from tokenclear.csvfiles import parse_float, read_rows
-from tokenclear.errors import InputError
-from tokenclear.instruments.catalogue import CLEARING_CLASSES, Catalogue
+from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.margin.context import Context, RunConfig
 from tokenclear.margin.engine import AccountMargin, MarginRun, Options, run_margin
 
@@ -42,32 +39,6 @@ EMIR_CLASSES = {
     "listed": MarginClass("listed", 0.99, 2, "EMIR RTS 153/2013 Art. 24(1)(b), 26(1)(b)"),
     "otc": MarginClass("otc", 0.995, 5, "EMIR RTS 153/2013 Art. 24(1)(a), 26(1)(a)"),
 }
-
-
-def load_classes(path: Path) -> dict[str, MarginClass]:
-    """CSV ``class,confidence,mpor_days,source``; every clearing class must have a row."""
-    path = Path(path)
-    out: dict[str, MarginClass] = {}
-    for line, row in read_rows(path, ["class", "confidence", "mpor_days", "source"]):
-        name = row["class"]
-        if name not in CLEARING_CLASSES:
-            raise InputError(f"class '{name}' is not one of {', '.join(CLEARING_CLASSES)}", path=path, line=line,
-                             field="class")
-        if name in out:
-            raise InputError(f"duplicate class '{name}'", path=path, line=line, field="class")
-        confidence = parse_float(row["confidence"], path=path, line=line, field="confidence")
-        if not 0.5 < confidence < 1:
-            raise InputError("confidence must lie in (0.5, 1)", path=path, line=line, field="confidence")
-        mpor = parse_float(row["mpor_days"], path=path, line=line, field="mpor_days")
-        if mpor < 1 or mpor != int(mpor):
-            raise InputError("mpor_days must be a whole number >= 1", path=path, line=line, field="mpor_days")
-        if not row["source"]:
-            raise InputError("a class needs the source of its parameters", path=path, line=line, field="source")
-        out[name] = MarginClass(name, confidence, int(mpor), row["source"])
-    missing = [name for name in CLEARING_CLASSES if name not in out]
-    if missing:
-        raise InputError(f"no row for class(es) {', '.join(missing)}", path=path)
-    return out
 
 
 def combine(runs: dict[str, MarginRun]) -> MarginRun:

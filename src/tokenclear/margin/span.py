@@ -30,13 +30,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from tokenclear.arrays import Float64Array1D
-from tokenclear.csvfiles import parse_float, read_rows
-from tokenclear.errors import InputError
 from tokenclear.margin.context import Context
 from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL, Grid
 from tokenclear.margin.historical import session_calendar_days
@@ -80,18 +77,6 @@ class SpanParameters:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-def load_pairs(path: Path) -> list[InterPair]:
-    """Inter-commodity pairs: CSV ``first,second,ratio_first,ratio_second`` (exposure ratios)."""
-    rows = read_rows(path, ["first", "second", "ratio_first", "ratio_second"])
-    pairs = []
-    for line, row in rows:
-        ratios = [parse_float(row[key], path=path, line=line, field=key) for key in ("ratio_first", "ratio_second")]
-        if min(ratios) <= 0:
-            raise InputError("ratios must be > 0", path=path, line=line, field="ratio_first")
-        pairs.append(InterPair(row["first"], row["second"], *ratios))
-    return pairs
 
 
 def vol_scan_ranges(context: Context, rows: np.ndarray, coverage: float) -> Float64Array1D:

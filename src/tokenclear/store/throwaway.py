@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tokenclear.errors import ConfigurationError
-from tokenclear.ledger.anvil import free_port
+from tokenclear.local_ports import free_port
 
 START_TIMEOUT_S = 60
 
