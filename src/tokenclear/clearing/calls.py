@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Literal, get_args
 
 from tokenclear.errors import TokenclearError
 
-ISSUED, ACKNOWLEDGED, PARTIALLY_CURED, CURED, ESCALATED, DEFAULTED = (
-    "issued", "acknowledged", "partially_cured", "cured", "escalated", "defaulted")
+CallState = Literal["issued", "acknowledged", "partially_cured", "cured", "escalated", "defaulted"]
+ISSUED, ACKNOWLEDGED, PARTIALLY_CURED, CURED, ESCALATED, DEFAULTED = get_args(CallState)
 OPEN_STATES = (ISSUED, ACKNOWLEDGED, PARTIALLY_CURED, ESCALATED)
 FINAL_STATES = (CURED, DEFAULTED)
 DEADLINE = timedelta(hours=1)

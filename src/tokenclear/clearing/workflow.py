@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -66,6 +67,10 @@ from tokenclear.store.models import (
 
 log = structlog.get_logger("tokenclear.workflow")
 MAX_HAIRCUT_BPS = BPS - 1  # the vault refuses a haircut of 100%
+
+
+#: What the workflow sends the chain; each kind can be sent again from its stored parameters.
+InstructionKind = Literal["set_asset", "settle_payments", "release", "declare_default", "set_requirements"]
 
 
 class WorkflowError(TokenclearError):
@@ -154,7 +159,7 @@ class Workflow:
                 guard.restore(last.detail["guard"])
 
     # ---- instructions ---------------------------------------------------------------------------
-    def execute(self, key: str, kind: str, params: dict) -> dict:
+    def execute(self, key: str, kind: InstructionKind, params: dict) -> dict:
         """Record, send, confirm. A replay of a confirmed key returns the first result."""
         now = self.clock.now()
         with self.store.session() as session:
@@ -171,7 +176,7 @@ class Workflow:
         log.info("instruction confirmed", key=key, kind=kind, **result)
         return result
 
-    def _send(self, key: str, kind: str, params: dict) -> dict:
+    def _send(self, key: str, kind: InstructionKind, params: dict) -> dict:
         ledger = self.ledger
         if kind == "set_asset":
             receipt = ledger.set_asset(params["symbol"], haircut_bps=params["haircut_bps"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from tokenclear.margin.historical import Historical
 from tokenclear.margin.notional import Notional
 from tokenclear.margin.procyclicality import (
     APC_OPTIONS,
+    ApcOption,
     buffer_addon,
     floor_addon,
     stressed_weight_addon,
@@ -28,7 +29,8 @@ from tokenclear.margin.procyclicality import (
 from tokenclear.margin.result import MethodResult
 from tokenclear.money import amount, requirement
 
-METHODS = ("hsvar", "fhs", "span", "asvar", "notional")
+MarginMethod = Literal["hsvar", "fhs", "span", "asvar", "notional"]
+METHODS: tuple[MarginMethod, ...] = get_args(MarginMethod)
 
 
 class Method(Protocol):
@@ -93,7 +95,7 @@ class MarginRun:
 class Options:
     """What a run adds to the method's base requirement."""
 
-    apc: str | None = None
+    apc: ApcOption | None = None
     apc_released_fraction: float = 0.0
     holiday: bool = True
     capacity_usd: Float64Array1D | None = None  # participation x ADV per instrument; None = no concentration add-on
@@ -101,7 +103,7 @@ class Options:
     span_pairs: list[span.InterPair] | None = None
 
 
-def run_margin(context: Context, method: str, options: Options = Options()) -> MarginRun:
+def run_margin(context: Context, method: MarginMethod, options: Options = Options()) -> MarginRun:
     if options.apc is not None and options.apc not in APC_OPTIONS:
         raise ConfigurationError(f"unknown APC option '{options.apc}'; choose one of {', '.join(APC_OPTIONS)}")
     if method == "asvar" and options.apc in ("floor10y", "stressed-weight"):

@@ -13,12 +13,15 @@ Procyclicality is measured by the peak-to-trough ratio of a margin series.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from tokenclear.arrays import Float64Array1D
 from tokenclear.errors import ConfigurationError
 
-APC_OPTIONS = ("buffer", "floor10y", "stressed-weight")
+ApcOption = Literal["buffer", "floor10y", "stressed-weight"]
+APC_OPTIONS: tuple[ApcOption, ...] = get_args(ApcOption)
 BUFFER = 0.25
 STRESS_WEIGHT = 0.25
 
