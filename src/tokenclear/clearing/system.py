@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from tokenclear.book.positions import Book, book_from_entries
 from tokenclear.clearing.interfaces import Clock, HistoryFeed, PriceFeed
 from tokenclear.clearing.workflow import RiskInputs, TokenAsset, Workflow, WorkflowConfig
@@ -25,7 +23,8 @@ from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import GuardConfig, OracleGuard
 from tokenclear.runner import concentration_capacity, risk_setup
 from tokenclear.settings import Settings
-from tokenclear.store.models import Deployment, Position
+from tokenclear.store import queries
+from tokenclear.store.models import Deployment
 from tokenclear.store.store import Store
 
 #: The vault's collateral tokens and the registry assets whose haircuts they take.
@@ -63,8 +62,7 @@ def clearing_inputs(settings: Settings, book: Book, catalogue: Catalogue | None 
 def stored_book(store: Store, catalogue: Catalogue) -> Book:
     """The positions in the book, as the risk core's dense book."""
     with store.session() as session:
-        entries = [(row.account_id, row.instrument, int(row.quantity)) for row in session.scalars(select(Position))]
-    return book_from_entries(entries, catalogue)
+        return book_from_entries(queries.positions(session), catalogue)
 
 
 def build_workflow(settings: Settings, store: Store, ledger: Ledger, clock: Clock, inputs: ClearingInputs,

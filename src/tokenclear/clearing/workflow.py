@@ -61,7 +61,6 @@ from tokenclear.store.models import (
     Holding,
     Instruction,
     MarginCall,
-    Position,
     Requirement,
 )
 
@@ -358,7 +357,7 @@ class Workflow:
     def book(self) -> Book:
         """The open positions in the store, as the risk core's dense book."""
         with self.store.session() as session:
-            entries = [(row.account_id, row.instrument, int(row.quantity)) for row in session.scalars(select(Position))]
+            entries = queries.positions(session)
         unknown = sorted({instrument for _, instrument, _ in entries} - set(self.risk.catalogue.instruments))
         if unknown:
             raise WorkflowError(f"positions in instruments the catalogue does not know: {', '.join(unknown)}")

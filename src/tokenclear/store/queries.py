@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tokenclear.clearing.calls import DEFAULTED, OPEN_STATES
-from tokenclear.store.models import Account, Cycle, Holding, Instruction, MarginCall, Member, Requirement
+from tokenclear.store.models import Account, Cycle, Holding, Instruction, MarginCall, Member, Position, Requirement
 
 
 def open_call(session: Session, account_id: str) -> MarginCall | None:
@@ -64,3 +64,8 @@ def latest_requirement(session: Session, account_id: str) -> Decimal:
     row = session.scalar(select(Requirement).join(Cycle, Requirement.cycle_id == Cycle.id)
                          .where(Requirement.account_id == account_id).order_by(Cycle.at.desc()))
     return Decimal("0.00") if row is None else row.requirement
+
+
+def positions(session: Session) -> list[tuple[str, str, int]]:
+    """(account, instrument, signed contracts) of every open position."""
+    return [(row.account_id, row.instrument, int(row.quantity)) for row in session.scalars(select(Position))]
