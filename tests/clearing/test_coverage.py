@@ -79,8 +79,10 @@ class Row:
 def test_vm_batch_leaves_refused_legs_out_and_says_why():
     rows = [Row("A", Decimal("12.34")), Row("B", Decimal("-5.00")), Row("C", Decimal("7.00")), Row("D", Decimal(0))]
     wallets = {"A": "0xa", "B": "0xb", "C": "0xc", "D": "0xd"}
-    frozen = {"0xc"}
-    params = vm_batch(rows, wallets, "0xccp", lambda payer, _, __: "sender wallet is frozen" if payer in frozen else None)
+    def restriction(payer: str, receiver: str, units: int) -> str | None:
+        return "sender wallet is frozen" if payer == "0xc" else None
+
+    params = vm_batch(rows, wallets, "0xccp", restriction)
     assert params["legs"] == [["0xa", "0xccp", 12_340_000], ["0xccp", "0xb", 5_000_000]]
     assert params["blocked"] == [{"account": "C", "units": 7_000_000, "reason": "sender wallet is frozen"}]
     assert paid(params) == (Decimal("12.34"), Decimal("5"))
