@@ -74,6 +74,12 @@ def test_book_load_cycle_calls_reconcile(tmp_path):
             assert ledger.required_floor(onchain) == int(requirement[account] * 10**6)
         assert Decimal(summary["requirement_usd"]) == sum(requirement.values())
 
+        # the next day's cycle first escalates BOB's unanswered calls, then defaults them (past deadline and grace)
+        later = tokenclear_env(["cycle", "--at", "2023-03-12T00:00:00Z", "--format", "json"], env)
+        moved = json.loads(later.stdout)["calls_moved"]
+        assert [one["state"] for one in moved] == ["escalated", "escalated", "defaulted", "defaulted"], later.stderr
+        assert all(ledger.is_defaulted(ids[account]) for account in ("B-HOUSE", "B-CLIENT"))
+
         clean = tokenclear_env(["reconcile"], env)
         assert clean.returncode == 0 and "clean" in clean.stdout, clean.stderr
         # the chain holds ALICE to her floor: a release one micro-USD beyond her excess is refused

@@ -179,7 +179,8 @@ def cycle(
     rpc_url: RpcUrlOpt = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv (field,value)")] = Format.table,
 ) -> None:
-    """One margin cycle on the book: prices, haircuts, VM, requirements, calls, floors on chain."""
+    """Escalate or default calls past their deadline, then one margin cycle on the book: prices, haircuts, VM,
+    requirements, calls, floors on chain."""
     from datetime import UTC, datetime
 
     from tokenclear.clearing import system
@@ -205,10 +206,14 @@ def cycle(
         clock = SimulatedClock(moment) if at is not None else SystemClock()
         workflow = system.build_workflow(settings, store, ledger, clock, inputs)
         recovered = workflow.recover()
+        moved: list[tuple[str, str]] = []  # calls past their deadline escalate, past the grace default
+        while step := workflow.process_due():
+            moved += step
         summary = workflow.run_cycle(moment, as_of=day)
     except TokenclearError as error:
         raise fail(error) from None
     body = {"key": summary.key, "at": summary.at.isoformat(), "instructions_recovered": recovered,
+            "calls_moved": [{"key": key, "state": state} for key, state in moved],
             "requirement_usd": str(summary.requirement_usd), "collateral_usd": str(summary.collateral_usd),
             "calls_issued": summary.calls_issued, "called_usd": str(summary.called_usd),
             "vm_paid_by_members_usd": str(summary.vm_paid_by_members_usd),
