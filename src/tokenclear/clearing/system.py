@@ -87,3 +87,11 @@ def attach_ledger(store: Store, chain: Chain) -> Ledger:
     if record is None:
         raise ConfigurationError("the book records no deployment: load a book first (`tokenclear book load`)")
     return Ledger.attach(chain, record)
+
+
+def open_workflow(settings: Settings, store: Store, chain: Chain, clock: Clock) -> Workflow:
+    """The workflow over the deployment and positions the book records (the operator commands)."""
+    ledger = attach_ledger(store, chain)
+    catalogue = load_catalogue(settings.instruments_file)
+    inputs = clearing_inputs(settings, stored_book(store, catalogue), catalogue)
+    return build_workflow(settings, store, ledger, clock, inputs)

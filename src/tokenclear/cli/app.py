@@ -120,3 +120,16 @@ def write_text(text: str, out: Path | None) -> None:
         stderr.print(f"wrote {out}")
 
 
+
+
+def csv_text(rows: list[dict[str, object]]) -> str:
+    """Rows as CSV with a header (the first row's keys); empty for no rows."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, fail, stderr, stdout
+from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, csv_text, fail, stderr, stdout
 from tokenclear.errors import TokenclearError
 from tokenclear.settings import get_settings
 
@@ -116,15 +116,7 @@ def _emit(rows: list[dict], output: str, title: str) -> None:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     if output == "csv":
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        sys.stdout.write(buffer.getvalue())
+        sys.stdout.write(csv_text(rows))
         return
     table = Table(title=title)
     for name in rows[0] if rows else ["(none)"]:
@@ -186,7 +178,6 @@ def cycle(
     from tokenclear.clearing import system
     from tokenclear.clearing.interfaces import SimulatedClock, SystemClock
     from tokenclear.errors import InputError
-    from tokenclear.instruments.catalogue import load_catalogue
     from tokenclear.runner import parse_as_of
 
     try:
@@ -200,11 +191,7 @@ def cycle(
                 raise InputError(f"'{at}' has no time zone: write it in UTC (…Z or +00:00)", field="--at")
         settings, store, chain = _open(database, rpc_url)
         day = parse_as_of(as_of)
-        ledger = system.attach_ledger(store, chain)
-        catalogue = load_catalogue(settings.instruments_file)
-        inputs = system.clearing_inputs(settings, system.stored_book(store, catalogue), catalogue)
-        clock = SimulatedClock(moment) if at is not None else SystemClock()
-        workflow = system.build_workflow(settings, store, ledger, clock, inputs)
+        workflow = system.open_workflow(settings, store, chain, SimulatedClock(moment) if at else SystemClock())
         recovered = workflow.recover()
         moved: list[tuple[str, str]] = []  # calls past their deadline escalate, past the grace default
         while step := workflow.process_due():
@@ -274,14 +261,10 @@ def reconcile(
     """The book against the chain, per account and token; exit code 1 when anything differs."""
     from tokenclear.clearing import system
     from tokenclear.clearing.interfaces import SystemClock
-    from tokenclear.instruments.catalogue import load_catalogue
 
     try:
         settings, store, chain = _open(database, rpc_url)
-        ledger = system.attach_ledger(store, chain)
-        catalogue = load_catalogue(settings.instruments_file)
-        inputs = system.clearing_inputs(settings, system.stored_book(store, catalogue), catalogue)
-        breaks = system.build_workflow(settings, store, ledger, SystemClock(), inputs).reconcile()
+        breaks = system.open_workflow(settings, store, chain, SystemClock()).reconcile()
     except TokenclearError as error:
         raise fail(error) from None
     rows = [{"account": b.account, "asset": b.asset, "book_units": b.book_units, "chain_units": b.chain_units,

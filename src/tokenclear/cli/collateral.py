@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import sys
 from enum import Enum
@@ -15,7 +13,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from tokenclear.cli.app import AsOfOpt, Format, app, fail, stderr, stdout
+from tokenclear.cli.app import AsOfOpt, Format, app, csv_text, fail, stderr, stdout
 from tokenclear.errors import InputError, TokenclearError
 from tokenclear.settings import get_settings
 
@@ -107,7 +105,7 @@ def haircuts(
     rows = table.rows()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(_csv(rows), encoding="utf-8")
+        out.write_text(csv_text(rows), encoding="utf-8")
         stderr.print(f"wrote {out}")
     if output is Format.json:
         body: dict[str, object] = {"as_of": str(table.as_of), "confidence": confidence, "apc": apc.value,
@@ -118,7 +116,7 @@ def haircuts(
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
     if output is Format.csv:
-        sys.stdout.write(_csv(rows))
+        sys.stdout.write(csv_text(rows))
         return
     view = Table(title=f"haircuts as of {table.as_of} ({confidence:.1%}, MPOR {mpor_days} days, APC {apc.value}, "
                        f"margin currency {currency}, position {position_usd:,.0f})")
@@ -143,11 +141,3 @@ def haircuts(
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:.2%}"
-
-
-def _csv(rows: list[dict[str, object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
