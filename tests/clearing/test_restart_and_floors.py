@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tokenclear import runner
-from tokenclear.clearing import coverage
+from tokenclear.clearing import coverage, requirements
 from tokenclear.clearing.demo import Demo
 from tokenclear.errors import TransactionReverted
 from tokenclear.ledger.chain import EmbeddedChain
@@ -85,12 +85,13 @@ def test_every_cycle_posts_floors_the_vault_enforces(two_days):
 def test_the_cycle_and_the_margin_command_compute_one_requirement(two_days):
     demo = two_days
     day = demo.days[1]
-    cycle, _, _ = demo.workflow._requirements(day)
+    workflow = demo.workflow
+    measured = requirements.measure(workflow.risk, workflow.book(), workflow.registry, workflow.prices, day)
     inputs = runner.Inputs(demo.risk.catalogue, demo.risk.specs, demo.book, demo.risk.market,
                            demo.settings.prices_dir)
     command = runner.run_book_margin(demo.settings, inputs, runner.risk_setup(demo.settings), as_of=str(day),
                                      method="hsvar")
-    assert {row.account: row.margin_usd for row in command.accounts} == cycle
+    assert {row.account: row.margin_usd for row in command.accounts} == measured.requirement_usd
     assert any(row.apc_usd > 0 for row in command.accounts)  # the settings' stressed-weight APC, in both
 
 

@@ -214,7 +214,7 @@ def test_concentration_limits_cut_what_counts_below_the_vaults_value(tmp_path):
         loose = workflow.counted(session, accounts, required)
         vault = {account.id: workflow.collateral(account.onchain_id) for account in accounts}
         limits = [one for one in demo.reference.limits if (one.dimension, one.group) != ("kind", "stablecoin")]
-        workflow.limits = replace(workflow.limits, caps=[
+        workflow.count.limits = replace(workflow.count.limits, caps=[
             one for one in resolve_limits([*limits, Limit("kind", "stablecoin", 0.10)], workflow.registry)
             if one.dimension in ("issuer", "kind")])
         tight = workflow.counted(session, accounts, required)
@@ -284,7 +284,7 @@ def test_general_wrong_way_risk_measured_against_each_accounts_pnl(tmp_path):
     price, keep = asset[3] / 1e8, 1 - asset[2] / 10_000
     market = risk.market_haircut[weth]
     checked = set()
-    workflow.limits = replace(workflow.limits, caps=[])
+    workflow.count.limits = replace(workflow.count.limits, caps=[])
     with store.session() as session:
         for account_id, value in sorted(rho.items(), key=lambda item: -item[1]):
             account = session.get(Account, account_id)

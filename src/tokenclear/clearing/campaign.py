@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from tokenclear.clearing import workflow as workflow_module
+from tokenclear.clearing import instructions as instructions_module
 from tokenclear.clearing.demo import Demo, DemoResult
 from tokenclear.ledger.chain import Chain
 from tokenclear.ledger.ledger import instruction_key
@@ -104,7 +104,7 @@ def release_plan(demo: Demo) -> list[tuple[str, int]]:
 def releases(demo: Demo, plan: list[tuple[str, int]]) -> None:
     """The members' requests, keyed: a rerun sends the same instruction, carried out once; an account not
     covered, with an open call or in default is refused by the book, as it should be."""
-    from tokenclear.clearing.workflow import WorkflowError
+    from tokenclear.clearing.instructions import WorkflowError
 
     for account, units in plan:
         try:
@@ -140,7 +140,7 @@ def run_once(chain: Chain, store: Store, *, members: int, kill_at: set[int],
     demo = Demo(settings=settings or Settings(), chain=chain, store=store, scenario="svb", members=members)
     out = CampaignResult()
     killer = Killer(set())
-    workflow_module.failpoint_hook = killer
+    instructions_module.failpoint_hook = killer
     try:
         result = demo.setup()  # deployment and opening are not killed: a failed set-up is redone from scratch
         killer.at = {n for n in kill_at}
@@ -151,7 +151,7 @@ def run_once(chain: Chain, store: Store, *, members: int, kill_at: set[int],
 
         full_run(demo, result, on_restart)
     finally:
-        workflow_module.failpoint_hook = None
+        instructions_module.failpoint_hook = None
     out.kills, out.boundaries = killer.kills, killer.count
     out.reconciliation_breaks += len(demo.workflow.reconcile())
     state = final_state(store)

@@ -34,7 +34,7 @@ from tokenclear.clearing.coverage import MICRO, units_for
 from tokenclear.clearing.interfaces import SimulatedClock
 from tokenclear.clearing.onboarding import AccountRow, load_positions, onboard
 from tokenclear.clearing.system import attach_ledger, build_workflow, clearing_inputs, record_deployment
-from tokenclear.clearing.workflow import Workflow, utc
+from tokenclear.clearing.workflow import Workflow
 from tokenclear.errors import ConfigurationError
 from tokenclear.instruments.catalogue import load_catalogue
 from tokenclear.ledger.chain import Chain
@@ -42,6 +42,7 @@ from tokenclear.ledger.ledger import Ledger
 from tokenclear.ledger.privacy import account_id
 from tokenclear.settings import Settings
 from tokenclear.store.models import Account, Cycle, Holding, MarginCall, Member, Requirement
+from tokenclear.store.queries import utc
 from tokenclear.store.store import Store
 
 SCENARIOS = {

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tokenclear.book.positions import Book, book_from_entries
+from tokenclear.book.positions import Book
 from tokenclear.clearing.interfaces import Clock, HistoryFeed, PriceFeed
-from tokenclear.clearing.workflow import RiskInputs, TokenAsset, Workflow, WorkflowConfig
+from tokenclear.clearing.parameters import TokenAsset
+from tokenclear.clearing.requirements import RiskInputs, stored_book
+from tokenclear.clearing.workflow import Workflow, WorkflowConfig
 from tokenclear.collateral import files as collateral_files
 from tokenclear.collateral.files import Reference
 from tokenclear.errors import ConfigurationError
@@ -23,7 +25,6 @@ from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import GuardConfig, OracleGuard
 from tokenclear.runner import concentration_capacity, risk_setup
 from tokenclear.settings import Settings
-from tokenclear.store import queries
 from tokenclear.store.models import Deployment
 from tokenclear.store.store import Store
 
@@ -57,12 +58,6 @@ def clearing_inputs(settings: Settings, book: Book, catalogue: Catalogue | None 
     prices = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
                                           settings.margin_currency)
     return ClearingInputs(risk, reference, prices)
-
-
-def stored_book(store: Store, catalogue: Catalogue) -> Book:
-    """The positions in the book, as the risk core's dense book."""
-    with store.session() as session:
-        return book_from_entries(queries.positions(session), catalogue)
 
 
 def build_workflow(settings: Settings, store: Store, ledger: Ledger, clock: Clock, inputs: ClearingInputs,

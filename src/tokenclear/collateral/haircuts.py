@@ -70,7 +70,7 @@ class HaircutConfig:
     margin_currency: str = "USD"
     depeg_floor: float = 0.01
     depeg_half_life_days: float = 90.0  # age (calendar days) at which a past depeg counts half
-    grid: float = 0.005
+    grid_fraction: float = 0.005  # published haircuts round up to this step (0.5%)
     max_horizon_days: int = 20
 
     def __post_init__(self) -> None:
@@ -82,8 +82,8 @@ class HaircutConfig:
             raise ConfigurationError(f"liquidity scaling must be one of {', '.join(LIQUIDITY_SCALING)}")
         if self.mpor_days < 1 or self.lookback < 20 or self.stress_window < 20 or self.max_horizon_days < 1:
             raise ConfigurationError("mpor_days >= 1, lookback and stress_window >= 20, max_horizon_days >= 1")
-        if not 0 < self.grid < 0.1 or self.position_usd < 0 or not 0 <= self.depeg_floor < 1:
-            raise ConfigurationError("grid in (0, 0.1), position_usd >= 0, depeg_floor in [0, 1)")
+        if not 0 < self.grid_fraction < 0.1 or self.position_usd < 0 or not 0 <= self.depeg_floor < 1:
+            raise ConfigurationError("grid_fraction in (0, 0.1), position_usd >= 0, depeg_floor in [0, 1)")
         if not self.depeg_half_life_days > 0:
             raise ConfigurationError(f"depeg_half_life_days {self.depeg_half_life_days} must be > 0")
 
@@ -235,5 +235,5 @@ def calibrate(registry: Registry, *, market: MarketData, volumes: MarketData, fl
     top_up = np.maximum(published_floor - (raw + credit), 0.0)
     total = np.minimum(raw + credit + top_up, 1.0)
     return HaircutTable(as_of, config, registry.names, horizon, adv, days, market_h, liquidity, fx_h, depeg, credit,
-                        top_up, total, round_up(total, config.grid))
+                        top_up, total, round_up(total, config.grid_fraction))
 

@@ -174,11 +174,11 @@ class RpcChain(Chain):
     """Any EVM node over JSON-RPC through web3.py; transactions are signed locally with a key that
     comes from the settings (environment or keystore) and is never logged."""
 
-    def __init__(self, url: str, funder_key: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, funder_key: str, *, timeout_s: float = 30.0) -> None:
         from eth_account import Account
         from web3 import Web3
 
-        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
         self.url = url
         self.name = "json-rpc"
         try:
@@ -259,10 +259,10 @@ class RpcChain(Chain):
         return Receipt("0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"]),
                        logs, intrinsic_gas(data, create=to is None)), receipt
 
-    def _wait(self, tx_hash, timeout: float = 60.0):
+    def _wait(self, tx_hash, timeout_s: float = 60.0):
         from web3.exceptions import TransactionNotFound
 
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout_s
         pause = 0.001
         while True:
             try:
@@ -270,7 +270,7 @@ class RpcChain(Chain):
             except TransactionNotFound:
                 if time.monotonic() > deadline:
                     raise ChainUnavailable(f"{self.url}: transaction 0x{bytes(tx_hash).hex()} not mined "
-                                           f"within {timeout:.0f} s") from None
+                                           f"within {timeout_s:.0f} s") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.25)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -69,3 +70,22 @@ def latest_requirement(session: Session, account_id: str) -> Decimal:
 def positions(session: Session) -> list[tuple[str, str, int]]:
     """(account, instrument, signed contracts) of every open position."""
     return [(row.account_id, row.instrument, int(row.quantity)) for row in session.scalars(select(Position))]
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for UTC columns; every time in the book is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def holding_units(session: Session, symbol: str, account_ids: list[str]) -> dict[str, int]:
+    """Units of ``symbol`` the book holds for each of ``account_ids`` (token base units; absent: none)."""
+    rows = session.scalars(select(Holding).where(Holding.asset == symbol, Holding.account_id.in_(account_ids)))
+    return {holding.account_id: int(holding.units) for holding in rows}
+
+
+def last_risk_detail(session: Session) -> dict | None:
+    """The stored risk state of the last cycle that measured one (None before the first)."""
+    for detail in session.scalars(select(Cycle.detail).order_by(Cycle.at.desc(), Cycle.id.desc())):
+        if "risk" in detail:
+            return detail["risk"]
+    return None

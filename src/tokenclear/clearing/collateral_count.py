@@ -1,0 +1,51 @@
+"""Collateral that counts, per account, read from the vault and the book: the vault's exact post-haircut
+value less what the concentration limits and general wrong-way risk keep from counting (the pure rules
+are :func:`tokenclear.clearing.coverage.counted`), with the risk state a cycle stored."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from tokenclear.clearing import coverage
+from tokenclear.clearing.coverage import Holdings, Limits, RiskState
+from tokenclear.clearing.interfaces import LedgerPort, StorePort
+from tokenclear.collateral.valuation import BPS
+from tokenclear.store import queries
+from tokenclear.store.models import Account
+
+
+class CollateralCount:
+    def __init__(self, store: StorePort, ledger: LedgerPort, symbols: list[str], limits: Limits) -> None:
+        self.store, self.ledger, self.symbols, self.limits = store, ledger, symbols, limits
+
+    def risk_state(self) -> RiskState:
+        """The risk state of the last cycle that measured one (empty before the first)."""
+        with self.store.session() as session:
+            stored = queries.last_risk_detail(session)
+        return RiskState() if stored is None else RiskState.from_json(stored)
+
+    def counted(self, session, accounts: list[Account], required: dict[str, Decimal],
+                risk: RiskState | None = None) -> dict[str, Decimal]:
+        """Collateral that counts per account (USD, down to the cent), with ``risk`` or the last cycle's
+        risk state; ``required``: each account's requirement (USD), which bounds the wrong-way cut."""
+        risk = self.risk_state() if risk is None else risk
+        ids = [account.id for account in accounts]
+        index = {account: i for i, account in enumerate(ids)}
+        n = len(self.symbols)
+        quantity = np.zeros((len(accounts), n))
+        price, haircut, eligible = np.zeros(n), np.zeros(n), np.zeros(n, bool)
+        for j, symbol in enumerate(self.symbols):
+            asset = self.ledger.asset_parameters(symbol)
+            eligible[j], haircut[j], price[j] = asset.eligible, asset.haircut_bps / BPS, asset.price_e8 / 1e8
+            for account_id, units in queries.holding_units(session, symbol, ids).items():
+                quantity[index[account_id], j] = units / 10**asset.decimals
+        vault = [self.vault_value(account.onchain_id) for account in accounts]
+        values = coverage.counted(vault, Holdings(ids, self.symbols, quantity, price, haircut, eligible),
+                                  [required[account] for account in ids], risk, self.limits)
+        return dict(zip(ids, values, strict=True))
+
+    def vault_value(self, onchain_id: str) -> Decimal:
+        """Post-haircut collateral of an account as the vault values it, USD rounded down to the cent."""
+        return coverage.usd(self.ledger.collateral_value(bytes.fromhex(onchain_id[2:])))
