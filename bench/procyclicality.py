@@ -53,14 +53,14 @@ def series_for(instrument: str, start: str, end: str):
         bare = build_context(book=book, catalogue=catalogue, market=market, specs=specs, config=plain,
                              as_of=np.datetime64(date, "D"))
         run = run_margin(bare, "hsvar", Options(holiday=False))
-        margins["no stress period"].append(float(run.accounts[0].margin_usd) / float(bare.resolved.notional[0]))
+        margins["no stress period"].append(float(run.accounts[0].margin) / float(bare.resolved.notional[0]))
         for apc in ("none", "floor10y", "stressed-weight"):
             try:
                 run = run_margin(context, "hsvar", Options(holiday=False, apc=None if apc == "none" else apc))
             except ConfigurationError:
                 margins[apc].append(float("nan"))
                 continue
-            margins[apc].append(float(run.accounts[0].margin_usd) / float(context.resolved.notional[0]))
+            margins[apc].append(float(run.accounts[0].margin) / float(context.resolved.notional[0]))
     out = {name: np.array(values) for name, values in margins.items()}
     out["buffer"] = buffered_series(out["none"])
     return dates, out

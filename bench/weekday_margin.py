@@ -89,8 +89,8 @@ def main() -> None:
             run = run_margin(context, "hsvar", Options(holiday=True))
             notional = float(context.resolved.notional[0])
             weekday = int((as_of.view("int64") - 4) % 7)
-            margin[weekday].append(float(run.accounts[0].margin_usd) / notional)
-            base[weekday].append(float(run.accounts[0].base_usd) / notional)
+            margin[weekday].append(float(run.accounts[0].margin) / notional)
+            base[weekday].append(float(run.accounts[0].base) / notional)
         reference = empirical(market.get(underlying), config.mpor_days, config.cash_calendar, config.confidence)
         calendar = specs[underlying].calendar
         for w in range(5):

@@ -41,7 +41,7 @@ def test_holiday_addon_is_square_root_of_time_on_a_linear_book():
     context = context_of({"btc": prices}, [future("B", "btc", "5")], [("a", "B", 10)], specs=specs,
                          risk_calendar="24/7", cash_calendar="XNYS", as_of=friday)
     row = run_margin(context, "hsvar", Options()).accounts[0]
-    assert float(row.holiday_addon_usd) == pytest.approx(float(row.base_usd) * (np.sqrt(4 / 2) - 1), abs=0.02)
+    assert float(row.holiday_addon) == pytest.approx(float(row.base) * (np.sqrt(4 / 2) - 1), abs=0.02)
     assert holiday_scale(np.array([0, 2]), 2).tolist() == pytest.approx([1.0, np.sqrt(2)])
 
 
@@ -60,14 +60,14 @@ def test_concentration_addon_by_hand():
 def test_apc_options_never_lower_the_margin_and_buffer_is_25_percent():
     prices = random_walk(32, 2600)  # ten years and more, for the floor10y option
     context = context_of({"x": prices}, [future("X", "x")], [("a", "X", 5)], lookback=250, stress_window=100)
-    base = float(run_margin(context, "hsvar", Options(holiday=False)).accounts[0].base_usd)
+    base = float(run_margin(context, "hsvar", Options(holiday=False)).accounts[0].base)
     buffered = run_margin(context, "hsvar", Options(holiday=False, apc="buffer")).accounts[0]
-    assert float(buffered.apc_usd) == pytest.approx(0.25 * base, abs=0.02)
+    assert float(buffered.apc_addon) == pytest.approx(0.25 * base, abs=0.02)
     released = run_margin(context, "hsvar", Options(holiday=False, apc="buffer", apc_released_fraction=1.0))
-    assert float(released.accounts[0].apc_usd) == 0.0
+    assert float(released.accounts[0].apc_addon) == 0.0
     for option in ("floor10y", "stressed-weight"):
         row = run_margin(context, "hsvar", Options(holiday=False, apc=option)).accounts[0]
-        assert row.apc_usd >= 0 and float(row.margin_usd) >= base
+        assert row.apc_addon >= 0 and float(row.margin) >= base
 
 
 def test_peak_to_trough_and_buffer_release():
@@ -159,7 +159,7 @@ def test_every_method_backtests_as_a_margin_run_would_run_it_on_each_date():
         k = result.exceptions.size // 2
         dated = rebuild(result.dates[k])
         row = run_margin(dated, method, Options()).accounts[0]
-        assert result.margin[k] == pytest.approx(float(row.base_usd + row.holiday_addon_usd))
+        assert result.margin[k] == pytest.approx(float(row.base + row.holiday_addon))
         day = int((result.dates[k] - np.datetime64("2020-01-01")).astype(np.int64))
         assert result.realised_loss[k] == pytest.approx(-30 * (prices[day + 2] - prices[day]), rel=1e-9)
     with pytest.raises(ConfigurationError, match="rebuild"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from tests.test_cli import ROOT, tokenclear_env
 from tokenclear.errors import InputError
 from tokenclear.margin.engine import Options, run_margin
 from tokenclear.margin_files import load_classes
+from tokenclear.money import CENT
 
 
 def test_history_shorter_than_required_takes_the_square_root_add_on():
@@ -24,12 +26,12 @@ def test_history_shorter_than_required_takes_the_square_root_add_on():
     moves = prices[2:] / prices[:-2] - 1
     base = np.quantile(-4 * 10 * prices[-1] * moves, 0.99)
     assert context.history_scenarios == 100
-    assert float(row.base_usd) == pytest.approx(base, abs=0.01)
-    assert float(row.history_addon_usd) == pytest.approx(base * (np.sqrt(250 / 100) - 1), abs=0.02)
-    assert float(row.margin_usd) == pytest.approx(base * np.sqrt(2.5), abs=0.03)
+    assert float(row.base) == pytest.approx(base, abs=0.01)
+    assert float(row.history_addon) == pytest.approx(base * (np.sqrt(250 / 100) - 1), abs=0.02)
+    assert float(row.margin) == pytest.approx(base * np.sqrt(2.5), abs=0.03)
     assert any("Art. 25" in warning for warning in run.warnings)
     enough = context_of({"x": prices}, [future("X", "x", "10")], [("a", "X", 4)], required_history=100)
-    assert float(run_margin(enough, "hsvar", Options(holiday=False)).accounts[0].history_addon_usd) == 0.0
+    assert float(run_margin(enough, "hsvar", Options(holiday=False)).accounts[0].history_addon) == 0.0
 
 
 @pytest.fixture()
@@ -49,7 +51,8 @@ def run_json(data, positions, *extra):
                            "none", "--no-concentration-addon", "--no-holiday-addon", "--format", "json", *extra],
                           {"TOKENCLEAR_DATA_DIR": str(data)})
     assert done.returncode == 0, done.stderr
-    return {row["account"]: row for row in json.loads(done.stdout)}, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    return {row["account"]: {**row, "margin": Decimal(row["margin"])} for row in rows}, done.stderr
 
 
 def test_a_mixed_book_is_margined_class_by_class_and_summed(mixed_data, tmp_path):
@@ -63,15 +66,13 @@ def test_a_mixed_book_is_margined_class_by_class_and_summed(mixed_data, tmp_path
     otc.write_text("account,instrument,quantity\nA,BTC-FWD-Z23,-3\n")
     alone_listed, _ = run_json(data, listed, "--confidence", "0.99", "--mpor-days", "2")
     alone_otc, _ = run_json(data, otc, "--confidence", "0.995", "--mpor-days", "5")
-    assert rows["A"]["margin_usd"] == pytest.approx(alone_listed["A"]["margin_usd"] + alone_otc["A"]["margin_usd"],
-                                                    abs=0.011)
-    assert rows["B"]["margin_usd"] == alone_listed["B"]["margin_usd"]
+    assert abs(rows["A"]["margin"] - alone_listed["A"]["margin"] - alone_otc["A"]["margin"]) <= CENT
+    assert rows["B"]["margin"] == alone_listed["B"]["margin"]
     # no offset across classes: the long future and the short forward would nearly net in one class
     one_class, override = run_json(data, positions, "--confidence", "0.99", "--mpor-days", "2")
     assert "set for every class" in override
-    assert one_class["A"]["margin_usd"] == pytest.approx(
-        alone_listed["A"]["margin_usd"] + run_json(data, otc, "--confidence", "0.99", "--mpor-days", "2")[0]["A"]
-        ["margin_usd"], abs=0.011)
+    otc_at_listed = run_json(data, otc, "--confidence", "0.99", "--mpor-days", "2")[0]["A"]["margin"]
+    assert abs(one_class["A"]["margin"] - alone_listed["A"]["margin"] - otc_at_listed) <= CENT
 
 
 def test_classes_file_is_validated(tmp_path):

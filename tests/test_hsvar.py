@@ -15,7 +15,7 @@ NO_ADDONS = Options(holiday=False)
 
 
 def margin_of(context, method="hsvar"):
-    return {row.account: float(row.margin_usd) for row in run_margin(context, method, NO_ADDONS).accounts}
+    return {row.account: float(row.margin) for row in run_margin(context, method, NO_ADDONS).accounts}
 
 
 def test_hand_computed_one_day_var():

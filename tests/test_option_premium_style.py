@@ -41,17 +41,17 @@ def test_premium_paid_options_credit_longs_and_charge_shorts_their_value():
                          [("long", "C-paid", 2), ("short", "C-paid", -2), ("fstyle", "C-futures", -2)])
     rows = {row.account: row for row in run_margin(context, "hsvar", Options(holiday=False)).accounts}
     premium = black76_call(prices[-1], prices[-1], 60 / 365.25, 0.4) * 10  # per contract, undiscounted
-    assert float(rows["long"].net_option_value_usd) == pytest.approx(2 * premium, abs=0.01)
-    assert float(rows["short"].net_option_value_usd) == pytest.approx(-2 * premium, abs=0.01)
-    assert float(rows["fstyle"].net_option_value_usd) == 0.0
+    assert float(rows["long"].net_option_value) == pytest.approx(2 * premium, abs=0.01)
+    assert float(rows["short"].net_option_value) == pytest.approx(-2 * premium, abs=0.01)
+    assert float(rows["fstyle"].net_option_value) == 0.0
     # the long's loss is bounded by its premium, so risk minus NOV floors at zero: premium paid in full
-    assert float(rows["long"].base_usd) <= 2 * premium and float(rows["long"].margin_usd) == 0.0
+    assert float(rows["long"].base) <= 2 * premium and float(rows["long"].margin) == 0.0
     # the short covers the buy-back value on top of the risk; the futures-style short pays risk only
     model = Historical.build(context, context.window(), filtered=False)
     short_risk = loss_measure(portfolio_pnl(np.array([[0.0, -2.0]]), model.pnl[[1, 0]]), measure="quantile",
                               confidence=0.99)[0]  # columns of the book: C-futures, C-paid
-    assert float(rows["short"].margin_usd) == pytest.approx(short_risk + 2 * premium, abs=0.02)
-    assert float(rows["fstyle"].margin_usd) == pytest.approx(short_risk, abs=0.02)
+    assert float(rows["short"].margin) == pytest.approx(short_risk + 2 * premium, abs=0.02)
+    assert float(rows["fstyle"].margin) == pytest.approx(short_risk, abs=0.02)
 
 
 def test_futures_style_options_pay_variation_margin_on_their_settlement_price():

@@ -46,7 +46,7 @@ def test_contract_months_get_different_margins_by_the_term_rule():
                       (np.datetime64("2022-06-15") - as_of).astype(int)]) / 365.25
     np.testing.assert_allclose(resolved.forward, prices[-1] * np.exp(0.02 * years))
     np.testing.assert_allclose(resolved.beta, np.exp(-1.0 * years))
-    got = {row.account: float(row.margin_usd) for row in run_margin(context, "hsvar", Options(holiday=False)).accounts}
+    got = {row.account: float(row.margin) for row in run_margin(context, "hsvar", Options(holiday=False)).accounts}
     assert got["f"] < got["n"]  # the far month moves less (Samuelson effect)
 
 
@@ -60,9 +60,9 @@ def test_negative_prices_margin_with_absolute_moves_and_bachelier():
     context = context_of({"wti": prices}, [future("CL", "wti", "1000", "2021-06-01"), put],
                          [("a", "CL", 10), ("b", "P", -10)], specs=specs)
     rows = run_margin(context, "hsvar", Options(holiday=False)).accounts
-    assert all(np.isfinite(float(row.margin_usd)) and row.margin_usd > 0 for row in rows)
+    assert all(np.isfinite(float(row.margin)) and row.margin > 0 for row in rows)
     # the 2-day move into -37.63 (18.27 -> -37.63 = -55.90) is the worst for the long future
-    assert float(rows[0].margin_usd) <= 10 * 1000 * 55.90 + 0.01
+    assert float(rows[0].margin) <= 10 * 1000 * 55.90 + 0.01
 
 
 def test_relative_moves_on_a_negative_series_ask_for_absolute():

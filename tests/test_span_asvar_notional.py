@@ -46,10 +46,10 @@ def test_future_scan_risk_and_calendar_spread_charge_by_hand():
     assert params.price_scan[0] == pytest.approx(scan)
     rows = span_rows(context)
     # outright: worst of 1.0 x scan and the extreme 2 x scan x 35% = 0.70 x scan: a plain future pays its range
-    assert float(rows["outright"].margin_usd) == pytest.approx(3 * 10 * prices[-1] * scan, abs=0.01)
+    assert float(rows["outright"].margin) == pytest.approx(3 * 10 * prices[-1] * scan, abs=0.01)
     # spread: scan risk nets to 0; intra-commodity charge = 10% x scan x exposure of one leg
     assert float(rows["spread"].components["scan_risk"]) == pytest.approx(0, abs=0.01)
-    assert float(rows["spread"].margin_usd) == pytest.approx(0.10 * scan * 10 * prices[-1], abs=0.02)
+    assert float(rows["spread"].margin) == pytest.approx(0.10 * scan * 10 * prices[-1], abs=0.02)
 
 
 def test_spot_month_charge_applies_only_near_expiry():
@@ -70,8 +70,8 @@ def test_short_option_minimum_binds_for_far_out_of_the_money_short_calls():
     context = context_of({"x": prices}, [call], [("short", "C", -7)])
     row = span_rows(context)["short"]
     scan = span.calibrate(context, context.window()).price_scan[0]
-    assert float(row.margin_usd) == pytest.approx(0.10 * scan * prices[-1] * 7, abs=0.011)
-    assert float(row.components["short_option_minimum"]) == pytest.approx(float(row.margin_usd), abs=0.02)
+    assert float(row.margin) == pytest.approx(0.10 * scan * prices[-1] * 7, abs=0.011)
+    assert float(row.components["short_option_minimum"]) == pytest.approx(float(row.margin), abs=0.02)
 
 
 def option_book(entries):
@@ -148,7 +148,7 @@ def test_inter_commodity_credit_lowers_a_correlated_spread():
     with_credit = span_rows(context, pairs)["pair"]
     without = span_rows(context)["pair"]
     assert float(with_credit.components["inter_spread_credit"]) > 0
-    assert float(with_credit.margin_usd) < 0.5 * float(without.margin_usd)
+    assert float(with_credit.margin) < 0.5 * float(without.margin)
 
 
 def test_asvar_publication_is_the_previous_weeks_friday():
@@ -170,7 +170,7 @@ def test_asvar_parameters_are_frozen_within_the_week_and_diversify():
     monday_context = context_of({"a": a, "b": b}, instruments, entries, as_of=monday)
     first, second = asvar.calibrate(monday_context), asvar.calibrate(tuesday_context)
     assert first.published == second.published == "2021-05-07" and first.price_move == second.price_move
-    got = {row.account: float(row.margin_usd) for row in run_margin(tuesday_context, "asvar", NO_ADDONS).accounts}
+    got = {row.account: float(row.margin) for row in run_margin(tuesday_context, "asvar", NO_ADDONS).accounts}
     assert got["pair"] < got["long_a"] < got["both"]
     # a single position: its worst-scenario loss at the full published price move
     move = second.price_move[0]
@@ -182,4 +182,4 @@ def test_percentage_of_notional_by_hand():
     context = context_of({"x": prices}, [future("X", "x", "100", "2022-01-01")], [("a", "X", -3)])
     rate = np.ceil(np.quantile(np.abs(prices[2:] / prices[:-2] - 1), 0.99) / 0.005 - 1e-9) * 0.005
     row = run_margin(context, "notional", NO_ADDONS).accounts[0]
-    assert float(row.margin_usd) == pytest.approx(3 * 100 * context.resolved.forward[0] * rate, abs=0.02)
+    assert float(row.margin) == pytest.approx(3 * 100 * context.resolved.forward[0] * rate, abs=0.02)

@@ -46,9 +46,9 @@ def test_the_weekend_is_charged_once_on_thursday_and_friday_and_never_on_other_d
         weekend = as_of in ("2022-06-09", "2022-06-10")  # Thu: Fri..Mon; Fri: Sat..Tue
         assert days == {"B": 2 if weekend else 0, "E": 0}
         btc = rows["a"]
-        expected = float(btc.base_usd) * (np.sqrt(4 / 2) - 1) if weekend else 0.0
-        assert float(btc.holiday_addon_usd) == pytest.approx(expected, abs=0.02)
-        assert float(rows["b"].holiday_addon_usd) == 0.0  # ES never: it does not trade while cash is shut
+        expected = float(btc.base) * (np.sqrt(4 / 2) - 1) if weekend else 0.0
+        assert float(btc.holiday_addon) == pytest.approx(expected, abs=0.02)
+        assert float(rows["b"].holiday_addon) == 0.0  # ES never: it does not trade while cash is shut
 
 
 def test_a_24_7_future_margined_on_a_business_day_grid_spans_two_days_in_every_scenario():

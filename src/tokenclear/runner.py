@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class Inputs:
     book: Book
     market: MarketData
     prices_dir: Path
+    warnings: list[str] = field(default_factory=list)  # reference defaults applied on request
 
 
 def parse_as_of(text: str | None, field: str = "--as-of") -> np.datetime64 | None:
@@ -95,16 +96,45 @@ def risk_setup(settings: Settings, *, stress_period: str | None = None, field: s
 
 
 def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path | None,
-                prices: Path | None) -> Inputs:
-    """Read and validate every input file before anything is computed."""
+                prices: Path | None, allow_defaults: bool | None = None) -> Inputs:
+    """Read and validate every input file before anything is computed. A series of the book without a row in
+    the underlyings file is refused (see :func:`reference_defaults`)."""
     catalogue = load_catalogue(instruments or settings.instruments_file)
     specs = load_underlyings(settings.underlyings_file) if settings.underlyings_file.is_file() else {}
     book = load_positions(positions or settings.demo_positions_file, catalogue)
     prices_dir = Path(prices or settings.prices_dir)
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
+    warnings = reference_defaults(settings, catalogue, specs, book, config, allow_defaults=allow_defaults)
     files = {path.stem for path in prices_dir.glob("*.csv")}  # proxies are read when there: a stress period uses them
     market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files))
-    return Inputs(catalogue, specs, book, market, prices_dir)
+    return Inputs(catalogue, specs, book, market, prices_dir, warnings)
+
+
+def reference_defaults(settings: Settings, catalogue: Catalogue, specs: dict[str, Underlying], book: Book,
+                       config: RunConfig, *, allow_defaults: bool | None = None,
+                       concentration: bool = False) -> list[str]:
+    """The book's price series (underlyings and FX) missing from the underlyings file and, when the
+    concentration add-on applies, its underlyings missing from the concentration file. Refused with an
+    :class:`InputError` naming the file and the series, unless ``allow_defaults`` (default: the setting
+    ``TOKENCLEAR_ALLOW_DEFAULTS``): then the stated defaults apply and each is returned as a warning."""
+    allow = settings.allow_defaults if allow_defaults is None else allow_defaults
+    gaps: list[tuple[Path, list[str], str]] = []
+    missing = [one.name for one in factor_specs(book, catalogue, specs, config) if one.name not in specs]
+    if missing:
+        gaps.append((settings.underlyings_file, missing, f"relative moves on the {config.risk_calendar} calendar, no "
+                                                         "carry, no term decay, no stress proxy"))
+    if concentration:
+        rules = load_concentration(settings.concentration_file) if settings.concentration_file.is_file() else {}
+        underlyings = list(dict.fromkeys(one.underlying for one in catalogue.select(book.instruments)))
+        uncovered = [name for name in underlyings if name not in rules]
+        if uncovered:
+            gaps.append((settings.concentration_file, uncovered, "no concentration add-on"))
+    if gaps and not allow:
+        path, names, _ = gaps[0]
+        raise InputError(f"no row for {', '.join(names)}: add them, or pass --allow-defaults (TOKENCLEAR_ALLOW_DEFAULTS"
+                         "=1) to price them with stated defaults", path=path, field="underlying")
+    return [f"{path.name} has no row for {', '.join(names)}: {defaults} (--allow-defaults)"
+            for path, names, defaults in gaps]
 
 
 def context_for(inputs: Inputs, config: RunConfig, as_of: np.datetime64 | None) -> Context:
@@ -154,10 +184,13 @@ def load_stress_addon(path: Path, accounts: list[str]) -> np.ndarray:
 
 
 def load_context(settings: Settings, config: RunConfig, *, positions: Path | None, instruments: Path | None,
-                 prices: Path | None, as_of: str | None) -> tuple[Inputs, Context]:
-    """Read every input file, then resolve the run's context (the common start of every command)."""
-    inputs = load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
-    return inputs, context_for(inputs, config, parse_as_of(as_of))
+                 prices: Path | None, as_of: str | None, allow_defaults: bool | None = None) -> tuple[Inputs, Context]:
+    """Read every input file, then resolve the run's context (the common start of every command); the
+    context's warnings include the inputs'."""
+    inputs = load_inputs(settings, positions=positions, instruments=instruments, prices=prices,
+                         allow_defaults=allow_defaults)
+    context = context_for(inputs, config, parse_as_of(as_of))
+    return inputs, replace(context, warnings=[*inputs.warnings, *context.warnings])
 
 
 def margin_classes(settings: Settings) -> dict[str, MarginClass]:
@@ -165,13 +198,16 @@ def margin_classes(settings: Settings) -> dict[str, MarginClass]:
 
 
 def run_book_margin(settings: Settings, inputs: Inputs, setup: RiskSetup, *, as_of: str | None, method: str,
-                    stress_addon: Path | None = None) -> MarginRun:
+                    stress_addon: Path | None = None, allow_defaults: bool | None = None) -> MarginRun:
     """The margin of a whole book from its files, class by class (:func:`~tokenclear.margin.setup.book_margin`)."""
     day = parse_as_of(as_of)
-    return book_margin(inputs.book, inputs.catalogue, setup, method,
+    gaps = reference_defaults(settings, inputs.catalogue, inputs.specs, inputs.book, setup.config,
+                              allow_defaults=allow_defaults, concentration=setup.concentration)
+    run = book_margin(inputs.book, inputs.catalogue, setup, method,
                        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
                        capacity=concentration_capacity(settings, inputs.prices_dir),
                        stress_addon=load_stress_addon(stress_addon, inputs.book.accounts) if stress_addon else None)
+    return replace(run, warnings=list(dict.fromkeys([*gaps, *run.warnings])))
 
 
 def concentration_capacity(settings: Settings, prices_dir: Path) -> Callable[[Context], np.ndarray | None]:

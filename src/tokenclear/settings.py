@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     apc_release: float = Field(default=0.0, description="fraction of the APC buffer released in stress")
     holiday_addon: bool = Field(default=True, description="collect the holiday/weekend add-on")
     concentration_addon: bool = Field(default=True, description="large-position add-on against ADV")
+    allow_defaults: bool = Field(default=False, description="price a series missing from underlyings.csv with "
+                                 "stated defaults (relative moves, the risk calendar, no carry) and run a book "
+                                 "without concentration.csv rows, each with a warning; unset = refuse")
     floor_grid_usd: Decimal = Field(default=Decimal(0), description="privacy mode: the on-chain release floor is "
                                     "the requirement rounded down to this grid; 0 = the requirement itself")
     lookback: int = 1250

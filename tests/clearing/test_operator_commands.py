@@ -55,15 +55,15 @@ def test_book_load_cycle_calls_reconcile(tmp_path):
 
         done = tokenclear_env(["cycle", "--at", "2023-03-11T00:00:00Z", "--format", "json"], env)
         assert done.returncode == 0, done.stderr
-        summary = json.loads(done.stdout)
+        summary = json.loads(done.stdout)["metadata"]
         assert summary["calls_issued"] == 2  # both of BOB's accounts are short, ALICE is covered
         rerun = tokenclear_env(["cycle", "--at", "2023-03-11T00:00:00Z", "--format", "json"], env)
-        assert json.loads(rerun.stdout)["calls_issued"] == 0, rerun.stderr  # the same cycle: no call twice
+        assert json.loads(rerun.stdout)["metadata"]["calls_issued"] == 0, rerun.stderr  # the same cycle: no call twice
 
         listed = tokenclear_env(["calls", "--format", "json"], env)
-        calls = json.loads(listed.stdout)
+        calls = json.loads(listed.stdout)["rows"]
         assert sorted(c["account"] for c in calls) == ["B-CLIENT", "B-HOUSE"]
-        assert sum(Decimal(c["amount"]) for c in calls) == Decimal(summary["called_usd"])
+        assert sum(Decimal(c["amount"]) for c in calls) == Decimal(summary["called"])
         requirement = {}
         with store.session() as session:
             from tokenclear.store.models import Requirement
@@ -72,7 +72,7 @@ def test_book_load_cycle_calls_reconcile(tmp_path):
                 requirement[row.account_id] = row.requirement
         for account, onchain in ids.items():  # the floors the cycle posted are the requirements
             assert ledger.required_floor(onchain) == int(requirement[account] * 10**6)
-        assert Decimal(summary["requirement_usd"]) == sum(requirement.values())
+        assert Decimal(summary["requirement"]) == sum(requirement.values())
 
         # the next day's cycle first escalates BOB's unanswered calls, then defaults them (past deadline and grace)
         later = tokenclear_env(["cycle", "--at", "2023-03-12T00:00:00Z", "--format", "json"], env)

@@ -91,8 +91,8 @@ def test_the_cycle_and_the_margin_command_compute_one_requirement(two_days):
                            demo.settings.prices_dir)
     command = runner.run_book_margin(demo.settings, inputs, runner.risk_setup(demo.settings), as_of=str(day),
                                      method="hsvar")
-    assert {row.account: row.margin_usd for row in command.accounts} == measured.requirement_usd
-    assert any(row.apc_usd > 0 for row in command.accounts)  # the settings' stressed-weight APC, in both
+    assert {row.account: row.margin for row in command.accounts} == measured.requirement_usd
+    assert any(row.apc_addon > 0 for row in command.accounts)  # the settings' stressed-weight APC, in both
 
 
 def test_settings_reach_every_margin_figure():

@@ -56,7 +56,7 @@ def test_specificity_then_ineligible_wins_a_tie(reference):
 def test_cli_answers_yes_or_no_with_the_rule():
     yes = tokenclear("eligible", "TBILL", "--ccp", "CME", "--date", "2026-01-05", "--json")
     assert yes.returncode == 0, yes.stderr
-    body = json.loads(yes.stdout)
+    body = json.loads(yes.stdout)["rows"][0]
     assert body["eligible"] is True and body["rule"] == "table-sovereign_bond-us-usd"
     no = tokenclear("eligible", "USDC", "--ccp", "CME", "--date", "2026-01-05")
     assert no.returncode == 1 and no.stdout.startswith("no") and "no rule in effect" in no.stdout

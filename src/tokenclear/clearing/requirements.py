@@ -39,6 +39,7 @@ class RiskInputs:
     market: MarketData
     setup: RiskSetup
     capacity: Callable[[Context], np.ndarray | None] | None = None
+    warnings: tuple[str, ...] = ()  # reference defaults applied on request (every cycle repeats them)
 
     @property
     def config(self) -> RunConfig:
@@ -78,7 +79,8 @@ def measure(risk: RiskInputs, book: Book, registry: Registry, collateral_prices:
                              config=config, as_of=day)
 
     run = book_margin(book, risk.catalogue, risk.setup, "hsvar", build=build, capacity=risk.capacity)
-    for warning in run.warnings:
+    warnings = list(dict.fromkeys([*risk.warnings, *run.warnings]))
+    for warning in warnings:
         log.warning("margin run", date=str(day), warning=warning)
     window = context.window()
     measured = window[context.move_dates[window] >= context.factors.grid[0]]  # the tokens' own history only:
@@ -88,4 +90,4 @@ def measure(risk: RiskInputs, book: Book, registry: Registry, collateral_prices:
                             margin_currency=risk.config.margin_currency)
     correlation = portfolio_correlation(pnl, returns)
     by_account = {account: tuple(float(x) for x in correlation[i]) for i, account in enumerate(context.book.accounts)}
-    return Measured({account.account: account.margin_usd for account in run.accounts}, by_account, list(run.warnings))
+    return Measured({account.account: account.margin for account in run.accounts}, by_account, warnings)

@@ -27,7 +27,23 @@ app.add_typer(ledger_app, name="ledger")
 book_app = typer.Typer(help="The clearing book: members, accounts and positions.", no_args_is_help=True)
 app.add_typer(book_app, name="book")
 
-stdout = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tokenclear import __version__
+
+        sys.stdout.write(f"tokenclear {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """tokenclear: margin and tokenized collateral for derivatives clearing."""
+
+
+stdout = Console(width=None if sys.stdout.isatty() else 160)  # a pipe gets the wide table unwrapped
 stderr = Console(stderr=True, soft_wrap=True)  # an error naming a file stays on one line
 T = TypeVar("T")
 
@@ -70,6 +86,10 @@ MporOpt = Annotated[int | None, typer.Option("--mpor-days", help="margin period 
                                              "TOKENCLEAR_MPOR_DAYS, else the listed class's, 2)")]
 LookbackOpt = Annotated[int | None, typer.Option(help="observations in the scenario window (default: "
                                                  "TOKENCLEAR_LOOKBACK, 1250)")]
+AllowDefaultsOpt = Annotated[bool | None, typer.Option(
+    "--allow-defaults/--refuse-defaults", help="price a series missing from underlyings.csv (and run without "
+    "concentration.csv rows) on stated defaults, with a warning (default: TOKENCLEAR_ALLOW_DEFAULTS, refuse)")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="every column in the table (default: fits 80 columns)")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")]
 
 
@@ -96,7 +116,8 @@ def fail(error: TokenclearError) -> typer.Exit:
 
 def load_context(settings: Settings, *, positions: Path | None, instruments: Path | None, prices: Path | None,
                  as_of: str | None, mpor_days: int | None, lookback: int | None, confidence: float | None = None,
-                 measure: Measure = Measure.quantile, stress_period: str | None = None):
+                 measure: Measure = Measure.quantile, stress_period: str | None = None,
+                 allow_defaults: bool | None = None):
     """The run's inputs and scenario context from the command's options over the settings (every
     one-class command starts here)."""
     from tokenclear import runner
@@ -104,7 +125,7 @@ def load_context(settings: Settings, *, positions: Path | None, instruments: Pat
     config = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
                                lookback=lookback, measure=measure.value).config
     return runner.load_context(settings, config, positions=positions, instruments=instruments, prices=prices,
-                               as_of=as_of)
+                               as_of=as_of, allow_defaults=allow_defaults)
 
 
 RpcUrlOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC node (default: embedded EVM; "

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, csv_text, fail, stderr, stdout
+from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, fail, stderr, stdout
+from tokenclear.cli.output import Report, cell, emit, plain
 from tokenclear.errors import TokenclearError
 from tokenclear.settings import get_settings
 
@@ -111,19 +113,23 @@ def _open(database: str | None, rpc_url: str | None):
     return settings, open_store(url), open_chain(settings, rpc_url)
 
 
-def _emit(rows: list[dict], output: str, title: str) -> None:
-    if output == "json":
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    if output == "csv":
-        sys.stdout.write(csv_text(rows))
-        return
-    table = Table(title=title)
-    for name in rows[0] if rows else ["(none)"]:
-        table.add_column(name)
-    for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
-    stdout.print(table)
+def _emit(report: Report, output: str, title: str) -> None:
+    def table(_: Report) -> None:
+        view = Table(title=title, box=box.SIMPLE_HEAD)
+        for name in report.rows[0] if report.rows else ["(none)"]:
+            view.add_column(name)
+        for row in report.rows:
+            view.add_row(*(cell(plain(value)) for value in row.values()))
+        stdout.print(view)
+
+    emit(report, output, table)
+
+
+def _book(url) -> str:
+    """The book's URL (a string or SQLAlchemy URL) as shown in output: without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @book_app.command("load")
@@ -169,7 +175,8 @@ def cycle(
                                               "--at)")] = None,
     database: DatabaseOpt = None,
     rpc_url: RpcUrlOpt = None,
-    output: Annotated[Format, typer.Option("--format", help="table, json or csv (field,value)")] = Format.table,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv (one row per token, the totals "
+                                                        "in the metadata)")] = Format.table,
 ) -> None:
     """Escalate or default calls past their deadline, then one margin cycle on the book: prices, haircuts, VM,
     requirements, calls, floors on chain."""
@@ -199,22 +206,32 @@ def cycle(
         summary = workflow.run_cycle(moment, as_of=day)
     except TokenclearError as error:
         raise fail(error) from None
-    body = {"key": summary.key, "at": summary.at.isoformat(), "instructions_recovered": recovered,
-            "calls_moved": [{"key": key, "state": state} for key, state in moved],
-            "requirement_usd": str(summary.requirement_usd), "collateral_usd": str(summary.collateral_usd),
-            "calls_issued": summary.calls_issued, "called_usd": str(summary.called_usd),
-            "vm_paid_by_members_usd": str(summary.vm_paid_by_members_usd),
-            "vm_paid_to_members_usd": str(summary.vm_paid_to_members_usd), "haircuts_bps": summary.haircuts_bps,
-            "prices": summary.prices, "price_status": summary.price_status, "vm_blocked": summary.vm_blocked,
-            "warnings": summary.warnings}
-    if output is not Format.json:  # the JSON carries them in its body
-        for warning in summary.warnings:
-            stderr.print(f"[yellow]warning:[/] {warning}")
-    if output is Format.json:
-        sys.stdout.write(json.dumps(body, indent=2) + "\n")
-        return
-    _emit([{"field": name, "value": json.dumps(value) if isinstance(value, dict | list) else value}
-           for name, value in body.items()], output.value, f"cycle {summary.key}")
+    metadata = {"key": summary.key, "at": summary.at, "as_of": str(day) if day is not None else None,
+                "currency": "USD", "instructions_recovered": recovered,
+                "requirement": summary.requirement_usd, "collateral": summary.collateral_usd,
+                "calls_issued": summary.calls_issued, "called": summary.called_usd,
+                "vm_paid_by_members": summary.vm_paid_by_members_usd,
+                "vm_paid_to_members": summary.vm_paid_to_members_usd, "book": _book(store.engine.url)}
+    rows = [{"token": token.symbol, "asset": token.asset, "haircut_bps": summary.haircuts_bps.get(token.symbol),
+             "price": summary.prices.get(token.asset), "price_status": summary.price_status.get(token.asset)}
+            for token in system.TOKENS]
+    report = Report("cycle", rows, metadata, list(summary.warnings),
+                    {"calls_moved": [{"key": key, "state": state} for key, state in moved],
+                     "vm_blocked": summary.vm_blocked})
+
+    def table(_: Report) -> None:
+        view = Table(title=f"cycle {summary.key}", box=box.SIMPLE_HEAD, show_header=False)
+        view.add_column("field")
+        view.add_column("value", justify="right")
+        for name, value in metadata.items():
+            view.add_row(name, cell(plain(value)))
+        view.add_row("calls moved", ", ".join(f"{key} -> {state}" for key, state in moved) or "none")
+        for row in rows:
+            view.add_row(f"{row['token']} haircut / price", f"{row['haircut_bps']} bps / {row['price']} "
+                                                             f"({row['price_status'] or 'on chain'})")
+        stdout.print(view)
+
+    emit(report, output.value, table)
 
 
 @app.command("calls")
@@ -249,7 +266,7 @@ def calls_command(
                      "deadline": c.deadline.isoformat()} for c in session.scalars(query)]
     except TokenclearError as error:
         raise fail(error) from None
-    _emit(rows, output.value, f"margin calls ({state})")
+    _emit(Report("calls", rows, {"state": state, "book": _book(url)}), output.value, f"margin calls ({state})")
 
 
 @app.command()
@@ -267,11 +284,12 @@ def reconcile(
         breaks = system.open_workflow(settings, store, chain, SystemClock()).reconcile()
     except TokenclearError as error:
         raise fail(error) from None
-    rows = [{"account": b.account, "asset": b.asset, "book_units": b.book_units, "chain_units": b.chain_units,
-             "cause": b.cause} for b in breaks]
+    rows = [{"account": b.account, "asset": b.asset, "book_units": str(b.book_units),
+             "chain_units": str(b.chain_units), "cause": b.cause} for b in breaks]
     if output is Format.table and not rows:
         stdout.print("reconciliation clean: book == chain for every account and token")
     else:
-        _emit(rows, output.value, "reconciliation breaks")
+        _emit(Report("reconcile", rows, {"clean": not rows, "breaks": len(rows), "units": "token base units",
+                                         "book": _book(store.engine.url)}), output.value, "reconciliation breaks")
     if rows:
         raise typer.Exit(code=1)

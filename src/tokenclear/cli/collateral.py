@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,7 @@ import typer
 from rich.table import Table
 
 from tokenclear.cli.app import AsOfOpt, Format, app, csv_text, fail, stderr, stdout
+from tokenclear.cli.output import Report, digest, emit
 from tokenclear.errors import InputError, TokenclearError
 from tokenclear.settings import get_settings
 
@@ -36,7 +36,8 @@ def eligible(
     ccp: Annotated[str, typer.Option("--ccp", help="clearing house or schedule: CME, Eurex, ICE_Clear_Europe, "
                                      "LCH_Ltd, OCC, CFTC_PILOT, tokenclear")],
     date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today, UTC)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
     """Is ASSET eligible collateral at a clearing house on a date, and which rule decided? Exit 0 yes, 1 no."""
     from tokenclear.collateral.files import load_reference
@@ -51,15 +52,19 @@ def eligible(
         decision = reference.schedules.decide(reference.registry.get(asset), ccp, day)
     except TokenclearError as error:
         raise fail(error) from None
-    if as_json:
-        rule = decision.rule
-        sys.stdout.write(json.dumps({
-            "asset": decision.asset, "schedule": decision.schedule, "date": str(decision.date),
-            "eligible": decision.eligible, "rule": None if rule is None else rule.rule,
-            "rule_source": None if rule is None else rule.source, "explanation": decision.explain()}) + "\n")
-    else:
+    rule = decision.rule
+    row = {"asset": decision.asset, "schedule": decision.schedule, "date": str(decision.date),
+           "eligible": decision.eligible, "rule": None if rule is None else rule.rule,
+           "rule_source": None if rule is None else rule.source, "explanation": decision.explain()}
+    settings = get_settings()
+    report = Report("eligible", [row], {"date": str(day), "ccp": ccp,
+                                        "inputs": {"collateral": digest(settings.collateral_dir)}})
+
+    def table(_: Report) -> None:
         stdout.print(("[green]yes[/]: " if decision.eligible else "[red]no[/]: ") + decision.explain(),
                      highlight=False)
+
+    emit(report, "json" if as_json else output.value, table)
     raise typer.Exit(code=0 if decision.eligible else 1)
 
 
@@ -103,20 +108,22 @@ def haircuts(
     except TokenclearError as error:
         raise fail(error) from None
     rows = table.rows()
-    if out is not None:
+    if out is not None:  # the haircut file a later --compare reads back (plain CSV, no preamble)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(csv_text(rows), encoding="utf-8")
         stderr.print(f"wrote {out}")
-    if output is Format.json:
-        body: dict[str, object] = {"as_of": str(table.as_of), "confidence": confidence, "apc": apc.value,
-                                   "margin_currency": currency, "haircuts": rows}
-        if changes is not None:
-            body["review"] = [{"asset": c.asset, "previous": c.previous, "current": c.current, "change": c.change,
-                               "driver": c.driver, "driver_change": c.driver_change} for c in changes]
-        sys.stdout.write(json.dumps(body, indent=2) + "\n")
-        return
-    if output is Format.csv:
-        sys.stdout.write(csv_text(rows))
+    metadata = {"as_of": str(table.as_of), "confidence": confidence, "mpor_days": mpor_days, "apc": apc.value,
+                "liquidity_scaling": liquidity.value, "position": Decimal(str(position_usd)).quantize(Decimal("0.01")),
+                "currency": currency,
+                "depeg_half_life_days": depeg_half_life, "lookback": settings.lookback,
+                "inputs": {"collateral": digest(settings.collateral_dir), "prices": digest(settings.prices_dir),
+                           "volumes": digest(settings.volumes_dir),
+                           **({"compare": digest(compare)} if compare else {})}}
+    sections = {} if changes is None else {"review": [
+        {"asset": c.asset, "previous": c.previous, "current": c.current, "change": c.change, "driver": c.driver,
+         "driver_change": c.driver_change} for c in changes]}
+    if output is not Format.table:
+        emit(Report("haircuts", rows, metadata, [], sections), output.value)
         return
     view = Table(title=f"haircuts as of {table.as_of} ({confidence:.1%}, MPOR {mpor_days} days, APC {apc.value}, "
                        f"margin currency {currency}, position {position_usd:,.0f})")

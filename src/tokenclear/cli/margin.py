@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from tokenclear.cli.app import (
+    AllowDefaultsOpt,
     Apc,
     AsOfOpt,
     ConfidenceOpt,
@@ -25,6 +24,7 @@ from tokenclear.cli.app import (
     OutOpt,
     PositionsOpt,
     PricesOpt,
+    WideOpt,
     app,
     fail,
     load_context,
@@ -67,6 +67,8 @@ def margin(
                                                                   "TOKENCLEAR_CONCENTRATION_ADDON, on)")] = None,
     stress_addon: Annotated[Path | None, typer.Option(help="CSV account,addon_usd from a stress test")] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+    wide: WideOpt = False,
+    allow_defaults: AllowDefaultsOpt = None,
 ) -> None:
     """Initial margin per account of a book, with its drivers and add-ons."""
     from dataclasses import replace
@@ -77,7 +79,7 @@ def margin(
     try:
         with stages(3) as step:
             inputs = step("reading inputs", lambda: runner.load_inputs(
-                settings, positions=positions, instruments=instruments, prices=prices))
+                settings, positions=positions, instruments=instruments, prices=prices, allow_defaults=allow_defaults))
             setup = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence,
                                       mpor_days=mpor_days, lookback=lookback, measure=measure.value,
                                       apc=apc.value if apc else None, apc_release=apc_release,
@@ -88,59 +90,83 @@ def margin(
                 notes.append(f"AS-VaR parameters are weekly and set in advance: the APC setting "
                              f"'{settings.apc}' cannot apply, the 25% buffer does (--apc to choose)")
             result = step(f"building scenarios, computing {method.value}", lambda: runner.run_book_margin(
-                settings, inputs, setup, as_of=as_of, method=method.value, stress_addon=stress_addon))
+                settings, inputs, setup, as_of=as_of, method=method.value, stress_addon=stress_addon,
+                allow_defaults=allow_defaults))
             result = replace(result, warnings=notes + list(result.warnings))
             step("formatting", lambda: None)
     except TokenclearError as error:
         raise fail(error) from None
-    emit_margin(result, output)
+    emit_margin(result, output, margin_metadata(settings, inputs, setup, result,
+                                                inputs_used(settings, inputs, positions, instruments)), wide)
 
 
-def emit_margin(result: MarginRun, output: Format) -> None:
-    rows = [account.to_dict() for account in result.accounts]
-    if output is not Format.table:  # the table prints them after itself
-        for warning in result.warnings:
-            stderr.print(f"[yellow]warning:[/] {warning}")
-    if output is Format.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    if output is Format.csv:
-        buffer = io.StringIO()
-        fields = ["account", "method", "margin_usd", "base_usd", "holiday_addon_usd", "history_addon_usd",
-                  "concentration_addon_usd",
-                  "stress_addon_usd", "apc_usd", "net_option_value_usd", "worst_scenario", "top_instrument"]
-        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            top = row["top_instruments"]
-            writer.writerow({**row, "top_instrument": top[0]["instrument"] if top else ""})
-        sys.stdout.write(buffer.getvalue())
-        return
-    title = f"{result.method} initial margin as of {result.as_of}"
-    if result.scenarios:
-        title += f" ({result.scenarios} scenarios)"
-    table = Table(title=title)
-    for name in ("account", "margin USD", "base", "holiday", "history", "concentration", "APC", "option value",
-                 "worst scenario", "largest contributor"):
-        table.add_column(name, justify="left" if name in ("account", "worst scenario", "largest contributor")
-                         else "right")
-    total = sum(account.margin_usd for account in result.accounts)
-    for account in result.accounts:
-        top = account.top_instruments[0] if account.top_instruments else None
-        table.add_row(account.account, f"{account.margin_usd:,.2f}", f"{account.base_usd:,.2f}",
-                      f"{account.holiday_addon_usd:,.2f}", f"{account.history_addon_usd:,.2f}",
-                      f"{account.concentration_addon_usd:,.2f}",
-                      f"{account.apc_usd:,.2f}", f"{account.net_option_value_usd:,.2f}", account.worst_scenario,
-                      f"{top[0]} ({top[1]:,.0f})" if top else "")
-    table.add_section()
-    table.add_row("total", f"{total:,.2f}", "", "", "", "", "", "", "", "")
-    stdout.print(table)
+def inputs_used(settings, inputs, positions: Path | None, instruments: Path | None) -> dict[str, dict]:
+    """Path and SHA-256 of every file a book's run reads (the output contract's ``inputs``)."""
+    from tokenclear.cli.output import digest
+
+    return {"positions": digest(positions or settings.demo_positions_file),
+            "instruments": digest(instruments or settings.instruments_file),
+            "underlyings": digest(settings.underlyings_file), "margin_classes": digest(settings.margin_classes_file),
+            "concentration": digest(settings.concentration_file),
+            "span_intercommodity": digest(settings.intercommodity_file),
+            "prices": digest(inputs.prices_dir, inputs.market.series)}
+
+
+def margin_metadata(settings, inputs, setup, result: MarginRun, files: dict[str, dict]) -> dict[str, object]:
+    """The run's parameters: per clearing class in the book its confidence and MPOR, and the options."""
+    used = sorted({one.clearing_class for one in inputs.catalogue.select(inputs.book.instruments)})
+    classes = {name: {"confidence": setup.classes[name].confidence if setup.confidence is None else setup.confidence,
+                      "mpor_days": setup.classes[name].mpor_days if setup.mpor_days is None else setup.mpor_days}
+               for name in used if name in setup.classes}
+    config = setup.config
+    return {"as_of": result.as_of, "method": result.method, "currency": result.currency, "classes": classes,
+            "measure": config.measure, "lookback": config.lookback, "scenarios": result.scenarios,
+            "stress_period": None if config.stress_period is None else "{}:{}".format(*config.stress_period),
+            "apc": setup.options.apc or "none", "apc_release": setup.options.apc_released_fraction,
+            "holiday_addon": setup.options.holiday, "concentration_addon": setup.concentration,
+            "accounts": len(result.accounts), "inputs": files}
+
+
+def emit_margin(result: MarginRun, output: Format, metadata: dict[str, object], wide: bool = False) -> None:
+    from tokenclear.cli.output import Report, emit
+
     held = {name: days for name, days in result.holiday_days.items() if days}
-    if held:
-        stdout.print(f"holiday add-on: {', '.join(sorted(held))} trade {max(held.values())} session(s) beyond the "
-                     "MPOR before cash has moved MPOR times")
-    for warning in result.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}")
+    weekend = ([f"holiday add-on: {', '.join(sorted(held))} trade {max(held.values())} session(s) beyond the MPOR "
+                "before cash has moved MPOR times"] if held else [])
+    report = Report("margin", [account.row() for account in result.accounts], metadata, [*result.warnings, *weekend],
+                    {"total": sum((account.margin for account in result.accounts), Decimal(0)),
+                     "contributors": {account.account: [{"instrument": name, "loss": loss}
+                                                        for name, loss in account.top_instruments]
+                                      for account in result.accounts},
+                     "holiday_days": result.holiday_days})
+
+    def table(_: Report) -> None:
+        title = f"{result.method} initial margin as of {result.as_of}"
+        if result.scenarios:
+            title += f", {result.scenarios} scenarios"
+        title += f"; {result.currency}, cents in json/csv"
+        view = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        names = ["account", "margin", "base", "add-ons", "APC", "options"]
+        if wide:
+            names[3:4] = ["holiday", "history", "concentration", "stress"]
+            names += ["worst scenario", "largest contributor"]
+        for name in names:
+            left = name in ("account", "worst scenario", "largest contributor")
+            view.add_column(name, justify="left" if left else "right", no_wrap=True)
+        for account in result.accounts:
+            top = account.top_instruments[0] if account.top_instruments else None
+            addons = [account.holiday_addon, account.history_addon, account.concentration_addon, account.stress_addon]
+            cells = [account.account, f"{account.margin:,.0f}", f"{account.base:,.0f}",
+                     *([f"{one:,.0f}" for one in addons] if wide else [f"{sum(addons):,.0f}"]),
+                     f"{account.apc_addon:,.0f}", f"{account.net_option_value:,.0f}"]
+            if wide:
+                cells += [account.worst_scenario, f"{top[0]} ({top[1]:,.0f})" if top else ""]
+            view.add_row(*cells)
+        view.add_section()
+        view.add_row("total", f"{report.sections['total']:,.0f}", *[""] * (len(names) - 2))
+        stdout.print(view)
+
+    emit(report, output.value, table)
 
 
 @app.command()
@@ -163,7 +189,10 @@ def backtest(
     method: Annotated[Method, typer.Option(help="margin method (hsvar on its windows; the others run as a "
                                                 "margin run on every test date)")] = Method.hsvar,
     chart: Annotated[Path | None, typer.Option(help="write a PNG chart here")] = None,
-    output: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+    allow_defaults: AllowDefaultsOpt = None,
+    output: Annotated[Format, typer.Option("--format", help="table (the statistics and verdict), json or csv "
+                                                        "(every test date, the statistics in the metadata)")]
+    = Format.table,
 ) -> None:
     """Backtest a margin method against realised MPOR losses (Kupiec, Christoffersen, traffic light)."""
     from dataclasses import replace
@@ -181,7 +210,7 @@ def backtest(
             inputs, context = step_("reading inputs, building scenarios", lambda: load_context(
                 settings, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of,
                 mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
-                stress_period=stress_period))
+                stress_period=stress_period, allow_defaults=allow_defaults))
             book = context.book
             if account is None:
                 quantity = book.quantity.sum(axis=0).astype(np.float64)
@@ -199,24 +228,34 @@ def backtest(
                 step=step, method=method.value, rebuild=rebuild))
     except TokenclearError as error:
         raise fail(error) from None
-    summary = {"account": account or "book", **result.summary()}
+    from tokenclear.cli.output import Report, emit
+    from tokenclear.money import amount
+
+    summary = {key: value for key, value in result.summary().items() if key != "warnings"}
     if chart is not None:
         from tokenclear.reports.backtest_chart import write_chart
 
-        summary["chart"] = str(write_chart(result, chart, title=f"HS-VaR backtest, {account or 'whole book'}"))
-    for warning in result.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}")
-    if output is Format.json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-        return
-    table = Table(title=f"backtest of {method.value} at {context.config.confidence:.1%}, MPOR "
-                        f"{context.config.mpor_days} days")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in summary.items():
-        if key != "warnings":  # printed above, on stderr
-            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    stdout.print(table)
+        summary["chart"] = str(write_chart(result, chart, title=f"{method.value} backtest, {account or 'whole book'}"))
+    config = context.config
+    metadata = {"account": account or "book", "confidence": config.confidence, "mpor_days": config.mpor_days,
+                "lookback": config.lookback, "measure": config.measure, "currency": config.margin_currency,
+                **summary, "inputs": inputs_used(settings, inputs, positions, instruments)}
+    rows = [{"date": str(day), "margin": amount(margin), "realised_loss": amount(loss), "exception": bool(hit)}
+            for day, margin, loss, hit in zip(result.dates, result.margin.tolist(), result.realised_loss.tolist(),
+                                              result.exceptions.tolist(), strict=True)]
+
+    def table(_: Report) -> None:
+        view = Table(title=f"backtest of {method.value} at {config.confidence:.1%}, MPOR {config.mpor_days} days: "
+                           f"{result.verdict}", box=box.SIMPLE_HEAD)
+        view.add_column("measure")
+        view.add_column("value", justify="right")
+        for key, value in summary.items():
+            view.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        stdout.print(view)
+        if result.failed:
+            stdout.print("[bold red]fails:[/] " + "; ".join(result.failed))
+
+    emit(Report("backtest", rows, metadata, list(result.warnings)), output.value, table)
 
 
 @params_app.command("span")
@@ -277,40 +316,59 @@ def params_asvar(
 @app.command()
 def vm(
     start: Annotated[str, typer.Option("--from", help="previous valuation date")],
-    end: Annotated[str, typer.Option("--to", help="current valuation date")],
+    end: Annotated[str, typer.Option("--to", help="current valuation date (after --from)")],
     positions: PositionsOpt = None,
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
+    settlements: Annotated[Path | None, typer.Option("--settlements", help="CSV date,instrument,price: the "
+                                                     "exchange's settlement prices (default: the term-structure "
+                                                     "price on the index close)")] = None,
+    allow_defaults: AllowDefaultsOpt = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
     """Variation margin per account between two valuation dates (> 0 owed by the member)."""
     from tokenclear import runner
+    from tokenclear.cli.output import Report, digest, emit
     from tokenclear.margin.variation import settlement_prices, variation_margin
+    from tokenclear.market.settlements import load_settlements
 
     settings = get_settings()
     try:
-        inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices)
         day_0, day_1 = runner.parse_as_of(start, "--from"), runner.parse_as_of(end, "--to")
         assert day_0 is not None and day_1 is not None
+        if day_1 <= day_0:
+            raise runner.InputError(f"{day_1} is not after --from {day_0}: VM runs forward in time",
+                                    field="--to")
+        inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices,
+                                    allow_defaults=allow_defaults)
         names = inputs.book.instruments
-        price_0 = settlement_prices(inputs.catalogue, names, inputs.market, inputs.specs, day_0,
-                                    max_stale_days=settings.max_stale_days)
-        price_1 = settlement_prices(inputs.catalogue, names, inputs.market, inputs.specs, day_1,
-                                    max_stale_days=settings.max_stale_days)
+        published = load_settlements(settlements, set(inputs.catalogue.instruments)) if settlements else None
+        price_0, price_1 = (settlement_prices(inputs.catalogue, names, inputs.market, inputs.specs, day,
+                                              max_stale_days=settings.max_stale_days, published=published)
+                            for day in (day_0, day_1))
         rows = variation_margin(inputs.book, inputs.catalogue, price_0, price_1)
     except TokenclearError as error:
         raise fail(error) from None
-    if output is Format.json:
-        sys.stdout.write(json.dumps([row.to_dict() for row in rows], indent=2) + "\n")
-        return
-    if output is Format.csv:
-        sys.stdout.write("account,currency,vm\n" + "".join(f"{r.account},{r.currency},{r.vm}\n" for r in rows))
-        return
-    table = Table(title=f"variation margin {start} -> {end} (> 0 owed by the member)")
-    for name in ("account", "currency", "VM"):
-        table.add_column(name, justify="right" if name == "VM" else "left")
-    for row in rows:
-        table.add_row(row.account, row.currency, f"{row.vm:,.2f}")
-    stdout.print(table)
+    warnings = list(inputs.warnings)
+    if published is not None:
+        derived = sorted({name for day in (day_0, day_1) for name in names if (day, name) not in published})
+        if derived:
+            warnings.append(f"{settlements} has no settlement price for {', '.join(derived)} on one of the dates: "
+                            "priced from the index close (term-structure rule)")
+    metadata = {"from": str(day_0), "to": str(day_1), "sign": "> 0 owed by the member",
+                "settlements": "published" if published is not None else "index close, term-structure rule",
+                "inputs": {**inputs_used(settings, inputs, positions, instruments),
+                           **({"settlements": digest(settlements)} if settlements else {})}}
+    prices_rows = {name: {"instrument": name, "price_from": p0, "price_to": p1}
+                   for name, p0, p1 in zip(names, price_0, price_1, strict=True)}
 
+    def table(_: Report) -> None:
+        view = Table(title=f"variation margin {day_0} -> {day_1} (> 0 owed by the member)", box=box.SIMPLE_HEAD)
+        for name in ("account", "currency", "VM"):
+            view.add_column(name, justify="right" if name == "VM" else "left")
+        for row in rows:
+            view.add_row(row.account, row.currency, f"{row.vm:,.2f}")
+        stdout.print(view)
 
+    emit(Report("vm", [{"account": r.account, "currency": r.currency, "vm": r.vm} for r in rows], metadata,
+                warnings, {"settlement_prices": list(prices_rows.values())}), output.value, table)

@@ -9,10 +9,12 @@ margin. Overlapping MPOR windows make exceptions cluster, so the default step is
 MPOR (non-overlapping tests); a shorter step is kept as an option, with a warning.
 
 Statistics: Kupiec's proportion-of-failures LR test, Christoffersen's independence LR
-test (both chi-squared with one degree of freedom), the Basel traffic-light zone of the
+test (both chi-squared with one degree of freedom) and their sum, the conditional-coverage
+test (two degrees of freedom), each at the 5% level; the Basel traffic-light zone of the
 last 250 observations (green / yellow / red by the binomial cumulative probability of
 the exception count: below 95%, below 99.99%, else; 0-4, 5-9, 10+ at 99%), and the
-peak-to-trough ratio of the margin series (procyclicality).
+peak-to-trough ratio of the margin series (procyclicality). The verdict passes only when every
+test passes: a green light with clustered exceptions (independence rejected) fails, and says so.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from tokenclear.margin.procyclicality import peak_to_trough
 from tokenclear.margin.valuation import reprice, revalue
 
 TRAFFIC_WINDOW = 250
+#: Significance level of the coverage and independence tests: a p-value below it rejects the model.
+TEST_LEVEL = 0.05
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,32 @@ class Backtest:
     method: str = "hsvar"
 
     @property
+    def conditional_coverage_p(self) -> float:
+        """Christoffersen's joint test of coverage and independence (LR_pof + LR_ind, chi-squared, 2 dof)."""
+        return float(chi2.sf(self.kupiec_lr + self.christoffersen_lr, 2))
+
+    @property
+    def failed(self) -> list[str]:
+        """The tests the model fails: coverage (Kupiec), independence (Christoffersen), the joint test, a
+        traffic light other than green."""
+        out = []
+        if self.kupiec_p < TEST_LEVEL:
+            out.append(f"coverage (Kupiec p = {self.kupiec_p:.3g} < {TEST_LEVEL})")
+        if self.christoffersen_p < TEST_LEVEL:
+            out.append(f"independence (Christoffersen p = {self.christoffersen_p:.3g} < {TEST_LEVEL})")
+        if self.conditional_coverage_p < TEST_LEVEL:
+            out.append(f"conditional coverage (p = {self.conditional_coverage_p:.3g} < {TEST_LEVEL})")
+        if self.traffic_light != "green":
+            out.append(f"traffic light {self.traffic_light} ({self.traffic_exceptions} exceptions in the last "
+                       f"{min(TRAFFIC_WINDOW, self.exceptions.size)})")
+        return out
+
+    @property
+    def verdict(self) -> str:
+        """``pass`` when every test passes, else ``fail`` (see :attr:`failed` for which)."""
+        return "fail" if self.failed else "pass"
+
+    @property
     def exception_count(self) -> int:
         return int(self.exceptions.sum())
 
@@ -66,9 +96,11 @@ class Backtest:
 
     def summary(self) -> dict[str, object]:
         return {"method": self.method, "observations": int(self.exceptions.size), "exceptions": self.exception_count,
-                "exception_rate": self.exception_rate, "expected_rate": 1.0 - self.confidence,
+                "exception_rate": self.exception_rate, "expected_rate": round(1.0 - self.confidence, 12),
                 "kupiec_lr": self.kupiec_lr, "kupiec_p_value": self.kupiec_p,
                 "christoffersen_lr": self.christoffersen_lr, "christoffersen_p_value": self.christoffersen_p,
+                "conditional_coverage_p_value": self.conditional_coverage_p, "verdict": self.verdict,
+                "failed": "; ".join(self.failed),
                 "traffic_light": self.traffic_light, "traffic_light_exceptions": self.traffic_exceptions,
                 "peak_to_trough": self.peak_to_trough, "step": self.step, "first": str(self.dates[0]),
                 "last": str(self.dates[-1]), "warnings": list(self.warnings)}
@@ -174,7 +206,7 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
         if rebuild is not None and method != "hsvar":
             dated = rebuild(dates[k])
             run = run_margin(dated, method, Options(holiday=holiday)).accounts[0]
-            margin[k] = float(run.base_usd + run.holiday_addon_usd)
+            margin[k] = float(run.base + run.holiday_addon)
             realised[k] = -float(quantity @ revalue(dated.resolved, move[None, :],
                                                     horizon_days=horizon_calendar_days(dated))[:, 0])
             continue

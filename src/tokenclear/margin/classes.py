@@ -56,27 +56,27 @@ def combine(runs: dict[str, MarginRun]) -> MarginRun:
     accounts = []
     for account in sorted(rows):
         parts = rows[account]
-        main_class, main = max(parts, key=lambda part: part[1].base_usd)
+        main_class, main = max(parts, key=lambda part: part[1].base)
         components: dict[str, Decimal] = {}
         for _, row in parts:
             for key, value in row.components.items():
                 components[key] = components.get(key, ZERO) + value
         top = sorted((item for _, row in parts for item in row.top_instruments), key=lambda item: -item[1])[:3]
         accounts.append(replace(
-            main, margin_usd=sum((row.margin_usd for _, row in parts), ZERO),
-            base_usd=sum((row.base_usd for _, row in parts), ZERO),
-            holiday_addon_usd=sum((row.holiday_addon_usd for _, row in parts), ZERO),
-            history_addon_usd=sum((row.history_addon_usd for _, row in parts), ZERO),
-            concentration_addon_usd=sum((row.concentration_addon_usd for _, row in parts), ZERO),
-            stress_addon_usd=sum((row.stress_addon_usd for _, row in parts), ZERO),
-            apc_usd=sum((row.apc_usd for _, row in parts), ZERO),
-            net_option_value_usd=sum((row.net_option_value_usd for _, row in parts), ZERO),
+            main, margin=sum((row.margin for _, row in parts), ZERO),
+            base=sum((row.base for _, row in parts), ZERO),
+            holiday_addon=sum((row.holiday_addon for _, row in parts), ZERO),
+            history_addon=sum((row.history_addon for _, row in parts), ZERO),
+            concentration_addon=sum((row.concentration_addon for _, row in parts), ZERO),
+            stress_addon=sum((row.stress_addon for _, row in parts), ZERO),
+            apc_addon=sum((row.apc_addon for _, row in parts), ZERO),
+            net_option_value=sum((row.net_option_value for _, row in parts), ZERO),
             worst_scenario=f"{main_class}: {main.worst_scenario}", top_instruments=top, components=components))
     first = next(iter(runs.values()))
     warnings = [warning for run in runs.values() for warning in run.warnings]
     holiday = {name: days for run in runs.values() for name, days in run.holiday_days.items()}
     return MarginRun(first.as_of, first.method, max(run.scenarios for run in runs.values()), accounts, holiday,
-                     list(dict.fromkeys(warnings)))
+                     list(dict.fromkeys(warnings)), first.currency)
 
 
 def margin_by_class(book: Book, catalogue: Catalogue, classes: dict[str, MarginClass], config: RunConfig, method: str,
@@ -117,6 +117,6 @@ def margin_by_class(book: Book, catalogue: Catalogue, classes: dict[str, MarginC
                                for account in sub.accounts])
             charged.update(sub.accounts)
         runs[name] = run_margin(context, method, replace(
-            options, capacity_usd=capacity(context) if capacity else None, stress_addon_usd=stress))
+            options, capacity_usd=capacity(context) if capacity else None, stress_addon=stress))
     result = combine(runs)
     return replace(result, warnings=notes + result.warnings)

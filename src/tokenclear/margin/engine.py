@@ -56,28 +56,29 @@ class AccountMargin:
 
     account: str
     method: str
-    margin_usd: Decimal
-    base_usd: Decimal
-    holiday_addon_usd: Decimal
-    history_addon_usd: Decimal  # EMIR Art. 25(3): history shorter than required
-    concentration_addon_usd: Decimal
-    stress_addon_usd: Decimal
-    apc_usd: Decimal
-    net_option_value_usd: Decimal  # premium-paid options at today's value: > 0 credited (long), < 0 charged
+    margin: Decimal
+    base: Decimal
+    holiday_addon: Decimal
+    history_addon: Decimal  # EMIR Art. 25(3): history shorter than required
+    concentration_addon: Decimal
+    stress_addon: Decimal
+    apc_addon: Decimal
+    net_option_value: Decimal  # premium-paid options at today's value: > 0 credited (long), < 0 charged
     worst_scenario: str
     top_instruments: list[tuple[str, Decimal]]
     components: dict[str, Decimal] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, object]:
+    def row(self) -> dict[str, object]:
+        """The account as one flat row (money as Decimal): the drivers, the largest contributor and each
+        component of the base requirement as ``component_<name>``."""
+        top = self.top_instruments[0] if self.top_instruments else ("", None)
         return {
-            "account": self.account, "method": self.method, "margin_usd": float(self.margin_usd),
-            "base_usd": float(self.base_usd), "holiday_addon_usd": float(self.holiday_addon_usd),
-            "history_addon_usd": float(self.history_addon_usd),
-            "concentration_addon_usd": float(self.concentration_addon_usd),
-            "stress_addon_usd": float(self.stress_addon_usd), "apc_usd": float(self.apc_usd),
-            "net_option_value_usd": float(self.net_option_value_usd), "worst_scenario": self.worst_scenario,
-            "top_instruments": [{"instrument": name, "loss_usd": float(loss)} for name, loss in self.top_instruments],
-            "components": {key: float(value) for key, value in self.components.items()},
+            "account": self.account, "method": self.method, "margin": self.margin, "base": self.base,
+            "holiday_addon": self.holiday_addon, "history_addon": self.history_addon,
+            "concentration_addon": self.concentration_addon, "stress_addon": self.stress_addon,
+            "apc_addon": self.apc_addon, "net_option_value": self.net_option_value,
+            "worst_scenario": self.worst_scenario, "top_instrument": top[0], "top_instrument_loss": top[1],
+            **{f"component_{key}": value for key, value in self.components.items()},
         }
 
 
@@ -89,6 +90,7 @@ class MarginRun:
     accounts: list[AccountMargin]
     holiday_days: dict[str, int]
     warnings: list[str]
+    currency: str = "USD"  # the margin currency every amount is in
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class Options:
     apc_released_fraction: float = 0.0
     holiday: bool = True
     capacity_usd: Float64Array1D | None = None  # participation x ADV per instrument; None = no concentration add-on
-    stress_addon_usd: Float64Array1D | None = None  # per account, from a stress test
+    stress_addon: Float64Array1D | None = None  # per account, from a stress test
     span_pairs: list[span.InterPair] | None = None
 
 
@@ -141,7 +143,7 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
     # the quantile's sampling error shrinks as 1/sqrt(n), so the base is scaled by sqrt(required / n)
     short = max(config.required_history - history, 0)
     history_addon = base_risk * (np.sqrt(config.required_history / history) - 1.0) if short else np.zeros(n_accounts)
-    stress = np.zeros(n_accounts) if options.stress_addon_usd is None else np.maximum(options.stress_addon_usd, 0.0)
+    stress = np.zeros(n_accounts) if options.stress_addon is None else np.maximum(options.stress_addon, 0.0)
 
     apc = np.zeros(n_accounts)
     if options.apc == "buffer":
@@ -161,11 +163,11 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
     accounts = []
     for a, account in enumerate(context.book.accounts):  # formatting the output, after the numeric core
         accounts.append(AccountMargin(
-            account=account, method=method, margin_usd=requirement(total[a]), base_usd=requirement(base_risk[a]),
-            holiday_addon_usd=requirement(holiday[a]), history_addon_usd=requirement(history_addon[a]),
-            concentration_addon_usd=requirement(concentration[a]),
-            stress_addon_usd=requirement(stress[a]), apc_usd=requirement(apc[a]),
-            net_option_value_usd=amount(net_option_value[a]),
+            account=account, method=method, margin=requirement(total[a]), base=requirement(base_risk[a]),
+            holiday_addon=requirement(holiday[a]), history_addon=requirement(history_addon[a]),
+            concentration_addon=requirement(concentration[a]),
+            stress_addon=requirement(stress[a]), apc_addon=requirement(apc[a]),
+            net_option_value=amount(net_option_value[a]),
             worst_scenario=str(base.worst[a]),
             top_instruments=[(names[j], amount(loss)) for j, loss in
                              zip(base.contributors[a].tolist(), base.contributor_loss[a].tolist(), strict=True)
@@ -179,4 +181,4 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
         warnings.append(f"history gives {history} scenarios, fewer than the {config.required_history} required "
                         f"(EMIR Art. 25): a short-history add-on of {np.sqrt(config.required_history / history) - 1:.1%}"
                         " of the base requirement")
-    return MarginRun(str(context.as_of), method, scenarios, accounts, days, warnings)
+    return MarginRun(str(context.as_of), method, scenarios, accounts, days, warnings, config.margin_currency)

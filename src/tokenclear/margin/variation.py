@@ -51,11 +51,16 @@ def close_on(market: MarketData, name: str, date: np.datetime64, *, max_stale_da
 
 
 def settlement_prices(catalogue: Catalogue, names: list[str], market: MarketData, specs: dict[str, Underlying],
-                      date: np.datetime64, *, max_stale_days: int = 5) -> list[Decimal]:
-    """Settlement price per instrument on ``date`` (term-structure rule, rounded)."""
+                      date: np.datetime64, *, max_stale_days: int = 5,
+                      published: dict[tuple[np.datetime64, str], Decimal] | None = None) -> list[Decimal]:
+    """Settlement price per instrument on ``date``: the exchange's where ``published`` has one for
+    (date, instrument), else the term-structure rule on the index close, rounded."""
     quantum = Decimal(1).scaleb(-SETTLEMENT_PLACES)
     out = []
     for one in catalogue.select(names):  # reference data, once per instrument
+        if published is not None and (date, one.instrument) in published:
+            out.append(published[(date, one.instrument)])
+            continue
         spot = close_on(market, one.underlying, date, max_stale_days=max_stale_days)
         spec = underlying_spec(specs, one.underlying, "XNYS")
         years = 0.0 if one.expiry is None else max(int((one.expiry - date).astype(np.int64)), 0) / 365.25

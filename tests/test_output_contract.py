@@ -1,0 +1,124 @@
+"""No silent wrong answers: one output contract in every format, warnings in each, refusals with their reason."""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from tests.test_cli import ROOT, contract, csv_rows, tokenclear, tokenclear_env
+from tokenclear.errors import InputError
+from tokenclear.margin.backtest import Backtest, christoffersen, kupiec, traffic_light
+from tokenclear.market.settlements import load_settlements
+
+pytestmark = pytest.mark.integration
+
+
+def test_version():
+    done = tokenclear("--version")
+    assert done.returncode == 0 and done.stdout.strip().startswith("tokenclear 0.")
+
+
+def test_warnings_reach_every_format():
+    args = ["margin", "--as-of", "2023-03-10"]  # a Friday, and crypto has less history than the lookback
+    table = tokenclear(*args)
+    body = contract(tokenclear(*args, "--format", "json").stdout, "margin")
+    preamble, _ = csv_rows(tokenclear(*args, "--format", "csv").stdout)
+    for text in ("fewer than the 1250-observation lookback", "holiday add-on: BTC-PERP"):
+        assert any(text in warning for warning in body["warnings"]), body["warnings"]
+        assert any(line.startswith("warning:") and text in line for line in preamble)
+        assert text in " ".join(table.stderr.split())
+
+
+def test_vm_refuses_dates_out_of_order():
+    done = tokenclear("vm", "--from", "2023-03-13", "--to", "2023-03-09", "--format", "json")
+    assert done.returncode == 2 and "is not after --from 2023-03-13" in " ".join(done.stderr.split())
+    assert done.stdout == ""
+
+
+def test_vm_from_published_settlement_prices(tmp_path):
+    positions = tmp_path / "positions.csv"
+    positions.write_text("account,instrument,quantity\nA,BTCZ23,3\nB,BTCZ23,-3\nA,ETHZ23,-2\nB,ETHZ23,2\n")
+    settlements = tmp_path / "settlements.csv"
+    settlements.write_text("date,instrument,price\n2023-03-09,BTCZ23,20150.5\n2023-03-13,BTCZ23,24410.25\n")
+    done = tokenclear("vm", "--from", "2023-03-09", "--to", "2023-03-13", "--positions", str(positions),
+                      "--settlements", str(settlements), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    body = contract(done.stdout, "vm")
+    prices = {row["instrument"]: row for row in body["settlement_prices"]}
+    assert (prices["BTCZ23"]["price_from"], prices["BTCZ23"]["price_to"]) == ("20150.5", "24410.25")
+    eth = Decimal(prices["ETHZ23"]["price_to"]) - Decimal(prices["ETHZ23"]["price_from"])
+    # A is long 3 BTC futures (5 BTC each): it gains 15 x the settlement move, paid to it (VM < 0)
+    expected_a = -(3 * 5 * (Decimal("24410.25") - Decimal("20150.5"))) + 2 * 50 * eth
+    vm = {row["account"]: Decimal(row["vm"]) for row in body["rows"]}
+    assert vm["A"] == expected_a.quantize(Decimal("0.01")) and vm["B"] == -vm["A"]  # a matched book nets to zero
+    assert any("no settlement price for ETHZ23" in warning for warning in body["warnings"])
+
+
+def test_settlement_file_errors_name_line_and_field(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("date,instrument,price\n2023-03-09,BTCZ23,abc\n")
+    with pytest.raises(InputError, match="line 2.*price"):
+        load_settlements(path)
+    path.write_text("date,instrument,price\n2023-03-09,BTCZ23,1\n2023-03-09,BTCZ23,2\n")
+    with pytest.raises(InputError, match="line 3.*a second price"):
+        load_settlements(path)
+    path.write_text("date,instrument,price\n2023-03-09,NOPE,1\n")
+    with pytest.raises(InputError, match="not in the catalogue"):
+        load_settlements(path, {"BTCZ23"})
+
+
+@pytest.fixture
+def unknown_underlying(tmp_path):
+    """A data folder whose catalogue lists a future on a series without a row in underlyings.csv or
+    concentration.csv."""
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("demo"))
+    shutil.copy(data / "market" / "btc_usd.csv", data / "market" / "newcoin_usd.csv")
+    with (data / "instruments.csv").open("a") as handle:
+        handle.write("NEWZ23,future,newcoin_usd,1,USD,2023-12-29,,,,,listed\n")
+    positions = tmp_path / "positions.csv"
+    positions.write_text("account,instrument,quantity\nA,NEWZ23,2\n")
+    return data, positions
+
+
+def test_an_underlying_without_reference_data_is_refused_or_defaulted_with_a_warning(unknown_underlying):
+    data, positions = unknown_underlying
+    env = {"TOKENCLEAR_DATA_DIR": str(data)}
+    args = ["margin", "--positions", str(positions), "--as-of", "2023-08-25", "--stress-period", "none"]
+    refused = tokenclear_env(args, env)
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and "underlyings.csv" in message and "newcoin_usd" in message, refused.stderr
+    assert "--allow-defaults" in message
+    allowed = tokenclear_env([*args, "--allow-defaults", "--format", "json"], env)
+    assert allowed.returncode == 0, allowed.stderr
+    warnings = contract(allowed.stdout, "margin")["warnings"]
+    assert any("underlyings.csv has no row for newcoin_usd" in one for one in warnings)
+    assert any("concentration.csv has no row for newcoin_usd: no concentration add-on" in one for one in warnings)
+    preamble, _ = csv_rows(tokenclear_env([*args, "--allow-defaults", "--format", "csv"], env).stdout)
+    assert any("underlyings.csv has no row for newcoin_usd" in line for line in preamble)
+    # without the concentration add-on the concentration file is not needed, the underlyings file still is
+    refused = tokenclear_env([*args, "--no-concentration-addon"], env)
+    assert refused.returncode == 2 and "underlyings.csv" in " ".join(refused.stderr.split())
+
+
+def test_a_green_light_with_clustered_exceptions_fails_on_independence():
+    hits = np.zeros(1000, dtype=bool)
+    hits[100:108] = True  # eight exceptions in a row, none in the last 250 observations
+    k_lr, k_p = kupiec(8, 1000, 0.01)
+    c_lr, c_p = christoffersen(hits)
+    zone = traffic_light(int(hits[-250:].sum()), 250, 0.01)
+    result = Backtest(np.arange(1000), np.ones(1000), np.zeros(1000), hits, 0.99, k_lr, k_p, c_lr, c_p, zone, 0, 1.0)
+    assert zone == "green" and k_p > 0.05 and c_p < 1e-5
+    assert result.verdict == "fail" and result.failed[0].startswith("independence (Christoffersen p =")
+    summary = result.summary()
+    assert summary["verdict"] == "fail" and "independence" in summary["failed"]
+    spread = np.zeros(1000, dtype=bool)
+    spread[[50, 200, 350, 500, 650, 800]] = True
+    k_lr, k_p = kupiec(6, 1000, 0.01)
+    c_lr, c_p = christoffersen(spread)
+    calm = Backtest(np.arange(1000), np.ones(1000), np.zeros(1000), spread, 0.99, k_lr, k_p, c_lr, c_p,
+                    traffic_light(int(spread[-250:].sum()), 250, 0.01), 0, 1.0)
+    assert calm.verdict == "pass" and calm.failed == []
