@@ -1,61 +1,107 @@
-"""colr.003 out, colr.004 in: round trip of the fields, strict errors on a bad answer."""
+"""colr.003 out; colr.004 and colr.009 in: every message through the models generated from the ISO 20022
+schemas, checked against their facets, parsed strictly."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from xml.etree import ElementTree
 
 import pytest
 
 from tokenclear.clearing.iso20022 import (
+    DISPUTE_NS,
     REQUEST_NS,
     RESPONSE_NS,
     CallMessage,
+    answer_call,
     margin_call_request,
-    margin_call_response,
+    message_id,
+    parse,
+    read_answer,
+    validate,
 )
 from tokenclear.errors import InputError
 
 AT = datetime(2023, 3, 11, 21, 0, tzinfo=UTC)
+VAULT = "0x" + "ab" * 20
+KEY = "call:scheduled:2023-03-11T21:00:00+00:00:M07-HOUSE"  # 51 characters: too long for a TxId
 
 
-def test_colr003_carries_the_call():
-    call = CallMessage("call:scheduled:2023-03-11:M07-HOUSE", "tokenclear CCP", "M07", "M07-HOUSE", AT,
-                       AT + timedelta(hours=1), Decimal("1272.00"), "USD")
-    document = ElementTree.fromstring(margin_call_request(call))
-    ns = {"c": REQUEST_NS}
-    assert document.tag == f"{{{REQUEST_NS}}}Document"
-    assert document.findtext("c:MrgnCallReq/c:TxId", namespaces=ns) == call.transaction_id
-    amount = document.find("c:MrgnCallReq/c:MrgnCallRslt/c:MrgnCallAmt/c:DlvrMrgnAmt", ns)
-    assert amount.text == "1272.00" and amount.get("Ccy") == "USD"
-    assert document.findtext("c:MrgnCallReq/c:Oblgtn/c:CollAcctId/c:Id", namespaces=ns) == "M07-HOUSE"
+def request(amount: str = "1272.00") -> bytes:
+    return margin_call_request(CallMessage(message_id(KEY), "tokenclear CCP", "M07", "M07-HOUSE", "HOUSE", VAULT,
+                                           AT, AT + timedelta(hours=1), Decimal(amount), "USD"))
+
+
+def test_colr003_is_schema_valid_and_carries_the_call():
+    data = request()
+    document = parse(data, REQUEST_NS)  # strict: an unknown element or a broken facet raises
+    assert validate(document) == []
+    call = document.mrgn_call_req
+    assert call.tx_id == message_id(KEY) and len(call.tx_id) == 35
+    assert (call.oblgtn.pty_a.prtry_id.id, call.oblgtn.pty_b.prtry_id.id) == ("tokenclear CCP", "M07")
+    assert call.oblgtn.coll_acct_id.id == "M07-HOUSE" and call.oblgtn.coll_acct_id.tp.tp.value == "HOUS"
+    assert call.oblgtn.blck_chain_adr_or_wllt.id == VAULT and call.oblgtn.xpsr_tp.value == "FUTR"
+    amount = call.mrgn_call_rslt.mrgn_call_rslt.mrgn_call_amt.due_to_pty_a
+    assert (amount.value, amount.ccy) == (Decimal("1272.00"), "USD")
+    assert b"<DueToPtyA Ccy=\"USD\">1272.00</DueToPtyA>" in data
     with pytest.raises(ValueError):
-        margin_call_request(CallMessage("x", "a", "b", "c", AT, AT, Decimal(0), "USD"))
+        request("0")
 
 
-def answer(body: str) -> bytes:
-    return (f'<?xml version="1.0"?><Document xmlns="{RESPONSE_NS}"><MrgnCallRspn><TxId>ans-1</TxId>'
-            f"<CallDtls><MrgnCallReqId>call-1</MrgnCallReqId></CallDtls><RspnDtls>{body}</RspnDtls>"
-            "</MrgnCallRspn></Document>").encode()
+def test_the_previous_hand_written_colr003_is_refused():
+    """What this module wrote before it used the schema models: a name under PtyA/Id, ExpsrTp, a 51-character
+    TxId. The strict parser names the first element the schema does not have."""
+    old = (f'<Document xmlns="{REQUEST_NS}"><MrgnCallReq><TxId>{KEY}</TxId><Oblgtn><PtyA><Id><Nm>CCP</Nm></Id>'
+           "</PtyA></Oblgtn></MrgnCallReq></Document>").encode()
+    with pytest.raises(InputError, match="Unknown property.*Id"):
+        parse(old, REQUEST_NS, source="old.xml")
 
 
-def test_colr004_agreed_and_disputed():
-    agreed = margin_call_response(answer("<AgrdAmt>1272.00</AgrdAmt>"))
-    assert agreed.call_id == "call-1" and agreed.agreed == Decimal("1272.00") and agreed.disputed is None
-    disputed = margin_call_response(answer("<DsptdAmt>272.00</DsptdAmt><DsptRsn>haircut on TUSD</DsptRsn>"))
-    assert disputed.disputed == Decimal("272.00") and disputed.reason == "haircut on TUSD"
+def test_the_facet_check_finds_each_kind_of_break():
+    document = parse(request(), REQUEST_NS)
+    call = document.mrgn_call_req
+    call.tx_id = KEY
+    call.mrgn_call_rslt.mrgn_call_rslt.mrgn_call_amt.due_to_pty_a.ccy = "usd"
+    call.oblgtn.pty_b.nm_and_adr = call.oblgtn.pty_a.prtry_id  # a choice with two elements
+    call.oblgtn.valtn_dt = None
+    errors = validate(document)
+    assert any("TxId" in e and "longer than 35" in e for e in errors)
+    assert any("DueToPtyA@Ccy 'usd' does not match" in e for e in errors)
+    assert any("PtyB is a choice: exactly one element, found 2" in e for e in errors)
+    assert any(e == "Document/MrgnCallReq/Oblgtn/ValtnDt is required" for e in errors)
+
+
+def test_an_agreement_and_a_dispute_round_trip():
+    agreed = answer_call(request(), transaction_id="M07-ANS-1", agreed=Decimal("1272.00"))
+    assert validate(parse(agreed, RESPONSE_NS)) == []
+    answer = read_answer(agreed, source="inbox/a.xml")
+    assert (answer.message, answer.call_id, answer.account, answer.agreed, answer.disputed) == (
+        "colr.004", message_id(KEY), "M07-HOUSE", Decimal("1272.00"), None)
+    disputed = answer_call(request(), transaction_id="M07-DSP-1", disputed=Decimal("272.00"), resolution="REVF",
+                           on=AT)
+    assert validate(parse(disputed, DISPUTE_NS)) == []
+    answer = read_answer(disputed)
+    assert (answer.message, answer.call_id, answer.disputed, answer.reason) == (
+        "colr.009", message_id(KEY), Decimal("272.00"), "resolution REVF")
+
+
+def agreement(amount: str) -> bytes:
+    return answer_call(request(), transaction_id="A1", agreed=Decimal(amount))
 
 
 @pytest.mark.parametrize("data, message", [
-    (answer("<AgrdAmt>12.345</AgrdAmt>"), "at most 2 decimals"),
-    (answer("<AgrdAmt>lots</AgrdAmt>"), "is not an amount"),
-    (answer(""), "AgrdAmt or DsptdAmt"),
-    (answer("<AgrdAmt>1</AgrdAmt>").replace(b"<TxId>ans-1</TxId>", b""), "missing element MrgnCallRspn/TxId"),
+    (agreement("12.345"), "more than 2 decimals"),
+    (agreement("1").replace(b"<AgrdAmt Ccy=\"USD\">1</AgrdAmt>", b"<AgrdAmt Ccy=\"USD\">lots</AgrdAmt>"),
+     "not a valid colr.004"),
+    (agreement("1").replace(b"<TxId>A1</TxId>", b""), "not a valid colr.004.001.05 message: .*required.*tx_id"),
+    (agreement("1").replace(b"<AgrdAmtDueToA>", b"<AgrdAmtDueToB>").replace(b"</AgrdAmtDueToA>",
+                                                                            b"</AgrdAmtDueToB>"),
+     "missing element MrgnCallRspn/AgrdAmtDueToA"),
     (b"<Document><oops>", "not well-formed"),
     (b'<!DOCTYPE x [<!ENTITY e "x">]><Document/>', "DTDs and entities"),
-    (answer("<AgrdAmt>1</AgrdAmt>").replace(RESPONSE_NS.encode(), b"urn:other"), "expected a"),
+    (agreement("1").replace(RESPONSE_NS.encode(), b"urn:other"), "expected a colr.004.001.05 or colr.009.001.05"),
+    (request(), "expected a colr.004.001.05 or colr.009.001.05"),
 ])
 def test_a_bad_answer_names_what_is_wrong(data, message):
     with pytest.raises(InputError, match=message):
-        margin_call_response(data, source="inbox/answer.xml")
+        read_answer(data, source="inbox/answer.xml")

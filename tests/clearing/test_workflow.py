@@ -6,7 +6,6 @@ import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from tokenclear.clearing import calls
 from tokenclear.clearing.coverage import RiskState
 from tokenclear.clearing.demo import Demo
 from tokenclear.clearing.interfaces import MarkedFeed
-from tokenclear.clearing.iso20022 import REQUEST_NS, RESPONSE_NS
+from tokenclear.clearing.iso20022 import REQUEST_NS, answer_call, parse
 from tokenclear.clearing.workflow import WorkflowError
 from tokenclear.collateral.limits import Limit, resolve_limits
 from tokenclear.ledger.chain import EmbeddedChain
@@ -98,21 +97,19 @@ def test_a_call_goes_out_as_colr003_and_an_answer_comes_back_as_colr004(tmp_path
         session.add(MarginCall(key="call:test", account_id=account.id, cycle_id=cycle.id, amount=Decimal("1500.00"),
                                currency="USD", issued_at=cycle.at, deadline=cycle.at, state=calls.ISSUED))
         assert session.get(Requirement, (cycle.id, account.id)) is not None
-    document = ElementTree.fromstring(workflow.call_message("call:test"))
-    amount = document.find(f"{{{REQUEST_NS}}}MrgnCallReq/{{{REQUEST_NS}}}MrgnCallRslt/{{{REQUEST_NS}}}MrgnCallAmt/"
-                           f"{{{REQUEST_NS}}}DlvrMrgnAmt")
-    assert amount.text == "1500.00"
-
-    def answer(body: str) -> bytes:
-        return (f'<Document xmlns="{RESPONSE_NS}"><MrgnCallRspn><TxId>a1</TxId><CallDtls><MrgnCallReqId>call:test'
-                f"</MrgnCallReqId></CallDtls><RspnDtls>{body}</RspnDtls></MrgnCallRspn></Document>").encode()
-
-    assert workflow.receive_answer(answer("<DsptdAmt>500.00</DsptdAmt><DsptRsn>price</DsptRsn>")) == calls.ISSUED
-    assert workflow.receive_answer(answer("<AgrdAmt>1500.00</AgrdAmt>")) == calls.ACKNOWLEDGED
+    request = workflow.call_message("call:test")
+    sent = parse(request, REQUEST_NS).mrgn_call_req
+    assert sent.mrgn_call_rslt.mrgn_call_rslt.mrgn_call_amt.due_to_pty_a.value == Decimal("1500.00")
+    assert sent.oblgtn.blck_chain_adr_or_wllt.id == demo.ledger.vault.address
+    disputed = answer_call(request, transaction_id="a1", disputed=Decimal("500.00"), resolution="REVF", on=cycle.at)
+    assert workflow.receive_answer(disputed) == calls.ISSUED
+    assert workflow.receive_answer(answer_call(request, transaction_id="a2", agreed=Decimal("1000.00"))) == \
+        calls.ACKNOWLEDGED
     with store.session() as session:
         call = session.scalar(select(MarginCall).where(MarginCall.key == "call:test"))
         details = [e.detail for e in session.scalars(select(CallEvent).where(CallEvent.call_id == call.id))]
-    assert any("disputed 500.00 USD: price" in d for d in details) and any("agreed 1500.00" in d for d in details)
+    assert any("disputed 500.00 USD (colr.009 a1): resolution REVF" in d for d in details)
+    assert any("agreed 1000.00 USD, 500.00 short of the call (colr.004 a2)" in d for d in details)
 
 
 def test_intraday_move_revalues_collateral_and_calls_the_shortfalls(tmp_path):

@@ -30,7 +30,33 @@ def test_migrations_make_the_schema_and_rerun_as_no_op(database_url):
             "alembic_version"} <= tables
     again = open_store(database_url)
     with again.engine.connect() as connection:
-        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0004"
+
+
+def test_calls_issued_before_message_ids_get_theirs(tmp_path):
+    """Revision 0004 gives every existing call the ISO 20022 transaction id the code would give it."""
+    from sqlalchemy import create_engine
+
+    from tokenclear.clearing.iso20022 import message_id
+    from tokenclear.store.store import migrate
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    migrate(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(text("insert into members (id, name, group_name, wallet) values "
+                                "('M01', 'M01', 'M01', '0x01')"))
+        connection.execute(text("insert into accounts (id, member_id, segregation, onchain_id) values "
+                                "('M01-HOUSE', 'M01', 'HOUSE', '0x00')"))
+        connection.execute(text("insert into cycles (id, key, at, kind, status, detail) values "
+                                "(1, 'scheduled:1', '2023-03-10 00:00:00', 'scheduled', 'closed', '{}')"))
+        connection.execute(text("insert into margin_calls (key, account_id, cycle_id, amount, currency, issued_at, "
+                                "deadline, state, cured_amount) values ('call:scheduled:1:M01-HOUSE', 'M01-HOUSE', 1, "
+                                "'10.00', 'USD', '2023-03-10 00:00:00', '2023-03-10 01:00:00', 'issued', '0.00')"))
+    store = open_store(url)
+    with store.session() as session:
+        call = session.scalar(select(MarginCall))
+        assert call.message_id == message_id("call:scheduled:1:M01-HOUSE") and len(call.message_id) == 35
 
 
 def test_money_and_units_round_trip_exactly(database_url):

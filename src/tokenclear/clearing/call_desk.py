@@ -15,6 +15,12 @@ from tokenclear.clearing.collateral_count import CollateralCount
 from tokenclear.clearing.coverage import CENT
 from tokenclear.clearing.instructions import Instructions, WorkflowError
 from tokenclear.clearing.interfaces import Clock, StorePort
+from tokenclear.clearing.iso20022 import (
+    CallMessage,
+    margin_call_request,
+    message_id,
+    read_answer,
+)
 from tokenclear.store import queries
 from tokenclear.store.models import Account, CallEvent, Cycle, MarginCall, Requirement
 from tokenclear.store.queries import utc
@@ -24,9 +30,10 @@ log = structlog.get_logger("tokenclear.calls")
 
 class CallDesk:
     def __init__(self, *, store: StorePort, clock: Clock, instructions: Instructions, count: CollateralCount,
-                 threshold_usd: Decimal, deadline: timedelta, grace: timedelta) -> None:
+                 threshold_usd: Decimal, deadline: timedelta, grace: timedelta, vault_address: str) -> None:
         self.store, self.clock, self.instructions, self.count = store, clock, instructions, count
         self.threshold_usd, self.deadline, self.grace = threshold_usd, deadline, grace
+        self.vault_address = vault_address
 
     def issue(self, session, cycle: Cycle, at: datetime, account_id: str, cover: Decimal) -> Decimal | None:
         """Call ``account_id``'s shortfall (``cover`` < 0, USD) unless it is below the threshold, the account
@@ -39,7 +46,8 @@ class CallDesk:
         if queries.call_by_key(session, key) is not None:
             return None
         call = MarginCall(key=key, account_id=account_id, cycle_id=cycle.id, amount=amount, currency="USD",
-                          issued_at=at, deadline=at + self.deadline, state=calls.ISSUED, cured_amount=Decimal("0.00"))
+                          issued_at=at, deadline=at + self.deadline, state=calls.ISSUED, cured_amount=Decimal("0.00"),
+                          message_id=message_id(key))
         session.add(call)
         session.flush()
         session.add(CallEvent(call_id=call.id, at=at, source="", target=calls.ISSUED, detail=f"shortfall {amount} USD"))
@@ -89,35 +97,47 @@ class CallDesk:
         return moved
 
     def call_message(self, key: str, *, clearing_house: str = "tokenclear CCP") -> bytes:
-        """The colr.003 MarginCallRequest of the call ``key``."""
-        from tokenclear.clearing.iso20022 import CallMessage, margin_call_request
+        return call_message(self.store, key, vault_address=self.vault_address, clearing_house=clearing_house)
 
-        with self.store.session() as session:
-            call = queries.call_by_key(session, key)
-            if call is None:
-                raise WorkflowError(f"no margin call '{key}'")
-            account = session.get(Account, call.account_id)
-            return margin_call_request(CallMessage(call.key, clearing_house, account.member_id, account.id,
-                                                   utc(call.issued_at), utc(call.deadline), call.amount,
-                                                   call.currency))
+    def receive_answer(self, data: bytes, *, source: str = "answer") -> str:
+        return receive_answer(self.store, self.clock.now(), data, source=source)
 
-    def receive_answer(self, data: bytes, *, source: str = "colr.004") -> str:
-        """A member's colr.004: an agreed amount acknowledges the call, a dispute is recorded with its
-        reason (the call keeps running to its deadline). Returns the call's state."""
-        from tokenclear.clearing.iso20022 import margin_call_response
 
-        answer = margin_call_response(data, source=source)
-        now = self.clock.now()
-        with self.store.session() as session:
-            call = queries.call_by_key(session, answer.call_id)
-            if call is None:
-                raise WorkflowError(f"{source}: answers unknown margin call '{answer.call_id}'")
-            if answer.disputed is not None:
-                session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=call.state,
-                                      detail=f"disputed {answer.disputed} USD: {answer.reason}"))
-                return call.state
-            if call.state == calls.ISSUED:
-                session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=calls.ACKNOWLEDGED,
-                                      detail=f"agreed {answer.agreed} USD ({answer.transaction_id})"))
-                call.state = calls.apply(call.state, "acknowledge")
+def call_message(store: StorePort, key: str, *, vault_address: str, clearing_house: str = "tokenclear CCP") -> bytes:
+    """The colr.003.001.05 MarginCallRequest of the call ``key`` (the collateral held at ``vault_address``)."""
+    with store.session() as session:
+        call = queries.call_by_key(session, key)
+        if call is None:
+            raise WorkflowError(f"no margin call '{key}'")
+        if call.message_id is None:
+            call.message_id = message_id(call.key)
+        account = session.get(Account, call.account_id)
+        return margin_call_request(CallMessage(call.message_id, clearing_house, account.member_id, account.id,
+                                               account.segregation, vault_address, utc(call.issued_at),
+                                               utc(call.deadline), call.amount, call.currency))
+
+
+def receive_answer(store: StorePort, now: datetime, data: bytes, *, source: str = "answer") -> str:
+    """A member's answer: a colr.004 agreeing an amount acknowledges the call (an amount short of the call is
+    recorded as such); a colr.009 dispute is recorded with the resolution asked for, and the call keeps running
+    to its deadline. Returns the call's state."""
+    answer = read_answer(data, source=source)
+    with store.session() as session:
+        call = session.scalar(select(MarginCall).where(MarginCall.message_id == answer.call_id))
+        if call is None:
+            raise WorkflowError(f"{source}: answers unknown margin call '{answer.call_id}'")
+        if answer.account is not None and answer.account != call.account_id:
+            raise WorkflowError(f"{source}: names account '{answer.account}', the call is on '{call.account_id}'")
+        if answer.disputed is not None:
+            session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=call.state,
+                                  detail=f"disputed {answer.disputed} {call.currency} ({answer.message} "
+                                         f"{answer.transaction_id}): {answer.reason or 'no resolution given'}"))
             return call.state
+        short = "" if answer.agreed >= call.amount else f", {call.amount - answer.agreed} short of the call"
+        session.add(CallEvent(call_id=call.id, at=now, source=call.state,
+                              target=calls.ACKNOWLEDGED if call.state == calls.ISSUED else call.state,
+                              detail=f"agreed {answer.agreed} {call.currency}{short} ({answer.message} "
+                                     f"{answer.transaction_id})"))
+        if call.state == calls.ISSUED:
+            call.state = calls.apply(call.state, "acknowledge")
+        return call.state

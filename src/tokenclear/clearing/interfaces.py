@@ -21,6 +21,7 @@ class LedgerPort(Protocol):
 
     operator: str
     deployed_block: int
+    vault_address: str
 
     def block_number(self) -> int: ...
     def token_address(self, symbol: str) -> str: ...

@@ -76,14 +76,23 @@ def record_deployment(store: Store, ledger: Ledger) -> None:
         session.add(Deployment(name=LEDGER_RECORD, record=ledger.record()))
 
 
-def attach_ledger(store: Store, chain: Chain) -> Ledger:
-    """The deployment the book recorded, on ``chain`` (which must sign for its operator)."""
+def recorded_deployment(store: Store) -> dict:
+    """The deployment record the book keeps (chain id, operator, contract addresses)."""
     with store.session() as session:
         deployment = session.get(Deployment, LEDGER_RECORD)
         record = None if deployment is None else deployment.record
     if record is None:
         raise ConfigurationError("the book records no deployment: load a book first (`tokenclear book load`)")
-    return Ledger.attach(chain, record)
+    return record
+
+
+def recorded_addresses(store: Store) -> dict[str, str]:
+    return recorded_deployment(store)["addresses"]
+
+
+def attach_ledger(store: Store, chain: Chain) -> Ledger:
+    """The deployment the book recorded, on ``chain`` (which must sign for its operator)."""
+    return Ledger.attach(chain, recorded_deployment(store))
 
 
 def open_workflow(settings: Settings, store: Store, chain: Chain, clock: Clock) -> Workflow:

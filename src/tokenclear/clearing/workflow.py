@@ -105,7 +105,8 @@ class Workflow:
             haircuts=config.haircuts, schedule=config.schedule, policy_date=config.policy_date,
             floor_grid_usd=config.floor_grid_usd)
         self.desk = CallDesk(store=store, clock=clock, instructions=self.instructions, count=self.count,
-                             threshold_usd=config.call_threshold_usd, deadline=config.deadline, grace=config.grace)
+                             threshold_usd=config.call_threshold_usd, deadline=config.deadline, grace=config.grace,
+                             vault_address=ledger.vault_address)
         with store.session() as session:  # the guard carries on from the last cycle's state
             last = queries.last_closed_cycle(session)
             if last is not None and "guard" in last.detail:
@@ -282,5 +283,5 @@ class Workflow:
     def call_message(self, key: str, *, clearing_house: str = "tokenclear CCP") -> bytes:
         return self.desk.call_message(key, clearing_house=clearing_house)
 
-    def receive_answer(self, data: bytes, *, source: str = "colr.004") -> str:
+    def receive_answer(self, data: bytes, *, source: str = "answer") -> str:
         return self.desk.receive_answer(data, source=source)

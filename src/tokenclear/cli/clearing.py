@@ -244,29 +244,80 @@ def calls_command(
     from sqlalchemy import select
 
     from tokenclear.clearing import calls as lifecycle
-    from tokenclear.errors import ConfigurationError, InputError
+    from tokenclear.errors import InputError
     from tokenclear.store.models import MarginCall
-    from tokenclear.store.store import open_store
+    from tokenclear.store.queries import utc
 
     try:
         known = ("open", "all", *lifecycle.TRANSITIONS)
         if state not in known:
             raise InputError(f"unknown state '{state}'; choose one of {', '.join(known)}", field="--state")
-        url = database or get_settings().database_url
-        if not url:
-            raise ConfigurationError("no book: pass --database or set TOKENCLEAR_DATABASE_URL")
+        store = _store(database)
         query = select(MarginCall).order_by(MarginCall.issued_at, MarginCall.id)
         if state == "open":
             query = query.where(MarginCall.state.in_(lifecycle.OPEN_STATES))
         elif state != "all":
             query = query.where(MarginCall.state == state)
-        with open_store(url).session() as session:
-            rows = [{"key": c.key, "account": c.account_id, "state": c.state, "amount": str(c.amount),
-                     "currency": c.currency, "cured": str(c.cured_amount), "issued_at": c.issued_at.isoformat(),
-                     "deadline": c.deadline.isoformat()} for c in session.scalars(query)]
+        with store.session() as session:
+            rows = [{"key": c.key, "message_id": c.message_id, "account": c.account_id, "state": c.state,
+                     "amount": c.amount, "currency": c.currency, "cured": c.cured_amount,
+                     "issued_at": utc(c.issued_at), "deadline": utc(c.deadline)} for c in session.scalars(query)]
     except TokenclearError as error:
         raise fail(error) from None
-    _emit(Report("calls", rows, {"state": state, "book": _book(url)}), output.value, f"margin calls ({state})")
+    _emit(Report("calls", rows, {"state": state, "book": _book(store.engine.url)}), output.value,
+          f"margin calls ({state})")
+
+
+@app.command("call-message")
+def call_message_command(
+    key: Annotated[str, typer.Argument(help="the call's key, as `tokenclear calls` lists it")],
+    out: Annotated[Path | None, typer.Option("--out", help="write the XML here (default: stdout)")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Export a margin call as an ISO 20022 colr.003.001.05 MarginCallRequest (schema-checked)."""
+    from tokenclear.clearing import call_desk, system
+    from tokenclear.cli.app import write_text
+
+    try:
+        store = _store(database)
+        text = call_desk.call_message(store, key, vault_address=system.recorded_addresses(store)["vault"]).decode()
+    except TokenclearError as error:
+        raise fail(error) from None
+    write_text(text.rstrip("\n"), out)
+
+
+@app.command("answer")
+def answer_command(
+    message: Annotated[Path, typer.Argument(help="a member's colr.004.001.05 (agreement) or colr.009.001.05 "
+                                                 "(dispute) XML file")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Import a member's answer to a margin call: an agreement acknowledges it, a dispute is recorded."""
+    from datetime import UTC, datetime
+
+    from tokenclear.clearing import call_desk
+    from tokenclear.errors import InputError
+
+    try:
+        if not message.is_file():
+            raise InputError("no such file", path=message)
+        state = call_desk.receive_answer(_store(database), datetime.now(UTC), message.read_bytes(),
+                                         source=str(message))
+    except TokenclearError as error:
+        raise fail(error) from None
+    stdout.print(f"{message}: the call is {state}")
+
+
+def _store(database: str | None):
+    from tokenclear import logs
+    from tokenclear.errors import ConfigurationError
+    from tokenclear.store.store import open_store
+
+    logs.configure(level=logging.WARNING)
+    url = database or get_settings().database_url
+    if not url:
+        raise ConfigurationError("no book: pass --database or set TOKENCLEAR_DATABASE_URL")
+    return open_store(url)
 
 
 @app.command()

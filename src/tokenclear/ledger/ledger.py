@@ -276,6 +276,11 @@ class Ledger:
     def token_address(self, symbol: str) -> str:
         return self.token(symbol).address
 
+    @property
+    def vault_address(self) -> str:
+        """Where the collateral is held (named in margin calls as the blockchain address)."""
+        return self.vault.address
+
     def transfer_restriction(self, symbol: str, payer: str, receiver: str, units: int) -> str | None:
         """The token's ERC-1404 pre-check of a transfer: None when it would go through, else its reason."""
         token = self.token(symbol)

@@ -78,8 +78,10 @@ class MarginCall(Base):
     state: Mapped[str] = mapped_column(String(20))
     cured_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     settled_at: Mapped[datetime | None] = mapped_column(UTC_TIME, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(35), nullable=True)  # ISO 20022 TxId (35 characters)
 
-    __table_args__ = (Index("ix_margin_calls_state", "state"),)
+    __table_args__ = (Index("ix_margin_calls_state", "state"),
+                      Index("ix_margin_calls_message_id", "message_id", unique=True))
 
 
 class CallEvent(Base):
