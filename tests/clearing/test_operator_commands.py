@@ -11,6 +11,7 @@ import pytest
 from tests.test_cli import tokenclear_env
 from tokenclear.clearing import system
 from tokenclear.clearing.coverage import units_for
+from tokenclear.clearing.iso20022 import REQUEST_NS, answer_call, parse
 from tokenclear.errors import TransactionReverted
 from tokenclear.ledger.anvil import anvil
 from tokenclear.ledger.chain import RpcChain
@@ -73,6 +74,18 @@ def test_book_load_cycle_calls_reconcile(tmp_path):
         for account, onchain in ids.items():  # the floors the cycle posted are the requirements
             assert ledger.required_floor(onchain) == int(requirement[account] * 10**6)
         assert Decimal(summary["requirement"]) == sum(requirement.values())
+
+        # the call goes out as colr.003, BOB's agreement comes back as colr.004
+        first = calls[0]
+        request = tmp_path / "call.xml"
+        done = tokenclear_env(["call-message", first["key"], "--out", str(request)], env)
+        assert done.returncode == 0, done.stderr
+        sent = parse(request.read_bytes(), REQUEST_NS).mrgn_call_req
+        assert sent.tx_id == first["message_id"] and sent.oblgtn.blck_chain_adr_or_wllt.id == ledger.vault.address
+        reply = tmp_path / "answer.xml"
+        reply.write_bytes(answer_call(request.read_bytes(), transaction_id="BOB-1", agreed=Decimal(first["amount"])))
+        done = tokenclear_env(["answer", str(reply)], env)
+        assert done.returncode == 0 and "the call is acknowledged" in done.stdout, done.stderr
 
         # the next day's cycle first escalates BOB's unanswered calls, then defaults them (past deadline and grace)
         later = tokenclear_env(["cycle", "--at", "2023-03-12T00:00:00Z", "--format", "json"], env)
