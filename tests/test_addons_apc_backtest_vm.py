@@ -4,6 +4,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binom
 
 from tests.conftest import context_of, future, random_walk
@@ -129,9 +131,41 @@ def test_variation_margin_is_exact_and_sums_to_zero():
     price_1 = [Decimal("27000.0001"), Decimal("4010.50")]
     rows = {row.account: row.vm for row in variation_margin(book, catalogue, price_0, price_1)}
     move_x = Decimal("0.1") * (Decimal("27000.0001") - Decimal("29374.1523"))  # -237.41522 per contract
-    assert rows["long"] == (-3 * move_x).quantize(Decimal("0.01"))  # the long owes 712.25
-    assert rows["long"] == Decimal("712.25") and rows["short"] == Decimal("-712.25")
-    assert rows["m"] == (-(move_x + (-7) * Decimal(50) * Decimal("10.25"))).quantize(Decimal("0.01"))
+    per_contract = move_x.quantize(Decimal("0.01"))  # -237.42: each contract's variation to the cent first
+    assert rows["long"] == -3 * per_contract == Decimal("712.26")  # the long owes 3 x 237.42
+    assert rows["short"] == Decimal("-712.26")
+    assert rows["m"] == -(per_contract + (-7) * Decimal(50) * Decimal("10.25")) == Decimal("3824.92")
+    assert rows["long"] + rows["short"] == 0  # the matched X legs cancel to the cent
+
+
+PRICE = st.decimals("0.000001", "100000", places=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(multipliers=st.lists(st.decimals("0.001", "1000", places=3), min_size=1, max_size=4),
+       moves=st.lists(st.tuples(PRICE, PRICE), min_size=4, max_size=4),
+       legs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(-50, 50)), min_size=1, max_size=12))
+def test_a_matched_book_pays_exactly_what_it_receives(multipliers, moves, legs):
+    """Every long has its short among the accounts: VM paid equals VM received, to the cent, whatever the
+    multipliers and prices (each contract's variation is taken to the cent before the quantities)."""
+    names = [f"I{i}" for i in range(len(multipliers))]
+    catalogue = Catalogue({name: future(name, "x", str(m), "2024-01-01") for name, m in zip(names, multipliers)})
+    entries = []
+    for account, instrument, quantity in legs:
+        instrument %= len(names)
+        entries += [(f"A{account}", names[instrument], quantity), (f"B{account}", names[instrument], -quantity)]
+    totals: dict[tuple[str, str], int] = {}
+    for account, instrument, quantity in entries:
+        totals[(account, instrument)] = totals.get((account, instrument), 0) + quantity
+    held = [(account, instrument, q) for (account, instrument), q in totals.items() if q]
+    if not held:
+        return
+    book = book_from_entries(held, catalogue)
+    price_0 = [moves[i][0] for i in range(len(book.instruments))]
+    price_1 = [moves[i][1] for i in range(len(book.instruments))]
+    rows = variation_margin(book, catalogue, price_0, price_1)
+    assert sum(row.vm for row in rows) == 0
+    assert all(row.vm == row.vm.quantize(Decimal("0.01")) for row in rows)
 
 
 def test_every_method_backtests_as_a_margin_run_would_run_it_on_each_date():

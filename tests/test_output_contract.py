@@ -49,11 +49,12 @@ def test_vm_from_published_settlement_prices(tmp_path):
     body = contract(done.stdout, "vm")
     prices = {row["instrument"]: row for row in body["settlement_prices"]}
     assert (prices["BTCZ23"]["price_from"], prices["BTCZ23"]["price_to"]) == ("20150.5", "24410.25")
-    eth = Decimal(prices["ETHZ23"]["price_to"]) - Decimal(prices["ETHZ23"]["price_from"])
+    eth = (50 * (Decimal(prices["ETHZ23"]["price_to"]) - Decimal(prices["ETHZ23"]["price_from"]))).quantize(
+        Decimal("0.01"))  # one ETH contract's variation (50 ETH), to the cent
     # A is long 3 BTC futures (5 BTC each): it gains 15 x the settlement move, paid to it (VM < 0)
-    expected_a = -(3 * 5 * (Decimal("24410.25") - Decimal("20150.5"))) + 2 * 50 * eth
+    expected_a = -(3 * 5 * (Decimal("24410.25") - Decimal("20150.5"))) + 2 * eth
     vm = {row["account"]: Decimal(row["vm"]) for row in body["rows"]}
-    assert vm["A"] == expected_a.quantize(Decimal("0.01")) and vm["B"] == -vm["A"]  # a matched book nets to zero
+    assert vm["A"] == expected_a and vm["B"] == -vm["A"]  # a matched book nets to zero
     assert any("no settlement price for ETHZ23" in warning for warning in body["warnings"])
 
 

@@ -2,14 +2,15 @@
 
 Per futures, perpetual or futures-style option contract: ``multiplier x (settlement_1 -
 settlement_0)`` in the contract's currency; per account ``VM = -sum quantity x that``
-(> 0 owed by the member, < 0 paid to it). Settlement prices are ``Decimal``; a contract
+(> 0 owed by the member, < 0 paid to it), each contract's variation taken to the cent first, so the
+VM of a matched book sums to zero exactly. Settlement prices are ``Decimal``; a contract
 month's settlement is its term-structure price
 (:func:`~tokenclear.margin.valuation.forward_price`) rounded to ``SETTLEMENT_PLACES``
 decimals, or an exchange settlement price where one is given. A futures-style option
 (Eurex style) settles at its model premium on that futures settlement (Black-76 or
 Bachelier, the catalogue's implied volatility, undiscounted), rounded the same way; a
 premium-paid option (CME style) carries no VM: its value enters initial margin as the
-net option value. Arithmetic is in integers (numpy object arrays of Python ints), so no
+net option value. Arithmetic is in integer cents (numpy object arrays of Python ints), so no
 cent is lost for any book size.
 """
 
@@ -81,13 +82,19 @@ def settlement_prices(catalogue: Catalogue, names: list[str], market: MarketData
     return out
 
 
+def variation_per_contract(multiplier: Decimal, price_0: Decimal, price_1: Decimal) -> Decimal:
+    """One contract's variation (its currency, > 0 a gain for the long): ``multiplier x (price_1 - price_0)``
+    to the cent, half to even. Exchange settlement prices lie on the tick grid, where this is exact; a
+    derived price need not, and rounding per contract (not per account) keeps a matched book at zero:
+    every long's cent has its short's."""
+    return (multiplier * (price_1 - price_0)).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
 def variation_margin(book: Book, catalogue: Catalogue, price_0: list[Decimal],
                      price_1: list[Decimal]) -> list[VariationMargin]:
     """VM per account and currency between two settlement-price vectors (book order)."""
     instruments = catalogue.select(book.instruments)
-    places = max([SETTLEMENT_PLACES] + [-one.multiplier.as_tuple().exponent for one in instruments])  # type: ignore
-    scale = Decimal(10) ** (places + SETTLEMENT_PLACES)
-    per_contract = np.array([0 if one.premium_paid else int((one.multiplier * (p1 - p0) * scale).to_integral_exact())
+    per_contract = np.array([0 if one.premium_paid else int(variation_per_contract(one.multiplier, p0, p1) / CENT)
                              for one, p0, p1 in zip(instruments, price_0, price_1, strict=True)], dtype=object)
     currencies = sorted({one.currency for one in instruments})
     quantity = book.quantity.astype(object)
@@ -98,6 +105,6 @@ def variation_margin(book: Book, catalogue: Catalogue, price_0: list[Decimal],
         held = (book.quantity[:, mask] != 0).any(axis=1)
         for account, total, holds in zip(book.accounts, totals.tolist(), held.tolist(), strict=True):
             if holds:
-                vm = (-Decimal(total) / scale).quantize(CENT, rounding=ROUND_HALF_EVEN)
+                vm = -Decimal(total) * CENT
                 out.append(VariationMargin(account, currency, vm))
     return out
