@@ -1,5 +1,6 @@
 """Procyclicality of each APC option on the shipped data: peak-to-trough ratio of the margin
-series of a long position as a fraction of its notional, so that the price level does not count (EMIR RTS 153/2013 Art. 28; the measure of ESMA's APC guidelines).
+series of a long position as a fraction of its notional, so that the price level does not count
+(EMIR RTS 153/2013 Art. 28; the measure of ESMA's APC guidelines).
 
 * the S&P 500 1999-2018 (ESH19 on ``spx_1999_2018``), weekly as-of dates 2006-2012 (the 2008
   crisis inside) and 2009-2018, 1,250-day lookback: none, buffer (25%, drawn down in stress),

@@ -65,8 +65,8 @@ def test_futures_style_options_pay_variation_margin_on_their_settlement_price():
     p0 = settlement_prices(catalogue, book.instruments, market, specs, dates[0])
     p1 = settlement_prices(catalogue, book.instruments, market, specs, dates[1])
     q = Decimal("0.000001")
-    hand = [Decimal(repr(float(black76_call(f, 100.0, (expiry - d).astype(int) / 365.25, 0.4)))).quantize(q, ROUND_HALF_EVEN)
-            for f, d in ((100.0, dates[0]), (92.5, dates[1]))]
+    hand = [Decimal(repr(float(black76_call(f, 100.0, (expiry - d).astype(int) / 365.25, 0.4)))).quantize(
+        q, ROUND_HALF_EVEN) for f, d in ((100.0, dates[0]), (92.5, dates[1]))]
     index = book.instruments.index("CF")
     assert [p0[index], p1[index]] == [pytest.approx(hand[0], abs=Decimal("1e-6")),
                                       pytest.approx(hand[1], abs=Decimal("1e-6"))]

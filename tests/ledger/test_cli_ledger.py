@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.test_cli import tokenclear
+from tests.test_cli import contract, tokenclear
 from tokenclear.ledger.abi import Abi
 from tokenclear.ledger.chain import RpcChain
 from tokenclear.ledger.contract import Contract, artifact
@@ -15,12 +15,18 @@ from tokenclear.local_ports import free_port
 pytestmark = pytest.mark.integration
 
 
-def test_deploy_on_the_embedded_chain_lists_every_contract():
-    done = tokenclear("ledger", "deploy", "--json")
+def test_deploy_on_the_embedded_chain_lists_every_contract_and_says_it_is_gone(tmp_path):
+    record = tmp_path / "deployment.json"
+    done = tokenclear("ledger", "deploy", "--format", "json", "--out", str(record))
     assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
-    assert out["chain"] == "embedded"
-    assert {"registry", "vault", "settlement", "htlc", "bid_bond", "token:TUSD", "token:WETH"} <= set(out["contracts"])
+    out = contract(done.stdout, "ledger deploy")
+    assert out["metadata"]["chain"] == "embedded"
+    contracts = {row["contract"]: row["address"] for row in out["rows"]}
+    assert {"registry", "vault", "settlement", "htlc", "bid_bond", "token:TUSD", "token:WETH"} <= set(contracts)
+    assert any("lives only as long as this command" in warning for warning in out["warnings"])
+    assert json.loads(record.read_text())["addresses"] == contracts  # the record `book load --deployment` takes
+    table = tokenclear("ledger", "deploy")
+    assert "lives only as long as this command" in " ".join(table.stderr.split())
 
 
 @pytest.mark.anvil
@@ -29,10 +35,12 @@ def test_deploy_over_json_rpc_puts_code_on_the_node(anvil_node, monkeypatch):
     done = tokenclear("ledger", "deploy", "--json", "--rpc-url", anvil_node.url)
     assert done.returncode == 0, done.stderr
     assert anvil_node.funder_key not in done.stdout + done.stderr
-    out = json.loads(done.stdout)
-    assert out["chain"] == "json-rpc" and out["chain_id"] == anvil_node.chain_id
+    out = contract(done.stdout, "ledger deploy")
+    assert out["metadata"]["chain"] == "json-rpc" and out["metadata"]["chain_id"] == anvil_node.chain_id
+    assert out["warnings"] == []
     chain = RpcChain(anvil_node.url, anvil_node.funder_key)
-    usd = Contract(chain, out["contracts"]["token:TUSD"], Abi(artifact("collateral_token")["abi"]), "TUSD")
+    contracts = {row["contract"]: row["address"] for row in out["rows"]}
+    usd = Contract(chain, contracts["token:TUSD"], Abi(artifact("collateral_token")["abi"]), "TUSD")
     assert usd.call("symbol") == "TUSD" and usd.call("decimals") == 6
 
 
@@ -61,4 +69,4 @@ def test_deploy_signs_with_a_keystore_file_and_rejects_a_wrong_password(anvil_no
     monkeypatch.setenv("TOKENCLEAR_KEYSTORE_PASSWORD", "s3cret")
     done = tokenclear("ledger", "deploy", "--json", "--rpc-url", anvil_node.url)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["chain_id"] == anvil_node.chain_id
+    assert json.loads(done.stdout)["metadata"]["chain_id"] == anvil_node.chain_id

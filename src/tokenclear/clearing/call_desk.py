@@ -10,7 +10,7 @@ from decimal import Decimal
 import structlog
 from sqlalchemy import select
 
-from tokenclear.clearing import calls, coverage
+from tokenclear.clearing import calls, coverage, drivers
 from tokenclear.clearing.collateral_count import CollateralCount
 from tokenclear.clearing.coverage import CENT
 from tokenclear.clearing.instructions import Instructions, WorkflowError
@@ -35,9 +35,11 @@ class CallDesk:
         self.threshold_usd, self.deadline, self.grace = threshold_usd, deadline, grace
         self.vault_address = vault_address
 
-    def issue(self, session, cycle: Cycle, at: datetime, account_id: str, cover: Decimal) -> Decimal | None:
+    def issue(self, session, cycle: Cycle, at: datetime, account_id: str, cover: Decimal,
+              why: dict[str, Decimal] | None = None) -> Decimal | None:
         """Call ``account_id``'s shortfall (``cover`` < 0, USD) unless it is below the threshold, the account
-        already has an open call or is in default, or the cycle already called it. Returns the amount called."""
+        already has an open call or is in default, or the cycle already called it; ``why``: the shortfall's
+        change by driver, written with the call. Returns the amount called."""
         amount = coverage.call_amount(cover, self.threshold_usd)
         if amount is None or queries.open_call(session, account_id) is not None or queries.in_default(session,
                                                                                                     account_id):
@@ -50,7 +52,11 @@ class CallDesk:
                           message_id=message_id(key))
         session.add(call)
         session.flush()
-        session.add(CallEvent(call_id=call.id, at=at, source="", target=calls.ISSUED, detail=f"shortfall {amount} USD"))
+        detail = f"shortfall {amount} USD"
+        if why is not None:
+            named = ", ".join(f"{name} {value:+}" for name, value in why.items() if value)
+            detail += f"; main driver: {drivers.main_driver(why)} (since the last cycle: {named or 'no change'})"
+        session.add(CallEvent(call_id=call.id, at=at, source="", target=calls.ISSUED, detail=detail))
         log.info("margin call issued", key=key, account=account_id, amount=str(amount))
         return amount
 

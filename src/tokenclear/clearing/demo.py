@@ -33,15 +33,28 @@ from tokenclear.clearing import calls
 from tokenclear.clearing.coverage import MICRO, units_for
 from tokenclear.clearing.interfaces import SimulatedClock
 from tokenclear.clearing.onboarding import AccountRow, load_positions, onboard
-from tokenclear.clearing.system import attach_ledger, build_workflow, clearing_inputs, record_deployment
+from tokenclear.clearing.system import (
+    attach_ledger,
+    build_workflow,
+    clearing_inputs,
+    record_deployment,
+)
 from tokenclear.clearing.workflow import Workflow
+from tokenclear.collateral.valuation import post_haircut_micro
 from tokenclear.errors import ConfigurationError
 from tokenclear.instruments.catalogue import load_catalogue
 from tokenclear.ledger.chain import Chain
 from tokenclear.ledger.ledger import Ledger
 from tokenclear.ledger.privacy import account_id
 from tokenclear.settings import Settings
-from tokenclear.store.models import Account, Cycle, Holding, MarginCall, Member, Requirement
+from tokenclear.store.models import (
+    Account,
+    Cycle,
+    Holding,
+    MarginCall,
+    Member,
+    Requirement,
+)
 from tokenclear.store.queries import utc
 from tokenclear.store.store import Store
 
@@ -51,6 +64,8 @@ SCENARIOS = {
     "terra": ("2022-05-06", "2022-05-12", "Terra/LUNA collapse"),
 }
 OPENING_MIX = {"TUSD": 0.35, "TMMF": 0.30, "TBILL": 0.20, "WETH": 0.15}
+#: Every fourth member holds mostly the stablecoin: as much as its issuer limit counts (40%), the rest in bills.
+STABLECOIN_MIX = {"TUSD": 0.40, "TBILL": 0.60}
 CURE_TOKEN = "TBILL"  # members answer calls in tokenized T-bills (no issuer limit; stablecoins cap at 50%)
 INSTRUMENTS = [("BTCZ23", 12), ("ETHZ23", 6), ("ESZ23", 8), ("MBTZ23", 40)]
 CYCLE_HOUR_UTC = 0  # just after a day's crypto close (24:00 UTC) and US close (21:00 UTC)
@@ -93,11 +108,15 @@ class DemoResult:
                 "max": max(times) if times else None},
             "chain_time_per_pledge_s": statistics.median(self.chain_seconds) if self.chain_seconds else None,
             "reconciliation": self.reconciliation, "chain": self.chain,
-            "book_totals_units": self.book_totals_units, "database": self.database,
+            "book_totals_units": {symbol: str(units) for symbol, units in self.book_totals_units.items()},
+            "database": self.database,
         }
 
 
 def demo_entries(members: int, rng: np.random.Generator) -> list[tuple[str, str, int]]:
+    """Random house and customer positions, then matched: each instrument's net is taken up by members'
+    house accounts in round robin, so every long has a short among the members (the clearing house's own
+    book is flat and VM paid equals VM received)."""
     entries = []
     for i in range(1, members + 1):
         name = f"M{i:02d}" if members < 100 else f"M{i:04d}"
@@ -107,16 +126,21 @@ def demo_entries(members: int, rng: np.random.Generator) -> list[tuple[str, str,
         if i % 3 == 0:
             instrument, size = INSTRUMENTS[int(rng.integers(0, len(INSTRUMENTS)))]
             entries.append((f"{name}-CUST", instrument, int(rng.integers(1, size + 1)) * int(rng.choice([-1, 1]))))
+    houses = sorted({account for account, _, _ in entries if account.endswith("-HOUSE")})
+    turn = 0
+    for instrument, size in INSTRUMENTS:
+        remaining = -sum(quantity for _, name, quantity in entries if name == instrument)
+        while remaining:
+            step = max(-size, min(size, remaining))
+            entries.append((houses[turn % len(houses)], instrument, step))
+            turn, remaining = turn + 7, remaining - step  # 7: spread the offsets over unrelated members
     return entries
 
 
 class Demo:
     def __init__(self, *, settings: Settings, chain: Chain, store: Store, scenario: str, members: int,
                  progress: Callable[[str], None] = lambda _: None) -> None:
-        if scenario not in SCENARIOS:
-            raise ConfigurationError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
-        if not 2 <= members <= MAX_MEMBERS:
-            raise ConfigurationError(f"members must lie in 2..{MAX_MEMBERS}")
+        self.check(scenario, members)
         self.settings, self.chain, self.store, self.scenario = settings, chain, store, scenario
         self.members, self.progress = members, progress
         start, end, self.description = SCENARIOS[scenario]
@@ -128,6 +152,14 @@ class Demo:
         self.risk, self.reference = self.inputs.risk, self.inputs.reference
         self.collateral_market = self.inputs.collateral_market
         self.clock = SimulatedClock(self._at(self.days[0] - 1))
+
+    @staticmethod
+    def check(scenario: str, members: int) -> None:
+        """Refuse an unknown scenario or a member count outside 2..MAX_MEMBERS."""
+        if scenario not in SCENARIOS:
+            raise ConfigurationError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
+        if not 2 <= members <= MAX_MEMBERS:
+            raise ConfigurationError(f"members must lie in 2..{MAX_MEMBERS}")
 
     @staticmethod
     def _at(day: np.datetime64, hour: int = CYCLE_HOUR_UTC) -> datetime:
@@ -170,15 +202,21 @@ class Demo:
             "requirement_usd": str(summary.requirement_usd), "collateral_usd": str(summary.collateral_usd),
             "calls_issued": summary.calls_issued, "called_usd": str(summary.called_usd),
             "vm_paid_by_members_usd": str(summary.vm_paid_by_members_usd),
-            "vm_paid_to_members_usd": str(summary.vm_paid_to_members_usd), "vm_blocked": summary.vm_blocked})
+            "vm_paid_to_members_usd": str(summary.vm_paid_to_members_usd), "vm_blocked": summary.vm_blocked,
+            "drivers": {name: {"calls": entry["calls"], "usd": str(entry["usd"])}
+                        for name, entry in summary.drivers.items()}, "warnings": summary.warnings})
         started = time.perf_counter()
         self._answer_calls(self.workflow, self.ledger, self.plans, at, result)
-        return {**summary.seconds, "calls answered and settled on chain": time.perf_counter() - started}
+        seconds = {**summary.seconds, "calls answered and settled on chain": time.perf_counter() - started}
+        started = time.perf_counter()
+        result.steps[-1]["released_usd"] = str(self._release_excess(day))
+        return {**seconds, "excess released on chain": time.perf_counter() - started}
 
     def finish(self, result: DemoResult) -> DemoResult:
         self.progress("reconciling the book against the chain")
         breaks = self.workflow.reconcile()
-        result.reconciliation = {"clean": not breaks, "breaks": [b.__dict__ for b in breaks]}
+        result.reconciliation = {"clean": not breaks, "breaks": [
+            {**b.__dict__, "book_units": str(b.book_units), "chain_units": str(b.chain_units)} for b in breaks]}
         result.calls = self._call_totals()
         result.chain = {"name": self.chain.name, "chain_id": self.chain.chain_id, "operator": self.ledger.operator,
                         "contracts": self.ledger.addresses()}
@@ -225,29 +263,81 @@ class Demo:
         return plans
 
     def _opening_pledges(self, workflow: Workflow, ledger: Ledger, plans: dict[str, MemberPlan]) -> None:
-        """Each account posts its first day's requirement with a cushion (-2%..+6%: the industry posts about
-        6% more than required) in a token mix; each wallet keeps several times as much to answer calls
-        (in T-bills) and pay VM (in the stablecoin)."""
+        """Each account is fully collateralised at the opening: it posts its requirement with a cushion of
+        0..8% (the industry posts about 6% more than required; an unresponsive member exactly the
+        requirement) in its token mix; each wallet keeps several times as much to answer calls (in T-bills)
+        and pay VM (in the stablecoin)."""
         opening = self._at(self.days[0] - 1, hour=12)  # the first day, valued at the previous close
         self.clock.set(opening)
         workflow.run_cycle(opening, kind="opening", issue_calls=False)
         with self.store.session() as session:
             rows = {row.account_id: row.requirement for row in session.scalars(select(Requirement))}
+        targets: dict[str, Decimal] = {}
+        self.cushions: dict[str, float] = {}
         for index, account in enumerate(self.book.accounts):
             member = account.split("-")[0]
             plan = plans[member]
-            cushion = -0.02 + 0.08 * ((index * 7919) % 100) / 100
+            cushion = 0.08 * ((index * 7919) % 100) / 100
+            if self.mix(member) is STABLECOIN_MIX:
+                cushion = 0.005 + 0.015 * ((index * 7919) % 100) / 100  # cash managed tightly: 0.5..2%
             if plan.behaviour == "unresponsive":
-                cushion = -0.01  # posted short and will not answer: the escalation path
-            target_micro = int(rows[account] * Decimal(1 + cushion) * MICRO)
+                cushion = 0.0  # covered exactly, and will not answer a call: the escalation path
+            self.cushions[account] = cushion
+            targets[account] = rows[account] * Decimal(1 + cushion)
+            target_micro = int(targets[account] * MICRO) + int(MICRO)
             onchain = account_id(SALT, member, account)
-            for symbol, share in OPENING_MIX.items():
+            for symbol, share in self.mix(member).items():
                 units = self._units(ledger, symbol, int(target_micro * share))
                 ledger.issue(symbol, plan.wallet, (8 if symbol == CURE_TOKEN else 4) * units + 10**6)
                 ledger.pledge(f"open:{account}:{symbol}", onchain, symbol, units, plan.wallet)
             ledger.issue("TUSD", plan.wallet, 2 * target_micro)  # stablecoin for calls and VM
         ledger.issue("TUSD", ledger.operator, OPERATOR_FLOAT_MICRO)  # the clearing house pays VM winners
         workflow.sync()
+        # what counts is less than the vault's value where wrong-way risk or a limit bites (WETH against a
+        # long-ETH book): each member tops up in bills until what counts reaches its target
+        with self.store.session() as session:
+            accounts = [session.get(Account, account) for account in self.book.accounts]
+            counted = workflow.counted(session, accounts, {a.id: rows[a.id] for a in accounts})
+        for account in accounts:
+            gap = targets[account.id] - counted[account.id]
+            if gap > 0:
+                units = self._units(ledger, CURE_TOKEN, int(gap * MICRO) + int(MICRO))
+                ledger.pledge(f"open:{account.id}:top-up", bytes.fromhex(account.onchain_id[2:]), CURE_TOKEN, units,
+                              plans[account.member_id].wallet)
+        workflow.sync()
+
+    def _release_excess(self, day: np.datetime64) -> Decimal:
+        """Members take back what exceeds their cushion (plus a 2% band), in bills, as a treasury does when
+        requirements fall: the vault refuses anything that would break the floor. Returns the USD released."""
+        from tokenclear.clearing.instructions import WorkflowError
+
+        workflow, ledger = self.workflow, self.ledger
+        tbill = ledger.asset_parameters(CURE_TOKEN)
+        with self.store.session() as session:
+            accounts = [session.get(Account, account) for account in self.book.accounts]
+            latest = {a.id: session.scalar(select(Requirement.requirement).join(Cycle).where(
+                Requirement.account_id == a.id).order_by(Cycle.at.desc()).limit(1)) for a in accounts}
+            counted = workflow.counted(session, accounts, latest)
+            held = {a.id: int(h.units) for a in accounts if (h := session.get(Holding, (a.id, CURE_TOKEN)))}
+        released = Decimal(0)
+        for account in accounts:
+            keep = latest[account.id] * Decimal(1 + self.cushions[account.id])
+            excess = counted[account.id] - keep
+            if excess <= latest[account.id] * Decimal("0.02"):
+                continue
+            units = min(self._units(ledger, CURE_TOKEN, int(excess * MICRO)) - 1, held.get(account.id, 0))
+            value = Decimal(post_haircut_micro(units, price_e8=tbill.price_e8, haircut_bps=tbill.haircut_bps,
+                                               decimals=tbill.decimals)) / MICRO
+            try:
+                workflow.request_release(f"release:{day}:{account.id}", account.id, CURE_TOKEN, units)
+            except WorkflowError:  # an open call, a default, or the floor: the book refuses, as it should
+                continue
+            released += value
+        return released.quantize(Decimal("0.01"))
+
+    def mix(self, member: str) -> dict[str, float]:
+        """The tokens a member posts, by share of value: every fourth member mostly the stablecoin."""
+        return STABLECOIN_MIX if int(member[1:]) % 4 == 1 else OPENING_MIX
 
     def wallets(self) -> list[str]:
         with self.store.session() as session:

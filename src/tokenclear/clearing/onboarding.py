@@ -126,3 +126,20 @@ def load_positions(store: Store, book: Book, *, path: Path | None = None) -> int
         for account, instrument, quantity in entries:
             session.add(Position(account_id=account, instrument=instrument, quantity=quantity))
     return len(entries)
+
+
+def read_deployment(path: Path) -> dict:
+    """A deployment record written by ``tokenclear ledger deploy --out``: chain id, operator, addresses."""
+    import json
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"not JSON: {error}", path=path) from None
+    fields = ("chain_id", "operator", "addresses", "assets", "deployed_block")
+    missing = [name for name in fields if name not in record] if isinstance(record, dict) else list(fields)
+    if missing:
+        raise InputError(f"not a deployment record (missing {', '.join(missing)})", path=path)
+    return record

@@ -49,6 +49,7 @@ class RiskInputs:
 @dataclass(frozen=True)
 class Measured:
     requirement_usd: dict[str, Decimal]  # by account, in the margin currency (USD)
+    holiday_addon_usd: dict[str, Decimal]  # by account: the part of the requirement the holiday add-on makes
     correlation: dict[str, tuple[float, ...]]  # by account: with each token's return, in token order
     warnings: list[str]
 
@@ -90,4 +91,5 @@ def measure(risk: RiskInputs, book: Book, registry: Registry, collateral_prices:
                             margin_currency=risk.config.margin_currency)
     correlation = portfolio_correlation(pnl, returns)
     by_account = {account: tuple(float(x) for x in correlation[i]) for i, account in enumerate(context.book.accounts)}
-    return Measured({account.account: account.margin for account in run.accounts}, by_account, warnings)
+    return Measured({account.account: account.margin for account in run.accounts},
+                    {account.account: account.holiday_addon for account in run.accounts}, by_account, warnings)

@@ -13,7 +13,7 @@ from tokenclear.book.positions import Book
 from tokenclear.clearing.instructions import Instructions
 from tokenclear.clearing.interfaces import LedgerPort, StorePort
 from tokenclear.clearing.requirements import RiskInputs, stored_book
-from tokenclear.clearing.vm_batch import paid, vm_batch
+from tokenclear.clearing.vm_batch import PAR_E8, paid, vm_batch
 from tokenclear.margin.variation import settlement_prices, variation_margin
 from tokenclear.store import queries
 
@@ -25,17 +25,19 @@ VM_TOKEN = "TUSD"  # variation margin is paid in the stablecoin
 class Settled:
     paid_by_members_usd: Decimal = Decimal(0)
     paid_to_members_usd: Decimal = Decimal(0)
-    blocked: list[dict] = field(default_factory=list)  # legs the token refused: account, units, reason
+    blocked: list[dict] = field(default_factory=list)  # legs the token refused: account, units, usd, reason
+    warnings: list[str] = field(default_factory=list)
 
 
 def settle(key: str, day: np.datetime64, *, store: StorePort, ledger: LedgerPort, instructions: Instructions,
-           risk: RiskInputs) -> Settled:
+           risk: RiskInputs, price_usd: float | None) -> Settled:
     """VM since the previous daily cycle's date, under the instruction ``{key}:vm``.
 
     A leg the token would refuse (frozen or paused wallet, not enough balance: its ERC-1404 pre-check) is
     left out of the batch instead of reverting everyone's VM; it is returned as blocked with the token's
-    reason, and the cycle adds VM a member could not pay to its requirement (so it is called). A rerun or
-    a restart sends the batch as first decided."""
+    reason, and the cycle adds VM a member could not pay to its requirement (so it is called). The units are
+    taken at ``price_usd``, the stablecoin's guarded price (None: no usable price, paid at par with a
+    warning). A rerun or a restart sends the batch as first decided."""
     instruction = f"{key}:vm"
     with store.session() as session:
         done = queries.instruction(session, instruction)
@@ -49,8 +51,10 @@ def settle(key: str, day: np.datetime64, *, store: StorePort, ledger: LedgerPort
         book = stored_book(store, risk.catalogue)
         rows = variation_margin(book, risk.catalogue, _prices(risk, book, np.datetime64(previous.detail["date"])),
                                 _prices(risk, book, day))
+        price_e8 = PAR_E8 if price_usd is None else int(round(price_usd * 10**8))
         params = vm_batch(rows, wallets, ledger.operator,
-                          lambda payer, receiver, units: ledger.transfer_restriction(VM_TOKEN, payer, receiver, units))
+                          lambda payer, receiver, units: ledger.transfer_restriction(VM_TOKEN, payer, receiver, units),
+                          price_e8)
         if not params["legs"] and not params["blocked"]:
             return Settled()
     if params["legs"]:
@@ -58,7 +62,12 @@ def settle(key: str, day: np.datetime64, *, store: StorePort, ledger: LedgerPort
     for one in params["blocked"]:
         log.warning("VM leg blocked", key=instruction, account=one["account"], units=one["units"],
                     reason=one["reason"])
-    return Settled(*paid(params), params["blocked"])
+    warnings = []
+    if "price_e8" in params and params["price_e8"] != PAR_E8:
+        warnings.append(f"VM paid in {VM_TOKEN} at its market price {params['price_e8'] / 1e8:.4f} USD")
+    if price_usd is None and done is None:
+        warnings.append(f"no usable {VM_TOKEN} price: VM paid at par")
+    return Settled(*paid(params), params["blocked"], warnings)
 
 
 def _prices(risk: RiskInputs, book: Book, day: np.datetime64) -> list[Decimal]:

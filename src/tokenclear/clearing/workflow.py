@@ -27,19 +27,30 @@ import numpy as np
 import structlog
 
 from tokenclear.book.positions import Book
-from tokenclear.clearing import calls, reconciliation, requirements, vm_settlement
+from tokenclear.clearing import (
+    calls,
+    drivers,
+    reconciliation,
+    requirements,
+    vm_settlement,
+)
 from tokenclear.clearing.call_desk import CallDesk
 from tokenclear.clearing.collateral_count import CollateralCount
 from tokenclear.clearing.coverage import MICRO, Limits, RiskState
-from tokenclear.clearing.instructions import InstructionKind, Instructions, WorkflowError
+from tokenclear.clearing.instructions import (
+    InstructionKind,
+    Instructions,
+    WorkflowError,
+)
 from tokenclear.clearing.interfaces import Clock, LedgerPort, PriceFeed, StorePort
 from tokenclear.clearing.parameters import ChainParameters, TokenAsset
 from tokenclear.clearing.reconciliation import Break
 from tokenclear.clearing.requirements import RiskInputs
+from tokenclear.clearing.vm_batch import usd_of
 from tokenclear.collateral.files import Reference
 from tokenclear.collateral.haircuts import HaircutConfig
 from tokenclear.collateral.limits import resolve_limits
-from tokenclear.collateral.valuation import post_haircut_micro
+from tokenclear.collateral.valuation import BPS, post_haircut_micro
 from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import OracleGuard
 from tokenclear.store import queries
@@ -83,6 +94,8 @@ class CycleSummary:
     seconds: dict[str, float]  # wall time per stage
     vm_blocked: list[dict] = field(default_factory=list)  # legs the token refused: account, units, reason
     warnings: list[str] = field(default_factory=list)  # the margin run's (short history, proxies, ...)
+    # by driver (drivers.DRIVERS, or "none"): calls it was the main driver of, and its USD over every account
+    drivers: dict[str, dict] = field(default_factory=dict)
 
 
 class Workflow:
@@ -97,6 +110,9 @@ class Workflow:
         limits = Limits([one for one in resolve_limits(reference.limits, self.registry)
                          if one.dimension in config.limit_dimensions],
                         config.wrong_way_threshold, config.wrong_way_exclude)
+        self.stablecoin_assets = {token.asset for token in tokens
+                                  if self.registry.get(token.asset).kind == "stablecoin"}
+        self.vm_asset = next(token.asset for token in tokens if token.symbol == vm_settlement.VM_TOKEN)
         self.instructions = Instructions(store, ledger, clock)
         self.count = CollateralCount(store, ledger, [token.symbol for token in tokens], limits)
         self.parameters = ChainParameters(
@@ -165,37 +181,51 @@ class Workflow:
         haircuts_bps, market_haircut = self.parameters.push(key, day, guarded)
         lap("prices, haircuts and parameters on chain")
         vm = (vm_settlement.settle(key, day, store=self.store, ledger=self.ledger, instructions=self.instructions,
-                                   risk=self.risk) if kind != "intraday" else vm_settlement.Settled())
-        unpaid = {one["account"]: Decimal(one["units"]) / MICRO for one in vm.blocked if one["units"] > 0}
+                                   risk=self.risk, price_usd=guarded.prices.get(self.vm_asset))
+              if kind != "intraday" else vm_settlement.Settled())
+        unpaid = {one["account"]: usd_of(one) for one in vm.blocked if one["units"] > 0}
         lap("variation margin batch on chain")
         self.sync()
         measured = requirements.measure(self.risk, self.book(), self.registry, self.prices, day)
         risk = RiskState(tuple(token.symbol for token in self.tokens), tuple(float(h) for h in market_haircut),
                          measured.correlation)
         lap("requirements (HS-VaR)")
+        terms = self._token_terms()
         with self.store.session() as session:
+            previous = queries.last_closed_cycle(session)
             cycle = queries.cycle_by_key(session, key)
             if cycle is None:
                 cycle = Cycle(key=key, at=at, kind=kind, status="open",
                               detail={"date": str(day), "vm_paid_by_members": str(vm.paid_by_members_usd),
                                       "vm_paid_to_members": str(vm.paid_to_members_usd), "prices": guarded.prices,
                                       "vm_blocked": vm.blocked, "risk": risk.to_json(), "guard": self.guard.state(),
-                                      "warnings": measured.warnings})
+                                      "warnings": measured.warnings + vm.warnings,
+                                      "terms": {symbol: [t.price, t.haircut] for symbol, t in terms.items()},
+                                      "holiday": {a: str(v) for a, v in measured.holiday_addon_usd.items()}})
                 session.add(cycle)
                 session.flush()
+            elif previous is not None and previous.id == cycle.id:  # a rerun of a closed cycle
+                previous = queries.previous_closed_cycle(session, cycle)
             accounts = queries.accounts(session)
             needed = {account.id: measured.requirement_usd.get(account.id, Decimal("0.00"))
                       + unpaid.get(account.id, Decimal(0)) for account in accounts}
             counted = self.count.counted(session, accounts, needed, risk)
+            explain = self._explainer(session, previous, terms, measured, needed)
             issued, called = 0, Decimal(0)
+            by_driver = {name: {"calls": 0, "usd": Decimal(0)} for name in (*drivers.DRIVERS, "none")}
             for account in accounts:
                 cover = counted[account.id] - needed[account.id]
                 if session.get(Requirement, (cycle.id, account.id)) is None:
                     session.add(Requirement(cycle_id=cycle.id, account_id=account.id, requirement=needed[account.id],
                                             collateral=counted[account.id], coverage=cover))
-                amount = self.desk.issue(session, cycle, at, account.id, cover) if issue_calls else None
+                why = explain(account.id)
+                for name, value in (why or {}).items():  # each driver's effect on the whole book's cover
+                    by_driver[name]["usd"] += value
+                amount = self.desk.issue(session, cycle, at, account.id, cover, why) if issue_calls else None
                 if amount is not None:
                     issued, called = issued + 1, called + amount
+                    if why is not None:
+                        by_driver[drivers.main_driver(why)]["calls"] += 1
             floors = [(account.onchain_id, needed[account.id]) for account in accounts]
         self.parameters.post_floors(key, floors)
         with self.store.session() as session:
@@ -203,7 +233,38 @@ class Workflow:
         lap("valuation from the vault, calls and floors on chain")
         return CycleSummary(key, at, sum(needed.values(), Decimal(0)), sum(counted.values(), Decimal(0)), issued,
                             called, vm.paid_by_members_usd, vm.paid_to_members_usd, haircuts_bps, guarded.prices,
-                            guarded.status, seconds, vm.blocked, measured.warnings)
+                            guarded.status, seconds, vm.blocked, measured.warnings + vm.warnings, by_driver)
+
+    def _token_terms(self) -> dict[str, drivers.TokenTerms]:
+        """Each token's price and haircut as the vault values it now."""
+        out = {}
+        for token in self.tokens:
+            asset = self.ledger.asset_parameters(token.symbol)
+            out[token.symbol] = drivers.TokenTerms(asset.price_e8 / 1e8, asset.haircut_bps / BPS)
+        return out
+
+    def _explainer(self, session, previous: Cycle | None, terms: dict[str, drivers.TokenTerms], measured,
+                   needed: dict[str, Decimal]):
+        """``explain(account)``: its shortfall's change since ``previous`` by driver (None without one)."""
+        if previous is None or "terms" not in previous.detail:
+            return lambda account: None
+        before_terms = {symbol: drivers.TokenTerms(*pair) for symbol, pair in previous.detail["terms"].items()}
+        holiday_0 = previous.detail.get("holiday", {})
+        rows = {row.account_id: row for row in queries.requirements_of(session, previous.id)}
+        decimals = {token.symbol: self.ledger.asset_parameters(token.symbol).decimals for token in self.tokens}
+        held = queries.holdings(session)
+        stablecoins = {token.symbol for token in self.tokens if token.asset in self.stablecoin_assets}
+
+        def explain(account: str) -> dict[str, Decimal] | None:
+            row = rows.get(account)
+            if row is None:
+                return None
+            units = {symbol: held.get((account, symbol), 0) / 10**places for symbol, places in decimals.items()}
+            before = drivers.Valuation(row.requirement, Decimal(holiday_0.get(account, "0")))
+            after = drivers.Valuation(needed[account], measured.holiday_addon_usd.get(account, Decimal(0)))
+            return drivers.attribute(before, after, units, before_terms, terms, stablecoins)
+
+        return explain
 
     def intraday(self, at: datetime, *, threshold: float = 0.05) -> CycleSummary | None:
         """Between scheduled cycles: when a guarded price has moved more than ``threshold`` (a fraction)

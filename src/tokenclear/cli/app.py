@@ -12,7 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tokenclear.errors import TokenclearError
 from tokenclear.settings import Settings
@@ -96,8 +96,8 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here 
 @contextmanager
 def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
     """A progress bar over named stages, on stderr."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr,
-                  transient=True) as progress:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=stderr, transient=True) as progress:
         task = progress.add_task("starting", total=total)
 
         def step(name: str, work: Callable[[], T]) -> T:

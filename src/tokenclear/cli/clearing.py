@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, fail, stderr, stdout
@@ -28,7 +34,8 @@ def demo(
     rpc_url: RpcUrlOpt = None,
     database: Annotated[str | None, typer.Option("--database", help="SQLAlchemy URL (default: a new SQLite file "
                                                  "under TOKENCLEAR_WORK_DIR)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
     verbose: Annotated[bool, typer.Option(help="log every instruction, price decision and call (stderr)")] = False,
 ) -> None:
     """Replay a real stress window end to end: margin, haircuts, calls cured on chain, reconciliation."""
@@ -39,13 +46,15 @@ def demo(
 
     settings = get_settings()
     logs.configure(level=logging.INFO if verbose else logging.WARNING)
-    url = database or settings.database_url or default_database(settings.work_dir)
     try:
-        with Progress(TextColumn("{task.description:<40}"), BarColumn(), TimeElapsedColumn(), console=stderr,
-                      transient=True) as progress:
+        Demo.check(scenario, members)  # before anything is created: a refused run leaves no file behind
+        with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=stderr, transient=True) as progress:
             task = progress.add_task("opening the book", total=None)
-            store = open_store(url)
             chain = open_chain(settings, rpc_url)
+            url = database or settings.database_url or default_database(settings.work_dir)
+            store = open_store(url)
+            _refuse_a_used_book(store, url)
 
             def advance(text: str) -> None:
                 progress.update(task, description=text, advance=1)
@@ -56,38 +65,92 @@ def demo(
             result = runner.run()
     except TokenclearError as error:
         raise fail(error) from None
-    result.database = url
-    body = result.to_dict()
-    if as_json:
-        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    result.database = _book(url)
+    emit_demo(result, "json" if as_json else output.value)
+
+
+def _refuse_a_used_book(store, url: str) -> None:
+    from tokenclear.clearing import system
+    from tokenclear.errors import ConfigurationError
+
+    try:
+        record = system.recorded_deployment(store)
+    except ConfigurationError:
         return
-    steps = Table(title=f"{result.description}: {result.members} members, {result.accounts} accounts")
-    for name in ("closes of", "cycle (UTC)", "USDC", "ETH", "BTC", "USDC haircut", "requirement USD", "collateral USD",
-                 "calls", "called USD", "VM paid by / to members"):
-        steps.add_column(name, justify="left" if name in ("closes of", "cycle (UTC)") else "right")
+    raise ConfigurationError(f"the book at {_book(url)} already holds a clearing system (chain {record['chain_id']}, "
+                             f"vault {record['addresses']['vault']}): run the demo on a new --database, or operate "
+                             "this book with `tokenclear cycle`")
+
+
+def emit_demo(result, output: str) -> None:
+    """The demo's report: one row per cycle (totals, VM both ways, and what moved the shortfall, by driver),
+    the calls, reconciliation and the chain in sections."""
+    from tokenclear.clearing.drivers import DRIVERS
+
+    body = result.to_dict()
+    rows = []
     for step in body["steps"]:
         prices = step["prices"]
-        steps.add_row(step["as_of"], step["at"][:16].replace("T", " "), f"{prices.get('USDC', float('nan')):.4f}",
-                      f"{prices.get('ETH', float('nan')):,.2f}", f"{prices.get('BTC', float('nan')):,.2f}",
-                      f"{step['haircuts_bps']['TUSD'] / 100:.2f}%", f"{float(step['requirement_usd']):,.2f}",
-                      f"{float(step['collateral_usd']):,.2f}", str(step["calls_issued"]),
-                      f"{float(step['called_usd']):,.0f}",
-                      f"{float(step['vm_paid_by_members_usd']):,.0f} / {float(step['vm_paid_to_members_usd']):,.0f}")
-    stdout.print(steps)
-    states = ", ".join(f"{state} {entry['count']}" for state, entry in sorted(body["calls"]["by_state"].items()))
-    timing = body["price_move_to_settled_s"]
-    stdout.print(f"margin calls: {body['calls']['issued']} for {float(body['calls']['amount_usd']):,.0f} USD "
-                 f"({states or 'none'})")
-    if timing["count"]:
-        stdout.print(f"price move to collateral settled on chain: median {timing['median'] / 60:.1f} min, "
-                     f"max {timing['max'] / 60:.1f} min (the member's answer included; the chain itself took "
-                     f"{body['chain_time_per_pledge_s'] * 1000:.0f} ms a pledge)")
-    recon = body["reconciliation"]
-    verdict = "clean: book == chain for every account and token" if recon["clean"] else \
-        f"{len(recon['breaks'])} break(s)"
-    stdout.print(f"reconciliation: {verdict}")
-    stdout.print(f"chain {body['chain']['name']} (id {body['chain']['chain_id']}), vault "
-                 f"{body['chain']['contracts']['vault']}; book: {url}")
+        row = {"as_of": step["as_of"], "at": step["at"], "usdc": prices.get("USDC"), "eth": prices.get("ETH"),
+               "btc": prices.get("BTC"), "tusd_haircut_bps": step["haircuts_bps"]["TUSD"],
+               "requirement": Decimal(step["requirement_usd"]), "collateral": Decimal(step["collateral_usd"]),
+               "calls": step["calls_issued"], "called": Decimal(step["called_usd"]),
+               "vm_paid_by_members": Decimal(step["vm_paid_by_members_usd"]),
+               "vm_paid_to_members": Decimal(step["vm_paid_to_members_usd"]),
+               "released": Decimal(step.get("released_usd", "0"))}
+        for name in DRIVERS:
+            entry = step["drivers"].get(name, {"calls": 0, "usd": "0"})
+            key = name.replace(" ", "_").replace("-", "_")
+            row[f"{key}_calls"], row[key] = entry["calls"], Decimal(entry["usd"])
+        rows.append(row)
+    warnings = [f"{step['as_of']}: {w}" for step in body["steps"] for w in dict.fromkeys(step.get("warnings", []))]
+    metadata = {"scenario": body["scenario"], "description": body["description"], "members": body["members"],
+                "accounts": body["accounts"], "currency": "USD", "book": body["database"],
+                "drivers": "USD each driver added to the shortfall of every account since the previous cycle "
+                           "(> 0 raises it); *_calls: calls it was the main driver of"}
+    sections = {"calls": body["calls"], "reconciliation": body["reconciliation"], "chain": body["chain"],
+                "book_totals_units": body["book_totals_units"],
+                "price_move_to_settled_s": body["price_move_to_settled_s"],
+                "chain_time_per_pledge_s": body["chain_time_per_pledge_s"]}
+
+    def table(_) -> None:
+        steps = Table(title=f"{result.description}: {result.members} members, {result.accounts} accounts (USD)",
+                      box=box.SIMPLE_HEAD)
+        for name in ("closes of", "USDC", "haircut", "requirement", "collateral", "calls", "called", "VM paid",
+                     "released"):
+            steps.add_column(name, justify="left" if name == "closes of" else "right", no_wrap=True)
+        for row in rows:
+            steps.add_row(row["as_of"], f"{row['usdc']:.4f}", f"{row['tusd_haircut_bps'] / 100:.2f}%",
+                          f"{row['requirement']:,.0f}", f"{row['collateral']:,.0f}", str(row["calls"]),
+                          f"{row['called']:,.0f}", f"{row['vm_paid_by_members']:,.0f}", f"{row['released']:,.0f}")
+        stdout.print(steps)
+        why = Table(title="what moved the shortfall since the previous cycle (USD, > 0 raises it; calls: main driver)",
+                    box=box.SIMPLE_HEAD)
+        why.add_column("driver")
+        for row in rows:
+            why.add_column(row["as_of"], justify="right", no_wrap=True)
+        for name in DRIVERS:
+            key = name.replace(" ", "_").replace("-", "_")
+            why.add_row(name, *(f"{row[key]:,.0f} ({row[key + '_calls']})" for row in rows))
+        stdout.print(why)
+        stdout.print("VM paid by members equals VM paid to them each cycle (a matched book), in the stablecoin at "
+                     "its market price")
+        states = ", ".join(f"{state} {entry['count']}" for state, entry in sorted(body["calls"]["by_state"].items()))
+        timing = body["price_move_to_settled_s"]
+        stdout.print(f"margin calls: {body['calls']['issued']} for {float(body['calls']['amount_usd']):,.0f} USD "
+                     f"({states or 'none'})")
+        if timing["count"]:
+            stdout.print(f"price move to collateral settled on chain: median {timing['median'] / 60:.1f} min, "
+                         f"max {timing['max'] / 60:.1f} min (the member's answer included; the chain itself took "
+                         f"{body['chain_time_per_pledge_s'] * 1000:.0f} ms a pledge)")
+        recon = body["reconciliation"]
+        verdict = "clean: book == chain for every account and token" if recon["clean"] else \
+            f"{len(recon['breaks'])} break(s)"
+        stdout.print(f"reconciliation: {verdict}")
+        stdout.print(f"chain {body['chain']['name']} (id {body['chain']['chain_id']}), vault "
+                     f"{body['chain']['contracts']['vault']}; book: {body['database']}")
+
+    emit(Report("demo", rows, metadata, warnings, sections), output, table)
 
 
 DatabaseOpt = Annotated[str | None, typer.Option("--database", help="SQLAlchemy URL of the book (default: "
@@ -137,11 +200,13 @@ def book_load(
     accounts: Annotated[Path | None, typer.Option("--accounts", help="CSV account,member,segregation,wallet")] = None,
     positions: Annotated[Path | None, typer.Option("--positions", help="CSV account,instrument,quantity: the "
                                                    "end-of-day positions (replace the book's)")] = None,
+    deployment: Annotated[Path | None, typer.Option("--deployment", help="a deployment record from `tokenclear "
+                                                    "ledger deploy --out FILE`: use it instead of deploying")] = None,
     database: DatabaseOpt = None,
     rpc_url: RpcUrlOpt = None,
 ) -> None:
     """Onboard accounts (allow-list, vault accounts) and load positions; deploys the clearing system on the
-    first load. Loading the same files again changes nothing."""
+    first load (or records --deployment). Loading the same files again changes nothing."""
     from tokenclear.book.positions import load_positions as read_positions
     from tokenclear.clearing import onboarding, system
     from tokenclear.errors import ConfigurationError
@@ -157,9 +222,16 @@ def book_load(
         try:
             ledger = system.attach_ledger(store, chain)
         except ConfigurationError:
-            ledger = Ledger.deploy(chain, operator=getattr(chain, "funder", None))
+            if deployment is not None:
+                ledger = Ledger.attach(chain, onboarding.read_deployment(deployment))
+                stderr.print(f"recorded the deployment of {deployment}: vault {ledger.vault.address}")
+            else:
+                ledger = Ledger.deploy(chain, operator=getattr(chain, "funder", None))
+                stderr.print(f"deployed the clearing system on chain {chain.chain_id}: vault {ledger.vault.address}")
             system.record_deployment(store, ledger)
-            stderr.print(f"deployed the clearing system on chain {chain.chain_id}: vault {ledger.vault.address}")
+        else:
+            if deployment is not None and onboarding.read_deployment(deployment) != system.recorded_deployment(store):
+                raise ConfigurationError(f"the book already records another deployment than {deployment}")
         opened = onboarding.onboard(store, ledger, rows, salt=onboarding.account_salt(store), path=accounts)
         loaded = onboarding.load_positions(store, book, path=positions) if book is not None else None
     except TokenclearError as error:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
-from tokenclear.cli.app import RpcUrlOpt, fail, ledger_app, stderr, stdout
+from tokenclear.cli.app import Format, RpcUrlOpt, fail, ledger_app, stderr, stdout, write_text
+from tokenclear.cli.output import Report, emit
 from tokenclear.errors import TokenclearError
 from tokenclear.settings import get_settings
 
@@ -35,7 +37,10 @@ def ledger_build(
 @ledger_app.command("deploy")
 def ledger_deploy(
     rpc_url: RpcUrlOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="write the deployment record (JSON) here, for "
+                                             "`tokenclear book load --deployment FILE`")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
     """Deploy registry, collateral tokens, vault, settlement, HTLC and bid-bond escrow; print addresses."""
     from tokenclear.ledger.connect import open_chain
@@ -43,17 +48,25 @@ def ledger_deploy(
 
     try:
         chain = open_chain(get_settings(), rpc_url)
-        ledger = Ledger.deploy(chain)
+        ledger = Ledger.deploy(chain, operator=getattr(chain, "funder", None))
     except TokenclearError as error:
         raise fail(error) from None
-    out = {"chain": chain.name, "chain_id": chain.chain_id, "operator": ledger.operator,
-           "contracts": ledger.addresses()}
-    if as_json:
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
-        return
-    table = Table(title=f"deployed on {chain.name} chain {chain.chain_id}")
-    table.add_column("contract")
-    table.add_column("address")
-    for name, address in out["contracts"].items():
-        table.add_row(name, address)
-    stdout.print(table)
+    warnings = []
+    if chain.name == "embedded":
+        warnings.append("the embedded EVM lives only as long as this command: these contracts are gone when it "
+                        "exits; deploy to a node (--rpc-url, e.g. anvil --state FILE) to keep them")
+    if out is not None:
+        write_text(json.dumps(ledger.record(), indent=2), out)
+    rows = [{"contract": name, "address": address} for name, address in ledger.addresses().items()]
+    metadata = {"chain": chain.name, "chain_id": chain.chain_id, "operator": ledger.operator,
+                "deployed_block": ledger.deployed_block, "record": None if out is None else str(out)}
+
+    def table(_: Report) -> None:
+        view = Table(title=f"deployed on {chain.name} chain {chain.chain_id}", box=box.SIMPLE_HEAD)
+        view.add_column("contract")
+        view.add_column("address", no_wrap=True)
+        for row in rows:
+            view.add_row(row["contract"], row["address"])
+        stdout.print(view)
+
+    emit(Report("ledger deploy", rows, metadata, warnings), "json" if as_json else output.value, table)

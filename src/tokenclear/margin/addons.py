@@ -62,7 +62,8 @@ def average_daily_volume_usd(rule: ConcentrationRule, *, volumes: MarketData, pr
 
 
 def concentration_addon(quantity: np.ndarray, *, unit_long: Float64Array1D, unit_short: Float64Array1D,
-                        notional: Float64Array1D, capacity_usd: Float64Array1D) -> tuple[Float64Array1D, Float64Array2D]:
+                        notional: Float64Array1D,
+                        capacity_usd: Float64Array1D) -> tuple[Float64Array1D, Float64Array2D]:
     """Add-on per account and liquidation days per position.
 
     ``capacity_usd`` = participation x ADV per instrument (NaN or inf = no limit).

@@ -178,7 +178,7 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
     days = {name: int(d) for name, d in zip(names, extra.tolist(), strict=True)}
     warnings = list(context.warnings)
     if short:
+        addon = np.sqrt(config.required_history / history) - 1
         warnings.append(f"history gives {history} scenarios, fewer than the {config.required_history} required "
-                        f"(EMIR Art. 25): a short-history add-on of {np.sqrt(config.required_history / history) - 1:.1%}"
-                        " of the base requirement")
+                        f"(EMIR Art. 25): a short-history add-on of {addon:.1%} of the base requirement")
     return MarginRun(str(context.as_of), method, scenarios, accounts, days, warnings, config.margin_currency)

@@ -115,7 +115,8 @@ def calibrate(context: Context, rows: np.ndarray, *, coverage: float = 0.99,
     specs = context.factors.specs
     return SpanParameters(str(context.as_of), coverage, context.config.mpor_days, list(names),
                           [spec.returns for spec in specs], price_scan.tolist(), vol_scan.tolist(), intra.tolist(),
-                          [spec.span_extreme_multiple for spec in specs], [spec.span_extreme_fraction for spec in specs],
+                          [spec.span_extreme_multiple for spec in specs],
+                          [spec.span_extreme_fraction for spec in specs],
                           [spec.span_lookahead_days for spec in specs], pairs=priced)
 
 

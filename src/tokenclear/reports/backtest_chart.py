@@ -22,7 +22,8 @@ def write_chart(result: Backtest, path: Path, *, title: str) -> Path:
                  label=f"exceptions ({result.exception_count})")
     axes.axhline(0, color="black", linewidth=0.5)
     axes.set_title(f"{title}: {result.exception_count} exceptions in {hit.size} days "
-                   f"({result.exception_rate:.2%} vs {1 - result.confidence:.0%}), traffic light {result.traffic_light}")
+                   f"({result.exception_rate:.2%} vs {1 - result.confidence:.0%}), traffic light "
+                   f"{result.traffic_light}, verdict {result.verdict}")
     axes.set_ylabel("USD (loss > 0)")
     axes.legend(loc="upper left", fontsize=8)
     figure.autofmt_xdate()

@@ -35,6 +35,16 @@ def last_closed_cycle(session: Session) -> Cycle | None:
     return session.scalar(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
 
 
+def previous_closed_cycle(session: Session, cycle: Cycle) -> Cycle | None:
+    """The last closed cycle before ``cycle``."""
+    return session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.at < cycle.at)
+                          .order_by(Cycle.at.desc()))
+
+
+def requirements_of(session: Session, cycle_id: int) -> list[Requirement]:
+    return list(session.scalars(select(Requirement).where(Requirement.cycle_id == cycle_id)))
+
+
 def previous_daily_cycle(session: Session, key: str) -> Cycle | None:
     """The last closed cycle other than ``key`` that paid VM (intraday cycles do not)."""
     return session.scalar(select(Cycle).where(Cycle.status == "closed", Cycle.key != key, Cycle.kind != "intraday")
