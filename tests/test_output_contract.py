@@ -123,3 +123,20 @@ def test_a_green_light_with_clustered_exceptions_fails_on_independence():
     calm = Backtest(np.arange(1000), np.ones(1000), np.zeros(1000), spread, 0.99, k_lr, k_p, c_lr, c_p,
                     traffic_light(int(spread[-250:].sum()), 250, 0.01), 0, 1.0)
     assert calm.verdict == "pass" and calm.failed == []
+
+
+def test_the_per_contract_file_is_the_margin_of_one_lot(tmp_path):
+    done = tokenclear("params", "hsvar", "--per-contract", "--as-of", "2023-08-25", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    body = contract(done.stdout, "params hsvar")
+    rows = {row["instrument"]: row for row in body["rows"]}
+    assert "ESH19" not in rows and any("left out" in warning and "ESH19" in warning for warning in body["warnings"])
+    # one long lot of BTCZ23 margined alone, as `margin` would margin it, is the file's figure
+    positions = tmp_path / "one.csv"
+    positions.write_text("account,instrument,quantity\nL,BTCZ23,1\nS,BTCZ23,-1\n")
+    alone = tokenclear("margin", "--positions", str(positions), "--as-of", "2023-08-25", "--no-concentration-addon",
+                       "--format", "json")
+    margin = {row["account"]: row["margin"] for row in contract(alone.stdout, "margin")["rows"]}
+    assert (rows["BTCZ23"]["long"], rows["BTCZ23"]["short"]) == (margin["L"], margin["S"])
+    # a micro contract (0.1 BTC) is a fiftieth of the 5-BTC contract of the same month, to the cent
+    assert abs(Decimal(rows["MBTZ23"]["long"]) * 50 - Decimal(rows["BTCZ23"]["long"])) <= Decimal("0.50")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenclear.book.positions import Book, load_positions
+from tokenclear.book.positions import Book, book_from_entries, load_positions
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
@@ -207,9 +207,46 @@ def run_book_margin(settings: Settings, inputs: Inputs, setup: RiskSetup, *, as_
                        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
                        capacity=concentration_capacity(settings, inputs.prices_dir),
                        stress_addon=load_stress_addon(stress_addon, inputs.book.accounts) if stress_addon else None)
-    return replace(run, warnings=list(dict.fromkeys([*gaps, *run.warnings])))
+    return replace(run, warnings=list(dict.fromkeys([*inputs.warnings, *gaps, *run.warnings])))
 
 
 def concentration_capacity(settings: Settings, prices_dir: Path) -> Callable[[Context], np.ndarray | None]:
     """The concentration add-on's capacity per instrument of a context (participation x ADV, USD)."""
     return lambda context: capacity_usd(settings, context, prices_dir)
+
+
+def per_contract_inputs(settings: Settings, *, instruments: Path | None, prices: Path | None,
+                        as_of: np.datetime64 | None) -> tuple[Inputs, np.datetime64, list[str]]:
+    """A book of one long and one short contract of every listed instrument live on ``as_of`` (JSCC publishes
+    this per-contract margin every business day): accounts ``<instrument>:long`` and ``<instrument>:short``.
+    ``as_of`` defaults to the newest close of any underlying; an instrument expired by then, or whose
+    underlying has no close within ``max_stale_days`` of it, is left out and named in the warnings."""
+    catalogue = load_catalogue(instruments or settings.instruments_file)
+    specs = load_underlyings(settings.underlyings_file) if settings.underlyings_file.is_file() else {}
+    prices_dir = Path(prices or settings.prices_dir)
+    names = sorted({one.underlying for one in catalogue.select(catalogue.instruments)})
+    available = {path.stem for path in prices_dir.glob("*.csv")}
+    market = load_folder(prices_dir, [name for name in names if name in available])
+    last = {name: market.get(name).dates[-1] for name in market.series}
+    if not last:
+        raise InputError("no price series for any instrument of the catalogue", path=prices_dir)
+    day = as_of if as_of is not None else max(last.values())
+    live, left_out = [], []
+    for one in catalogue.select(catalogue.instruments):
+        fresh = one.underlying in last and (day - last[one.underlying]).astype(int) <= settings.max_stale_days
+        if one.clearing_class == "listed" and fresh and (one.expiry is None or one.expiry > day):
+            live.append(one.instrument)
+        elif one.clearing_class == "listed":
+            left_out.append(one.instrument)
+    if not live:
+        raise InputError(f"no listed instrument is live with a fresh close on {day}", field="--as-of")
+    entries = [(f"{name}:{side}", name, sign) for name in live for side, sign in (("long", 1), ("short", -1))]
+    book = book_from_entries(entries, catalogue)
+    config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
+    files = {path.stem for path in prices_dir.glob("*.csv")}
+    market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files))
+    warnings = reference_defaults(settings, catalogue, specs, book, config)
+    if left_out:
+        warnings.append(f"left out (expired, or no close within {settings.max_stale_days} days of {day}): "
+                        f"{', '.join(left_out)}")
+    return Inputs(catalogue, specs, book, market, prices_dir, warnings), day, live

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tokenclear.clearing import coverage
 from tokenclear.clearing.coverage import Holdings, Limits, RiskState
 from tokenclear.clearing.reconciliation import Break, compare
-from tokenclear.clearing.vm_batch import paid, vm_batch
+from tokenclear.clearing.vm_batch import paid, token_units, vm_batch
 from tokenclear.collateral.limits import GroupCaps
 
 SYMBOLS = ["TUSD", "WETH"]
@@ -84,8 +84,22 @@ def test_vm_batch_leaves_refused_legs_out_and_says_why():
 
     params = vm_batch(rows, wallets, "0xccp", restriction)
     assert params["legs"] == [["0xa", "0xccp", 12_340_000], ["0xccp", "0xb", 5_000_000]]
-    assert params["blocked"] == [{"account": "C", "units": 7_000_000, "reason": "sender wallet is frozen"}]
+    assert params["blocked"] == [
+        {"account": "C", "units": 7_000_000, "usd": "7.00", "reason": "sender wallet is frozen"}]
     assert paid(params) == (Decimal("12.34"), Decimal("5"))
+
+
+def test_vm_is_paid_in_the_stablecoin_at_its_market_price():
+    """USDC at 0.9715 (the close of 2023-03-11): a member owed 1,000 USD receives 1,000 / 0.9715 tokens, and one
+    that owes 1,000 USD pays as many; the USD figures stay the VM."""
+    rows = [Row("A", Decimal("1000.00")), Row("B", Decimal("-1000.00"))]
+    params = vm_batch(rows, {"A": "0xa", "B": "0xb"}, "0xccp", lambda *_: None, price_e8=97_150_000)
+    tokens = (Decimal("1000") / Decimal("0.9715") * 10**6).quantize(Decimal(1))  # 1,029,336,078 units
+    assert params["legs"] == [["0xa", "0xccp", int(tokens)], ["0xccp", "0xb", int(tokens)]]
+    assert token_units(Decimal("1000.00"), 97_150_000) == 1_029_336_078
+    assert paid(params) == (Decimal("1000.00"), Decimal("1000.00"))
+    old = {"accounts": [["A", 12_340_000], ["B", -5_000_000]]}  # a batch stored before the USD was kept
+    assert paid(old) == (Decimal("12.34"), Decimal("5"))
 
 
 def test_reconciliation_names_every_difference():

@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tokenclear.errors import TokenclearError
-from tokenclear.settings import Settings
+
+if TYPE_CHECKING:
+    from tokenclear.settings import Settings
 
 app = typer.Typer(help="tokenclear: margin and tokenized collateral for derivatives clearing.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -96,6 +97,15 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here 
 @contextmanager
 def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
     """A progress bar over named stages, on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=stderr, transient=True) as progress:
         task = progress.add_task("starting", total=total)
@@ -107,6 +117,13 @@ def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
             return result
 
         yield step
+
+
+def get_settings() -> Settings:
+    """The settings (pydantic is imported on first use: `tokenclear --help` does not pay for it)."""
+    from tokenclear.settings import get_settings as cached
+
+    return cached()
 
 
 def fail(error: TokenclearError) -> typer.Exit:

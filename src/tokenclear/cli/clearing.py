@@ -10,20 +10,11 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, fail, stderr, stdout
+from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, fail, get_settings, stderr, stdout
 from tokenclear.cli.output import Report, cell, emit, plain
 from tokenclear.errors import TokenclearError
-from tokenclear.settings import get_settings
 
 
 @app.command()
@@ -39,6 +30,15 @@ def demo(
     verbose: Annotated[bool, typer.Option(help="log every instruction, price decision and call (stderr)")] = False,
 ) -> None:
     """Replay a real stress window end to end: margin, haircuts, calls cured on chain, reconciliation."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from tokenclear import logs
     from tokenclear.clearing.demo import Demo, default_database
     from tokenclear.ledger.connect import open_chain

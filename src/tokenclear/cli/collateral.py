@@ -8,14 +8,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from tokenclear.cli.app import AsOfOpt, Format, app, csv_text, fail, stderr, stdout
+from tokenclear.cli.app import AsOfOpt, Format, app, csv_text, fail, get_settings, stderr, stdout
 from tokenclear.cli.output import Report, digest, emit
 from tokenclear.errors import InputError, TokenclearError
-from tokenclear.settings import get_settings
 
 
 class HaircutApc(str, Enum):
@@ -40,6 +38,8 @@ def eligible(
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
     """Is ASSET eligible collateral at a clearing house on a date, and which rule decided? Exit 0 yes, 1 no."""
+    import numpy as np
+
     from tokenclear.collateral.files import load_reference
     from tokenclear.runner import parse_as_of
 

@@ -10,10 +10,9 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tokenclear.cli.app import Format, RpcUrlOpt, fail, ledger_app, stderr, stdout, write_text
+from tokenclear.cli.app import Format, RpcUrlOpt, fail, get_settings, ledger_app, stderr, stdout, write_text
 from tokenclear.cli.output import Report, emit
 from tokenclear.errors import TokenclearError
-from tokenclear.settings import get_settings
 
 
 @ledger_app.command("build")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -27,6 +27,7 @@ from tokenclear.cli.app import (
     WideOpt,
     app,
     fail,
+    get_settings,
     load_context,
     params_app,
     stages,
@@ -35,8 +36,9 @@ from tokenclear.cli.app import (
     write_text,
 )
 from tokenclear.errors import TokenclearError
-from tokenclear.margin.engine import MarginRun
-from tokenclear.settings import get_settings
+
+if TYPE_CHECKING:
+    from tokenclear.margin.engine import MarginRun
 
 
 @app.command()
@@ -288,6 +290,69 @@ def params_span(
     except TokenclearError as error:
         raise fail(error) from None
     write_text(text, out)
+
+
+@params_app.command("hsvar")
+def params_hsvar(
+    per_contract: Annotated[bool, typer.Option("--per-contract", help="the margin of one long and one short "
+                                               "contract of every listed instrument (the file JSCC publishes "
+                                               "each business day); the only form this command writes")] = True,
+    instruments: InstrumentsOpt = None,
+    prices: PricesOpt = None,
+    as_of: AsOfOpt = None,
+    lookback: LookbackOpt = 1250,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.csv,
+    out: Annotated[Path | None, typer.Option("--out", help="write the file here (default: stdout)")] = None,
+) -> None:
+    """Per-contract HS-VaR margin: one long and one short lot of every listed instrument live on the date."""
+    from dataclasses import replace
+
+    from tokenclear import runner
+    from tokenclear.book.positions import book_from_entries
+    from tokenclear.cli.output import Report, emit
+
+    settings = get_settings()
+    try:
+        inputs, day, live = runner.per_contract_inputs(settings, instruments=instruments, prices=prices,
+                                                       as_of=runner.parse_as_of(as_of))
+        setup = runner.risk_setup(settings, lookback=lookback, concentration=False)  # one lot is never large
+        # each product margined on its own scenarios, as `margin` margins a book of that product alone
+        # (a loop over the handful of underlyings, not over contracts or scenarios)
+        groups: dict[str, list[str]] = {}
+        for one in inputs.catalogue.select(live):
+            groups.setdefault(one.underlying, []).append(one.instrument)
+        margin, warnings, scenarios = {}, list(inputs.warnings), 0
+        for names in groups.values():
+            sub = book_from_entries([(f"{name}:{side}", name, sign) for name in names
+                                     for side, sign in (("long", 1), ("short", -1))], inputs.catalogue)
+            result = runner.run_book_margin(settings, replace(inputs, book=sub), setup, as_of=str(day),
+                                            method="hsvar")
+            margin.update({account.account: account.margin for account in result.accounts})
+            warnings += result.warnings
+            scenarios = max(scenarios, result.scenarios)
+        result = replace(result, scenarios=scenarios, warnings=list(dict.fromkeys(warnings)))
+    except TokenclearError as error:
+        raise fail(error) from None
+    rows = []
+    for one in inputs.catalogue.select(live):
+        rows.append({"instrument": one.instrument, "kind": one.kind, "underlying": one.underlying,
+                     "expiry": None if one.expiry is None else str(one.expiry), "strike": one.strike,
+                     "option_type": one.option_type, "long": margin.get(f"{one.instrument}:long", Decimal(0)),
+                     "short": margin.get(f"{one.instrument}:short", Decimal(0))})
+    files = inputs_used(settings, inputs, None, instruments)
+    files.pop("positions")
+    metadata = {**margin_metadata(settings, inputs, setup, result, files), "per": "one contract"}
+    metadata.pop("accounts")
+
+    def table(_: Report) -> None:
+        view = Table(title=f"HS-VaR margin per contract as of {day} ({result.currency})", box=box.SIMPLE_HEAD)
+        for name in ("instrument", "long", "short"):
+            view.add_column(name, justify="left" if name == "instrument" else "right", no_wrap=True)
+        for row in rows:
+            view.add_row(row["instrument"], f"{row['long']:,.2f}", f"{row['short']:,.2f}")
+        stdout.print(view)
+
+    emit(Report("params hsvar", rows, metadata, list(result.warnings)), output.value, table, out)
 
 
 @params_app.command("asvar")

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 from tokenclear.arrays import DateArray1D, Float64Array1D, Float64Array2D
 from tokenclear.errors import MarketDataError
@@ -213,6 +212,8 @@ def ewma_volatility(daily_moves: Float64Array2D, *, decay: float, seed_rows: int
     """
     squares = daily_moves**2
     seed = squares[: max(1, min(seed_rows, squares.shape[0]))].mean(axis=0)
+    from scipy.signal import lfilter  # imported here: scipy.signal costs 1.6 s to import
+
     variance, _ = lfilter([1.0 - decay], [1.0, -decay], squares, axis=0, zi=(decay * seed)[None, :])
     return np.sqrt(variance)
 
