@@ -101,8 +101,9 @@ def test_bad_positions_exit_2_with_file_line_and_field(tmp_path):
 def test_params_backtest_and_vm(tmp_path):
     out = tmp_path / "span.json"
     assert tokenclear("params", "span", "--as-of", "2023-03-10", "--out", str(out)).returncode == 0
-    params = json.loads(out.read_text())
-    assert len(params["price_scan"]) == len(params["names"]) and set(params["extreme_fraction"]) == {0.35}
+    params = contract(out.read_text(), "params span")
+    assert params["rows"] and {row["extreme_fraction"] for row in params["rows"]} == {0.35}
+    assert {row["product"] for row in params["rows"]} >= {"btc_usd", "eth_usd", "spx"}
     done = tokenclear("params", "asvar", "--as-of", "2023-03-15")
     assert json.loads(done.stdout)["published"] == "2023-03-10"
     chart = tmp_path / "bt.png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from decimal import Decimal
 
@@ -140,3 +141,35 @@ def test_the_per_contract_file_is_the_margin_of_one_lot(tmp_path):
     assert (rows["BTCZ23"]["long"], rows["BTCZ23"]["short"]) == (margin["L"], margin["S"])
     # a micro contract (0.1 BTC) is a fiftieth of the 5-BTC contract of the same month, to the cent
     assert abs(Decimal(rows["MBTZ23"]["long"]) * 50 - Decimal(rows["BTCZ23"]["long"])) <= Decimal("0.50")
+
+
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_published_span_parameters_read_back_give_the_calibrated_margin(tmp_path, form):
+    """`params span` one row per product; `margin --params FILE` on that file equals the run that calibrated it."""
+    path = tmp_path / f"span.{form}"
+    done = tokenclear("params", "span", "--as-of", "2023-03-10", "--format", form, "--out", str(path))
+    assert done.returncode == 0, done.stderr
+    args = ["margin", "--method", "span", "--as-of", "2023-03-10", "--apc", "buffer", "--format", "json"]
+    calibrated = contract(tokenclear(*args).stdout, "margin")["rows"]
+    published = tokenclear(*args, "--params", str(path))
+    assert published.returncode == 0, published.stderr
+    body = contract(published.stdout, "margin")
+    assert [row["margin"] for row in body["rows"]] == [row["margin"] for row in calibrated]
+    assert any("not calibrated" in warning for warning in body["warnings"])
+    assert body["metadata"]["inputs"]["span_parameters"]["sha256"]
+
+
+def test_published_span_parameters_refuse_what_they_cannot_price(tmp_path):
+    path = tmp_path / "span.json"
+    tokenclear("params", "span", "--as-of", "2023-03-10", "--out", str(path))
+    body = json.loads(path.read_text())
+    body["rows"] = [row for row in body["rows"] if row["product"] != "btc_usd"]
+    path.write_text(json.dumps(body))
+    done = tokenclear("margin", "--method", "span", "--as-of", "2023-03-10", "--params", str(path))
+    assert done.returncode == 2 and "no product btc_usd" in " ".join(done.stderr.split())
+    done = tokenclear("margin", "--method", "hsvar", "--params", str(path))
+    assert done.returncode == 2 and "use --method span" in " ".join(done.stderr.split())
+    body["rows"][0]["price_scan"] = "wide"
+    path.write_text(json.dumps(body))
+    done = tokenclear("margin", "--method", "span", "--params", str(path))
+    assert done.returncode == 2 and "line 2" in done.stderr and "price_scan" in done.stderr

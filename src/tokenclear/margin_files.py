@@ -4,6 +4,8 @@ package receives the parsed values and reads no file."""
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import CLEARING_CLASSES
 from tokenclear.margin.addons import VOLUME_UNITS, ConcentrationRule
 from tokenclear.margin.classes import MarginClass
-from tokenclear.margin.span import InterPair
+from tokenclear.margin.span import InterPair, SpanParameters
 
 
 def load_concentration(path: Path) -> dict[str, ConcentrationRule]:
@@ -72,3 +74,67 @@ def load_classes(path: Path) -> dict[str, MarginClass]:
     if missing:
         raise InputError(f"no row for class(es) {', '.join(missing)}", path=path)
     return out
+
+
+def load_span_parameters(path: Path) -> SpanParameters:
+    """SPAN parameters as ``tokenclear params span`` writes them, JSON or CSV (one row per product, the common
+    parameters and the inter-commodity pairs in the metadata / the ``#`` preamble)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        if text.lstrip().startswith("{"):
+            body = json.loads(text)
+            header, rows = body["metadata"], body["rows"]
+        else:
+            header = {}
+            for line in text.splitlines():
+                if line.startswith("# ") and ": " in line and not line.startswith("# warning:"):
+                    key, value = line[2:].split(": ", 1)
+                    header[key] = _preamble_value(value)
+            rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    except (json.JSONDecodeError, KeyError) as error:
+        raise InputError(f"not a SPAN parameter file of tokenclear: {error}", path=path) from None
+    if not rows:
+        raise InputError("no product rows", path=path)
+    fields = ("product", "returns", "price_scan", "vol_scan", "intra_multiple", "extreme_multiple",
+              "extreme_fraction", "lookahead_days")
+    for line, row in enumerate(rows, start=2):
+        for name in fields:
+            if name not in row or row[name] in (None, ""):
+                raise InputError(f"missing {name}", path=path, line=line, field=name)
+
+    def number(row: dict, name: str, line: int, kind=float):
+        try:
+            value = kind(row[name])
+        except (TypeError, ValueError):
+            raise InputError(f"'{row[name]}' is not a number", path=path, line=line, field=name) from None
+        if value < 0:
+            raise InputError(f"{name} must be >= 0", path=path, line=line, field=name)
+        return value
+
+    lines = list(enumerate(rows, start=2))
+    try:
+        pairs = [InterPair(**pair) for pair in header.get("pairs", [])]
+        return SpanParameters(
+            str(header["as_of"]), float(header["coverage"]), int(header["mpor_days"]),
+            [row["product"] for row in rows], [row["returns"] for row in rows],
+            [number(row, "price_scan", line) for line, row in lines],
+            [number(row, "vol_scan", line) for line, row in lines],
+            [number(row, "intra_multiple", line) for line, row in lines],
+            [number(row, "extreme_multiple", line) for line, row in lines],
+            [number(row, "extreme_fraction", line) for line, row in lines],
+            [number(row, "lookahead_days", line, int) for line, row in lines],
+            float(header.get("spot_multiple", 0.25)), float(header.get("som_multiple", 0.10)),
+            int(header.get("spot_month_days", 30)), pairs)
+    except (KeyError, TypeError) as error:
+        raise InputError(f"missing or bad common parameter {error}", path=path) from None
+
+
+def _preamble_value(text: str) -> object:
+    """A ``# key: value`` preamble value: JSON where it parses (numbers, lists, objects), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

@@ -31,7 +31,6 @@ from tokenclear.cli.app import (
     load_context,
     params_app,
     stages,
-    stderr,
     stdout,
     write_text,
 )
@@ -68,6 +67,9 @@ def margin(
     concentration_addon: Annotated[bool | None, typer.Option(help="large-position add-on against ADV (default: "
                                                                   "TOKENCLEAR_CONCENTRATION_ADDON, on)")] = None,
     stress_addon: Annotated[Path | None, typer.Option(help="CSV account,addon_usd from a stress test")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="--method span: published SPAN parameters "
+                                                "(`tokenclear params span` JSON or CSV) instead of calibrating")]
+    = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
     wide: WideOpt = False,
     allow_defaults: AllowDefaultsOpt = None,
@@ -87,10 +89,19 @@ def margin(
                                       apc=apc.value if apc else None, apc_release=apc_release,
                                       holiday=holiday_addon, concentration=concentration_addon)
             notes = []
-            if method is Method.asvar and apc is None and setup.options.apc in ("floor10y", "stressed-weight"):
+            if params is not None:
+                if method is not Method.span:
+                    raise runner.InputError("published parameters are SPAN's: use --method span", field="--params")
+                from tokenclear.margin_files import load_span_parameters
+
+                setup = replace(setup, options=replace(setup.options, span_parameters=load_span_parameters(params)))
+                notes.append(f"SPAN parameters from {params} (as of "
+                             f"{setup.options.span_parameters.as_of}), not calibrated")
+            fixed = method is Method.asvar or params is not None
+            if fixed and apc is None and setup.options.apc in ("floor10y", "stressed-weight"):
                 setup = replace(setup, options=replace(setup.options, apc="buffer"))
-                notes.append(f"AS-VaR parameters are weekly and set in advance: the APC setting "
-                             f"'{settings.apc}' cannot apply, the 25% buffer does (--apc to choose)")
+                notes.append(f"{'AS-VaR' if params is None else 'published SPAN'} parameters are set in advance: "
+                             f"the APC setting '{settings.apc}' cannot apply, the 25% buffer does (--apc to choose)")
             result = step(f"building scenarios, computing {method.value}", lambda: runner.run_book_margin(
                 settings, inputs, setup, as_of=as_of, method=method.value, stress_addon=stress_addon,
                 allow_defaults=allow_defaults))
@@ -98,8 +109,12 @@ def margin(
             step("formatting", lambda: None)
     except TokenclearError as error:
         raise fail(error) from None
-    emit_margin(result, output, margin_metadata(settings, inputs, setup, result,
-                                                inputs_used(settings, inputs, positions, instruments)), wide)
+    files = inputs_used(settings, inputs, positions, instruments)
+    if params is not None:
+        from tokenclear.cli.output import digest
+
+        files["span_parameters"] = digest(params)
+    emit_margin(result, output, margin_metadata(settings, inputs, setup, result, files), wide)
 
 
 def inputs_used(settings, inputs, positions: Path | None, instruments: Path | None) -> dict[str, dict]:
@@ -272,24 +287,38 @@ def params_span(
     stress_period: Annotated[str | None, typer.Option(help="START:END in the calibration window (default: "
                                                           "TOKENCLEAR_STRESS_PERIOD, as `margin --method span`; "
                                                           "'none' for none)")] = None,
+    output: Annotated[Format, typer.Option("--format", help="json (default), csv or table")] = Format.json,
     out: OutOpt = None,
 ) -> None:
-    """SPAN parameters (scan ranges, spread multiples, inter-commodity credits) as of a date."""
+    """SPAN parameters as of a date, one row per product (scan ranges, spread multiples, extreme moves), with
+    the inter-commodity credits; `margin --method span --params FILE` reads the file back."""
     from tokenclear import runner
+    from tokenclear.cli.output import Report, emit
     from tokenclear.margin import span
 
     settings = get_settings()
     try:
-        _, context = load_context(settings, positions=positions, instruments=instruments, prices=prices,
-                                  as_of=as_of, mpor_days=mpor_days, lookback=lookback,
-                                  stress_period=stress_period)
-        for warning in context.warnings:
-            stderr.print(f"[yellow]warning:[/] {warning}")
-        text = span.calibrate(context, context.window(), coverage=coverage,
-                              pairs=runner.span_pairs(settings)).to_json()
+        inputs, context = load_context(settings, positions=positions, instruments=instruments, prices=prices,
+                                       as_of=as_of, mpor_days=mpor_days, lookback=lookback,
+                                       stress_period=stress_period)
+        parameters = span.calibrate(context, context.window(), coverage=coverage, pairs=runner.span_pairs(settings))
     except TokenclearError as error:
         raise fail(error) from None
-    write_text(text, out)
+    metadata = {**parameters.header(), "currency": context.config.margin_currency,
+                "inputs": inputs_used(settings, inputs, positions, instruments)}
+
+    def table(_: Report) -> None:
+        view = Table(title=f"SPAN parameters as of {parameters.as_of} ({coverage:.0%} of {parameters.mpor_days}-day "
+                           "moves)", box=box.SIMPLE_HEAD)
+        for name in ("product", "price scan", "vol scan", "intra", "extreme"):
+            view.add_column(name, justify="left" if name == "product" else "right", no_wrap=True)
+        for row in parameters.rows():
+            extreme = f"{row['extreme_multiple']:g}x at {row['extreme_fraction']:.0%}"
+            view.add_row(str(row["product"]), f"{row['price_scan']:.4g}", f"{row['vol_scan']:.2%}",
+                         f"{row['intra_multiple']:.2f}", extreme)
+        stdout.print(view)
+
+    emit(Report("params span", parameters.rows(), metadata, list(context.warnings)), output.value, table, out)
 
 
 @params_app.command("hsvar")

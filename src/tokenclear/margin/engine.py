@@ -38,9 +38,12 @@ class Method(Protocol):
 
 
 def build_method(context: Context, method: str, rows: np.ndarray, *,
-                 span_pairs: list[span.InterPair] | None = None) -> Method:
+                 span_pairs: list[span.InterPair] | None = None,
+                 span_parameters: span.SpanParameters | None = None) -> Method:
     if method in ("hsvar", "fhs"):
         return Historical.build(context, rows, filtered=method == "fhs")
+    if method == "span" and span_parameters is not None:  # published parameters: no calibration
+        return span.Span.build(context, span_parameters.for_factors(list(context.factors.names)))
     if method == "span":
         return span.Span.build(context, span.calibrate(context, rows, pairs=span_pairs))
     if method == "asvar":
@@ -103,6 +106,7 @@ class Options:
     capacity_usd: Float64Array1D | None = None  # participation x ADV per instrument; None = no concentration add-on
     stress_addon: Float64Array1D | None = None  # per account, from a stress test
     span_pairs: list[span.InterPair] | None = None
+    span_parameters: span.SpanParameters | None = None  # published SPAN parameters instead of calibrating
 
 
 def run_margin(context: Context, method: MarginMethod, options: Options = Options()) -> MarginRun:
@@ -118,7 +122,10 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
     config = context.config
     quantity = context.book.quantity
     rows = context.window()
-    model = build_method(context, method, rows, span_pairs=options.span_pairs)
+    if options.span_parameters is not None and options.apc in ("floor10y", "stressed-weight"):
+        raise ConfigurationError("published SPAN parameters are set in advance: only the 'buffer' APC applies")
+    model = build_method(context, method, rows, span_pairs=options.span_pairs,
+                         span_parameters=options.span_parameters)
     base = model.margin(quantity)
     base_risk = np.maximum(base.risk, 0.0)
     n_accounts, n_instruments = quantity.shape

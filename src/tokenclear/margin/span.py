@@ -23,17 +23,19 @@ Scan ranges are derived from the history at a stated coverage (default 99% of
 MPOR-day absolute moves). The extreme scenarios (15, 16), the share of their loss
 counted and the look-ahead time are product parameters (``data/underlyings.csv``;
 default 2x the range at 35% and one session, as in CME's S&P 500 risk array).
-Parameters are published with :meth:`SpanParameters.to_json`.
+Parameters are published one row per product (``tokenclear params span``) and read back with
+``tokenclear margin --method span --params FILE`` (:func:`tokenclear.margin_files.load_span_parameters`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from tokenclear.arrays import Float64Array1D
+from tokenclear.errors import ConfigurationError
 from tokenclear.margin.context import Context
 from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL, Grid
 from tokenclear.margin.historical import session_calendar_days
@@ -77,6 +79,34 @@ class SpanParameters:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per product (the published form: ``product`` and its parameters)."""
+        return [{"product": name, "returns": self.returns[j], "price_scan": self.price_scan[j],
+                 "vol_scan": self.vol_scan[j], "intra_multiple": self.intra_multiple[j],
+                 "extreme_multiple": self.extreme_multiple[j], "extreme_fraction": self.extreme_fraction[j],
+                 "lookahead_days": self.lookahead_days[j]} for j, name in enumerate(self.names)]
+
+    def header(self) -> dict[str, object]:
+        """The parameters common to every product, and the inter-commodity pairs."""
+        return {"as_of": self.as_of, "coverage": self.coverage, "mpor_days": self.mpor_days,
+                "spot_multiple": self.spot_multiple, "som_multiple": self.som_multiple,
+                "spot_month_days": self.spot_month_days, "pairs": [asdict(pair) for pair in self.pairs]}
+
+    def for_factors(self, names: list[str]) -> SpanParameters:
+        """The parameters of ``names`` in that order (a published file lists more products than a book
+        holds); a product the file does not list is a :class:`ConfigurationError` naming it."""
+        index = {name: j for j, name in enumerate(self.names)}
+        missing = [name for name in names if name not in index]
+        if missing:
+            raise ConfigurationError(f"the SPAN parameters have no product {', '.join(missing)}")
+        pick = [index[name] for name in names]
+        return replace(self, names=list(names), returns=[self.returns[j] for j in pick],
+                       price_scan=[self.price_scan[j] for j in pick], vol_scan=[self.vol_scan[j] for j in pick],
+                       intra_multiple=[self.intra_multiple[j] for j in pick],
+                       extreme_multiple=[self.extreme_multiple[j] for j in pick],
+                       extreme_fraction=[self.extreme_fraction[j] for j in pick],
+                       lookahead_days=[self.lookahead_days[j] for j in pick])
 
 
 def vol_scan_ranges(context: Context, rows: np.ndarray, coverage: float) -> Float64Array1D:
