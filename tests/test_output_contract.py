@@ -173,3 +173,46 @@ def test_published_span_parameters_refuse_what_they_cannot_price(tmp_path):
     path.write_text(json.dumps(body))
     done = tokenclear("margin", "--method", "span", "--params", str(path))
     assert done.returncode == 2 and "line 2" in done.stderr and "price_scan" in done.stderr
+
+
+def test_positions_by_exchange_symbology_and_gross_quantities(tmp_path):
+    """The same book written as a clearing firm's position file (exchange, contract, expiry, put/call, strike;
+    gross long and short) margins exactly as the instrument-named file."""
+    named = tmp_path / "named.csv"
+    named.write_text("account,instrument,quantity\nA,BTCZ23,3\nA,ESZ23-C4500,-2\nB,ESZ23,1\nB,6EZ23,-4\n")
+    firm = tmp_path / "firm.csv"
+    firm.write_text("account,exchange,contract,expiry,put_call,strike,long,short\n"
+                    "A,CME,BTC,202312,,,5,2\nA,CME,ES,2023-12-15,C,4500,0,2\nB,cme,es,20231215,,,1,0\n"
+                    "B,CME,6E,202312,,,0,4\n")
+    args = ["margin", "--as-of", "2023-08-25", "--format", "json"]
+    by_name = contract(tokenclear(*args, "--positions", str(named)).stdout, "margin")["rows"]
+    done = tokenclear(*args, "--positions", str(firm))
+    assert done.returncode == 0, done.stderr
+    assert contract(done.stdout, "margin")["rows"] == by_name
+
+
+def test_duplicate_rows_are_refused_or_summed_with_a_warning(tmp_path):
+    twice = tmp_path / "twice.csv"
+    twice.write_text("account,instrument,quantity\nA,BTCZ23,2\nA,BTCZ23,1\n")
+    once = tmp_path / "once.csv"
+    once.write_text("account,instrument,quantity\nA,BTCZ23,3\n")
+    args = ["margin", "--as-of", "2023-08-25", "--format", "json"]
+    refused = tokenclear(*args, "--positions", str(twice))
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and "line 3" in message and "--sum-duplicates" in message
+    summed = contract(tokenclear(*args, "--positions", str(twice), "--sum-duplicates").stdout, "margin")
+    assert summed["rows"] == contract(tokenclear(*args, "--positions", str(once)).stdout, "margin")["rows"]
+    assert any("duplicate rows summed: A BTCZ23 (lines 2 and 3)" in warning for warning in summed["warnings"])
+
+
+@pytest.mark.parametrize("row, message", [
+    ("A,CME,BTC,202401,,,1,0", "CME BTC 202401: no contract in the catalogue matches"),
+    ("A,CME,ES,2023/12,,,1,0", "is not YYYYMM, YYYYMMDD or YYYY-MM-DD"),
+    ("A,CME,ES,202312,X,4500,1,0", "put_call 'X' is not P or C"),
+    ("A,CME,BTC,202312,,,1,-1", "gross long and short are >= 0"),
+])
+def test_a_bad_symbology_row_names_line_and_field(tmp_path, row, message):
+    path = tmp_path / "firm.csv"
+    path.write_text(f"account,exchange,contract,expiry,put_call,strike,long,short\n{row}\n")
+    done = tokenclear("margin", "--positions", str(path))
+    assert done.returncode == 2 and message in " ".join(done.stderr.split()) and "line 2" in done.stderr

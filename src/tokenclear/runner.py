@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenclear.book.positions import Book, book_from_entries, load_positions
+from tokenclear.book.positions import Book, book_from_entries, read_positions
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
@@ -96,15 +96,15 @@ def risk_setup(settings: Settings, *, stress_period: str | None = None, field: s
 
 
 def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path | None,
-                prices: Path | None, allow_defaults: bool | None = None) -> Inputs:
+                prices: Path | None, allow_defaults: bool | None = None, sum_duplicates: bool = False) -> Inputs:
     """Read and validate every input file before anything is computed. A series of the book without a row in
     the underlyings file is refused (see :func:`reference_defaults`)."""
     catalogue = load_catalogue(instruments or settings.instruments_file)
     specs = load_underlyings(settings.underlyings_file) if settings.underlyings_file.is_file() else {}
-    book = load_positions(positions or settings.demo_positions_file, catalogue)
+    book, read = read_positions(positions or settings.demo_positions_file, catalogue, sum_duplicates=sum_duplicates)
     prices_dir = Path(prices or settings.prices_dir)
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
-    warnings = reference_defaults(settings, catalogue, specs, book, config, allow_defaults=allow_defaults)
+    warnings = read + reference_defaults(settings, catalogue, specs, book, config, allow_defaults=allow_defaults)
     files = {path.stem for path in prices_dir.glob("*.csv")}  # proxies are read when there: a stress period uses them
     market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files))
     return Inputs(catalogue, specs, book, market, prices_dir, warnings)
@@ -184,11 +184,12 @@ def load_stress_addon(path: Path, accounts: list[str]) -> np.ndarray:
 
 
 def load_context(settings: Settings, config: RunConfig, *, positions: Path | None, instruments: Path | None,
-                 prices: Path | None, as_of: str | None, allow_defaults: bool | None = None) -> tuple[Inputs, Context]:
+                 prices: Path | None, as_of: str | None, allow_defaults: bool | None = None,
+                 sum_duplicates: bool = False) -> tuple[Inputs, Context]:
     """Read every input file, then resolve the run's context (the common start of every command); the
     context's warnings include the inputs'."""
     inputs = load_inputs(settings, positions=positions, instruments=instruments, prices=prices,
-                         allow_defaults=allow_defaults)
+                         allow_defaults=allow_defaults, sum_duplicates=sum_duplicates)
     context = context_for(inputs, config, parse_as_of(as_of))
     return inputs, replace(context, warnings=[*inputs.warnings, *context.warnings])
 

@@ -1,8 +1,11 @@
-"""Positions: CSV ``account,instrument,quantity`` (contracts; > 0 long, < 0 short).
+"""Positions: CSV ``account,instrument,quantity`` (contracts; > 0 long, < 0 short), or with exchange
+symbology (``exchange,contract,expiry,put_call,strike``) and gross ``long,short`` quantities, as the
+position files of clearing firms carry them (:func:`read_positions`).
 
 The whole file is validated before anything is computed: unknown instrument,
 non-numeric or fractional quantity, missing column, duplicate (account, instrument)
-row and an empty file each fail with the file, line and field.
+row (or, on request, duplicates summed with a warning) and an empty file each fail with the
+file, line and field.
 """
 
 from __future__ import annotations
@@ -31,31 +34,107 @@ class Book:
 
 
 def load_positions(path: Path, catalogue: Catalogue) -> Book:
+    """The positions of ``path``; a duplicate (account, instrument) row is refused."""
+    return read_positions(path, catalogue)[0]
+
+
+def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = False) -> tuple[Book, list[str]]:
+    """The positions of ``path`` and what was done to read them (warnings).
+
+    A row names its contract by ``instrument`` (the catalogue's name) or by exchange symbology: ``exchange``,
+    ``contract`` (the product code), ``expiry`` (``YYYYMM``, ``YYYYMMDD`` or ``YYYY-MM-DD``) and, for an
+    option, ``put_call`` (``P``/``C``) and ``strike``; its size is ``quantity`` (net, > 0 long) or gross
+    ``long`` and ``short`` (each >= 0; the account is margined on their difference). A second row for the
+    same account and contract is refused, or summed into the first with a warning when ``sum_duplicates``."""
     path = Path(path)
-    rows = read_rows(path, ["account", "instrument", "quantity"])
+    rows = read_rows(path, ["account"])
+    header = set(rows[0][1])
+    by_symbol = "instrument" not in header
+    gross = "quantity" not in header
+    needed = (["exchange", "contract", "expiry"] if by_symbol else []) + (["long", "short"] if gross else [])
+    missing = [name for name in needed if name not in header]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}: a row names its contract by instrument or by "
+                         "exchange,contract,expiry[,put_call,strike], and its size by quantity or long,short",
+                         path=path, line=1, field=missing[0])
+    symbols = _symbology(catalogue) if by_symbol else {}
     seen: dict[tuple[str, str], int] = {}
-    entries: list[tuple[str, str, int]] = []
+    totals: dict[tuple[str, str], int] = {}
+    summed: list[str] = []
     for line, row in rows:
-        account, name = row["account"], row["instrument"]
+        account = row["account"]
         if not account:
             raise InputError("account is blank", path=path, line=line, field="account")
+        name = _resolve(row, symbols, path, line) if by_symbol else row["instrument"]
         if name not in catalogue:
             raise InputError(f"unknown instrument '{name}' (not in {catalogue.source})", path=path, line=line,
                              field="instrument")
-        quantity = parse_decimal(row["quantity"], path=path, line=line, field="quantity")
-        if quantity != quantity.to_integral_value():
-            raise InputError(f"quantity '{row['quantity']}' is not a whole number of contracts", path=path,
-                             line=line, field="quantity")
-        if abs(quantity) > Decimal(10) ** 12:
-            raise InputError(f"quantity '{row['quantity']}' exceeds 1e12 contracts", path=path, line=line,
-                             field="quantity")
+        if gross:
+            long, short = _contracts(row, "long", path, line), _contracts(row, "short", path, line)
+            if long < 0 or short < 0:
+                raise InputError("gross long and short are >= 0", path=path, line=line,
+                                 field="long" if long < 0 else "short")
+            quantity = long - short
+        else:
+            quantity = _contracts(row, "quantity", path, line)
         key = (account, name)
         if key in seen:
-            raise InputError(f"duplicate row for account '{account}' and instrument '{name}' (first on line "
-                             f"{seen[key]})", path=path, line=line, field="instrument")
-        seen[key] = line
-        entries.append((account, name, int(quantity)))
-    return book_from_entries(entries, catalogue)
+            if not sum_duplicates:
+                raise InputError(f"duplicate row for account '{account}' and instrument '{name}' (first on line "
+                                 f"{seen[key]}); --sum-duplicates adds them up", path=path, line=line,
+                                 field="instrument")
+            summed.append(f"{account} {name} (lines {seen[key]} and {line})")
+        else:
+            seen[key] = line
+        totals[key] = totals.get(key, 0) + quantity
+    warnings = [f"{path.name}: duplicate rows summed: {'; '.join(summed)}"] if summed else []
+    return book_from_entries([(account, name, q) for (account, name), q in totals.items()], catalogue), warnings
+
+
+def _contracts(row: dict[str, str], field: str, path: Path, line: int) -> int:
+    quantity = parse_decimal(row[field], path=path, line=line, field=field)
+    if quantity != quantity.to_integral_value():
+        raise InputError(f"{field} '{row[field]}' is not a whole number of contracts", path=path, line=line,
+                         field=field)
+    if abs(quantity) > Decimal(10) ** 12:
+        raise InputError(f"{field} '{row[field]}' exceeds 1e12 contracts", path=path, line=line, field=field)
+    return int(quantity)
+
+
+def _symbology(catalogue: Catalogue) -> dict[tuple, list[str]]:
+    """(exchange, product code, expiry month, put/call, strike) -> instruments of the catalogue."""
+    out: dict[tuple, list[str]] = {}
+    for one in catalogue.select(list(catalogue.instruments)):
+        if one.exchange is None or one.product_code is None or one.expiry is None:
+            continue
+        month = str(one.expiry)[:7].replace("-", "")
+        kind = None if one.option_type is None else one.option_type[0].upper()
+        out.setdefault((one.exchange, one.product_code, month, kind, one.strike), []).append(one.instrument)
+    return out
+
+
+def _resolve(row: dict[str, str], symbols: dict[tuple, list[str]], path: Path, line: int) -> str:
+    expiry = row["expiry"].replace("-", "")
+    if len(expiry) not in (6, 8) or not expiry.isdigit():
+        raise InputError(f"expiry '{row['expiry']}' is not YYYYMM, YYYYMMDD or YYYY-MM-DD", path=path, line=line,
+                         field="expiry")
+    kind = row.get("put_call", "").upper()[:1] or None
+    if kind not in (None, "P", "C"):
+        raise InputError(f"put_call '{row['put_call']}' is not P or C", path=path, line=line, field="put_call")
+    strike = None
+    if kind is not None:
+        try:
+            strike = float(row.get("strike", ""))
+        except ValueError:
+            raise InputError(f"strike '{row.get('strike', '')}' is not a number", path=path, line=line,
+                             field="strike") from None
+    key = (row["exchange"].upper(), row["contract"].upper(), expiry[:6], kind, strike)
+    found = symbols.get(key, [])
+    if len(found) != 1:
+        what = f"{key[0]} {key[1]} {row['expiry']}" + ("" if kind is None else f" {kind} {row['strike']}")
+        reason = "no contract" if not found else f"{len(found)} contracts ({', '.join(found)})"
+        raise InputError(f"{what}: {reason} in the catalogue matches", path=path, line=line, field="contract")
+    return found[0]
 
 
 def book_from_entries(entries: list[tuple[str, str, int]], catalogue: Catalogue) -> Book:

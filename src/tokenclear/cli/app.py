@@ -76,7 +76,8 @@ class Format(str, Enum):
     csv = "csv"
 
 
-PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CSV account,instrument,quantity "
+PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CSV account,instrument,quantity, or "
+                                                   "exchange,contract,expiry,put_call,strike and long,short "
                                                    "(default: the shipped demo book)")]
 InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
 PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
@@ -90,6 +91,8 @@ LookbackOpt = Annotated[int | None, typer.Option(help="observations in the scena
 AllowDefaultsOpt = Annotated[bool | None, typer.Option(
     "--allow-defaults/--refuse-defaults", help="price a series missing from underlyings.csv (and run without "
     "concentration.csv rows) on stated defaults, with a warning (default: TOKENCLEAR_ALLOW_DEFAULTS, refuse)")]
+SumDuplicatesOpt = Annotated[bool, typer.Option("--sum-duplicates", help="add up rows for the same account and "
+                                                "contract, with a warning (default: refuse them)")]
 WideOpt = Annotated[bool, typer.Option("--wide", help="every column in the table (default: fits 80 columns)")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")]
 
@@ -134,7 +137,7 @@ def fail(error: TokenclearError) -> typer.Exit:
 def load_context(settings: Settings, *, positions: Path | None, instruments: Path | None, prices: Path | None,
                  as_of: str | None, mpor_days: int | None, lookback: int | None, confidence: float | None = None,
                  measure: Measure = Measure.quantile, stress_period: str | None = None,
-                 allow_defaults: bool | None = None):
+                 allow_defaults: bool | None = None, sum_duplicates: bool = False):
     """The run's inputs and scenario context from the command's options over the settings (every
     one-class command starts here)."""
     from tokenclear import runner
@@ -142,7 +145,7 @@ def load_context(settings: Settings, *, positions: Path | None, instruments: Pat
     config = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
                                lookback=lookback, measure=measure.value).config
     return runner.load_context(settings, config, positions=positions, instruments=instruments, prices=prices,
-                               as_of=as_of, allow_defaults=allow_defaults)
+                               as_of=as_of, allow_defaults=allow_defaults, sum_duplicates=sum_duplicates)
 
 
 RpcUrlOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC node (default: embedded EVM; "

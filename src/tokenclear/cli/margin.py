@@ -24,6 +24,7 @@ from tokenclear.cli.app import (
     OutOpt,
     PositionsOpt,
     PricesOpt,
+    SumDuplicatesOpt,
     WideOpt,
     app,
     fail,
@@ -73,6 +74,7 @@ def margin(
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
     wide: WideOpt = False,
     allow_defaults: AllowDefaultsOpt = None,
+    sum_duplicates: SumDuplicatesOpt = False,
 ) -> None:
     """Initial margin per account of a book, with its drivers and add-ons."""
     from dataclasses import replace
@@ -83,7 +85,8 @@ def margin(
     try:
         with stages(3) as step:
             inputs = step("reading inputs", lambda: runner.load_inputs(
-                settings, positions=positions, instruments=instruments, prices=prices, allow_defaults=allow_defaults))
+                settings, positions=positions, instruments=instruments, prices=prices, allow_defaults=allow_defaults,
+                sum_duplicates=sum_duplicates))
             setup = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence,
                                       mpor_days=mpor_days, lookback=lookback, measure=measure.value,
                                       apc=apc.value if apc else None, apc_release=apc_release,
@@ -207,6 +210,7 @@ def backtest(
                                                 "margin run on every test date)")] = Method.hsvar,
     chart: Annotated[Path | None, typer.Option(help="write a PNG chart here")] = None,
     allow_defaults: AllowDefaultsOpt = None,
+    sum_duplicates: SumDuplicatesOpt = False,
     output: Annotated[Format, typer.Option("--format", help="table (the statistics and verdict), json or csv "
                                                         "(every test date, the statistics in the metadata)")]
     = Format.table,
@@ -227,7 +231,7 @@ def backtest(
             inputs, context = step_("reading inputs, building scenarios", lambda: load_context(
                 settings, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of,
                 mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
-                stress_period=stress_period, allow_defaults=allow_defaults))
+                stress_period=stress_period, allow_defaults=allow_defaults, sum_duplicates=sum_duplicates))
             book = context.book
             if account is None:
                 quantity = book.quantity.sum(axis=0).astype(np.float64)
@@ -418,6 +422,7 @@ def vm(
                                                      "exchange's settlement prices (default: the term-structure "
                                                      "price on the index close)")] = None,
     allow_defaults: AllowDefaultsOpt = None,
+    sum_duplicates: SumDuplicatesOpt = False,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
     """Variation margin per account between two valuation dates (> 0 owed by the member)."""
@@ -434,7 +439,7 @@ def vm(
             raise runner.InputError(f"{day_1} is not after --from {day_0}: VM runs forward in time",
                                     field="--to")
         inputs = runner.load_inputs(settings, positions=positions, instruments=instruments, prices=prices,
-                                    allow_defaults=allow_defaults)
+                                    allow_defaults=allow_defaults, sum_duplicates=sum_duplicates)
         names = inputs.book.instruments
         published = load_settlements(settlements, set(inputs.catalogue.instruments)) if settlements else None
         price_0, price_1 = (settlement_prices(inputs.catalogue, names, inputs.market, inputs.specs, day,

@@ -9,7 +9,9 @@ charged for shorts in initial margin) or ``futures`` (futures-style, as Eurex's 
 on futures: daily variation margin on the option's settlement price, no net option
 value). A blank premium_style on an option means ``paid``. Optional ``clearing_class``:
 ``listed`` (blank) or ``otc``, the EMIR instrument class whose confidence and MPOR apply
-(``data/margin_classes.csv``).
+(``data/margin_classes.csv``). Optional ``exchange`` and ``product_code``: the exchange's symbology, by
+which a positions file can name a contract (exchange, product code, expiry month, put/call, strike)
+instead of by ``instrument``; an option carries the product code of its future.
 
 Kinds: ``future`` (one row per contract month, expiry required), ``perpetual`` (no
 expiry), ``option`` (on the future of the same underlying and expiry; strike and
@@ -46,6 +48,8 @@ class Instrument:
     volatility: float | None = None
     premium_style: str | None = None  # options only: "paid" or "futures"
     clearing_class: str = "listed"  # EMIR class: "listed" or "otc"
+    exchange: str | None = None  # exchange symbology (optional): the exchange's code, e.g. CME
+    product_code: str | None = None  # and its product (contract) code, e.g. BTC, ES, 6E
 
     @property
     def is_option(self) -> bool:
@@ -129,5 +133,7 @@ def load_catalogue(path: Path) -> Catalogue:
             raise InputError(f"clearing_class '{row['clearing_class']}' is not one of {', '.join(CLEARING_CLASSES)}",
                              path=path, line=line, field="clearing_class")
         instruments[name] = Instrument(name, kind, row["underlying"], multiplier, currency, expiry, strike,
-                                       option_type, volatility, premium_style, clearing_class)
+                                       option_type, volatility, premium_style, clearing_class,
+                                       row.get("exchange", "").upper() or None,
+                                       row.get("product_code", "").upper() or None)
     return Catalogue(instruments, source=str(path))
