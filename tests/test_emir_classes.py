@@ -40,7 +40,7 @@ def mixed_data(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("demo"))
     with (data / "instruments.csv").open("a") as handle:
-        handle.write("BTC-FWD-Z23,future,btc_usd,1,USD,2023-12-29,,,,,otc\n")
+        handle.write("BTC-FWD-Z23,future,btc_usd,1,USD,2023-12-29,,,,,otc,,\n")
     positions = tmp_path / "mixed.csv"
     positions.write_text("account,instrument,quantity\nA,BTCZ23,2\nA,BTC-FWD-Z23,-3\nB,BTCZ23,1\n")
     return data, positions

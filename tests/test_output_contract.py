@@ -80,7 +80,7 @@ def unknown_underlying(tmp_path):
     shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("demo"))
     shutil.copy(data / "market" / "btc_usd.csv", data / "market" / "newcoin_usd.csv")
     with (data / "instruments.csv").open("a") as handle:
-        handle.write("NEWZ23,future,newcoin_usd,1,USD,2023-12-29,,,,,listed\n")
+        handle.write("NEWZ23,future,newcoin_usd,1,USD,2023-12-29,,,,,listed,,\n")
     positions = tmp_path / "positions.csv"
     positions.write_text("account,instrument,quantity\nA,NEWZ23,2\n")
     return data, positions

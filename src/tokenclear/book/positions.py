@@ -51,8 +51,12 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
     header = set(rows[0][1])
     by_symbol = "instrument" not in header
     gross = "quantity" not in header
-    needed = (["exchange", "contract", "expiry"] if by_symbol else []) + (["long", "short"] if gross else [])
-    missing = [name for name in needed if name not in header]
+    symbology, sizes = ("exchange", "contract", "expiry"), ("long", "short")
+    missing = []
+    if by_symbol:  # neither form at all: the plain form's column is what is missing
+        missing += [n for n in symbology if n not in header] if header & set(symbology) else ["instrument"]
+    if gross:
+        missing += [n for n in sizes if n not in header] if header & set(sizes) else ["quantity"]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}: a row names its contract by instrument or by "
                          "exchange,contract,expiry[,put_call,strike], and its size by quantity or long,short",
