@@ -12,7 +12,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tokenclear.cli.app import Format, RpcUrlOpt, app, book_app, fail, get_settings, stderr, stdout
+from tokenclear.cli.app import Format, RpcUrlOpt, WideOpt, app, book_app, fail, get_settings, stderr, stdout
 from tokenclear.cli.output import Report, cell, emit, plain
 from tokenclear.errors import TokenclearError
 
@@ -176,13 +176,15 @@ def _open(database: str | None, rpc_url: str | None):
     return settings, open_store(url), open_chain(settings, rpc_url)
 
 
-def _emit(report: Report, output: str, title: str) -> None:
+def _emit(report: Report, output: str, title: str, columns: list[str] | None = None) -> None:
+    """``columns``: the table's (default: every field; json and csv always carry every field)."""
     def table(_: Report) -> None:
         view = Table(title=title, box=box.SIMPLE_HEAD)
-        for name in report.rows[0] if report.rows else ["(none)"]:
+        names = columns or (list(report.rows[0]) if report.rows else ["(none)"])
+        for name in names:
             view.add_column(name)
         for row in report.rows:
-            view.add_row(*(cell(plain(value)) for value in row.values()))
+            view.add_row(*(cell(plain(row[name])) for name in names))
         stdout.print(view)
 
     emit(report, output, table)
@@ -311,6 +313,7 @@ def calls_command(
     state: Annotated[str, typer.Option(help="open, all, or one state (issued, cured, defaulted, ...)")] = "open",
     database: DatabaseOpt = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+    wide: WideOpt = False,
 ) -> None:
     """Margin calls in the book, oldest first."""
     from sqlalchemy import select
@@ -337,7 +340,7 @@ def calls_command(
     except TokenclearError as error:
         raise fail(error) from None
     _emit(Report("calls", rows, {"state": state, "book": _book(store.engine.url)}), output.value,
-          f"margin calls ({state})")
+          f"margin calls ({state})", None if wide else ["account", "state", "amount", "cured", "deadline"])
 
 
 @app.command("call-message")

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
-from tokenclear.cli.app import AsOfOpt, Format, app, csv_text, fail, get_settings, stderr, stdout
+from tokenclear.cli.app import AsOfOpt, Format, WideOpt, app, csv_text, fail, get_settings, stderr, stdout
 from tokenclear.cli.output import Report, digest, emit
 from tokenclear.errors import InputError, TokenclearError
 
@@ -85,6 +86,7 @@ def haircuts(
     compare: Annotated[Path | None, typer.Option(help="previous haircut file: the monthly review")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write the table as CSV here")] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+    wide: WideOpt = False,
 ) -> None:
     """Haircut of every registry asset with its components (market, liquidity, FX, depeg, credit)."""
     from tokenclear.collateral import files
@@ -126,14 +128,17 @@ def haircuts(
         emit(Report("haircuts", rows, metadata, [], sections), output.value)
         return
     view = Table(title=f"haircuts as of {table.as_of} ({confidence:.1%}, MPOR {mpor_days} days, APC {apc.value}, "
-                       f"margin currency {currency}, position {position_usd:,.0f})")
-    for name in ("asset", "horizon d", "days to sell", "market", "liquidity", "FX", "depeg", "credit", "floor",
-                 "total", "published"):
-        view.add_column(name, justify="left" if name == "asset" else "right")
+                       f"margin currency {currency}, position {position_usd:,.0f})", box=box.SIMPLE_HEAD)
+    parts = ["market", "liquidity", "fx", "depeg", "credit", "floor", "total", "published"] if wide else \
+        ["market", "liquidity", "fx", "depeg", "published"]
+    names = (["asset", "horizon d", "days to sell"] if wide else ["asset"]) + parts
+    for name in names:
+        view.add_column(name.upper() if name == "fx" else name, justify="left" if name == "asset" else "right",
+                        no_wrap=True)
     for row in rows:
-        view.add_row(str(row["asset"]), f"{row['horizon_days']:.2f}", f"{row['days_to_liquidate']:.2f}",
-                     *(f"{float(row[name]):.2%}" for name in ("market", "liquidity", "fx", "depeg", "credit",
-                                                             "floor", "total", "published")))
+        lead = [str(row["asset"])] + ([f"{row['horizon_days']:.2f}", f"{row['days_to_liquidate']:.2f}"] if wide
+                                      else [])
+        view.add_row(*lead, *(f"{float(row[name]):.2%}" for name in parts))
     stdout.print(view)
     if changes is not None:
         review = Table(title=f"monthly review against {compare}")
