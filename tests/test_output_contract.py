@@ -216,3 +216,19 @@ def test_a_bad_symbology_row_names_line_and_field(tmp_path, row, message):
     path.write_text(f"account,exchange,contract,expiry,put_call,strike,long,short\n{row}\n")
     done = tokenclear("margin", "--positions", str(path))
     assert done.returncode == 2 and message in " ".join(done.stderr.split()) and "line 2" in done.stderr
+
+
+def test_too_few_exceptions_is_conservative_not_a_failure():
+    hits = np.zeros(1000, dtype=bool)  # no exception in 1,000 tests at 99%: Kupiec p = 4e-5, on the safe side
+    k_lr, k_p = kupiec(0, 1000, 0.01)
+    c_lr, c_p = christoffersen(hits)
+    result = Backtest(np.arange(1000), np.ones(1000), np.zeros(1000), hits, 0.99, k_lr, k_p, c_lr, c_p, "green", 0,
+                      1.0)
+    assert k_p < 0.05 and result.conservative and result.verdict == "pass"
+    hits[:40] = True  # 40 in 1,000 (4x the expected 10), spread evenly over the first 400
+    hits[:40], hits[np.arange(0, 400, 10)] = False, True
+    k_lr, k_p = kupiec(40, 1000, 0.01)
+    c_lr, c_p = christoffersen(hits)
+    result = Backtest(np.arange(1000), np.ones(1000), np.zeros(1000), hits, 0.99, k_lr, k_p, c_lr, c_p, "green", 0,
+                      1.0)
+    assert not result.conservative and result.failed[0].startswith("coverage (Kupiec p =")

@@ -14,7 +14,9 @@ test (two degrees of freedom), each at the 5% level; the Basel traffic-light zon
 last 250 observations (green / yellow / red by the binomial cumulative probability of
 the exception count: below 95%, below 99.99%, else; 0-4, 5-9, 10+ at 99%), and the
 peak-to-trough ratio of the margin series (procyclicality). The verdict passes only when every
-test passes: a green light with clustered exceptions (independence rejected) fails, and says so.
+test passes: a green light with clustered exceptions (independence rejected) fails, and says so. Kupiec's
+test is two-sided; significantly fewer exceptions than expected is reported as ``conservative``
+(over-margining), not as a failure.
 """
 
 from __future__ import annotations
@@ -66,15 +68,23 @@ class Backtest:
         return float(chi2.sf(self.kupiec_lr + self.christoffersen_lr, 2))
 
     @property
+    def conservative(self) -> bool:
+        """Fewer exceptions than expected, significantly (Kupiec rejects on the safe side): over-margining,
+        reported but not a failure of the model's coverage."""
+        return self.kupiec_p < TEST_LEVEL and self.exception_rate < 1.0 - self.confidence
+
+    @property
     def failed(self) -> list[str]:
-        """The tests the model fails: coverage (Kupiec), independence (Christoffersen), the joint test, a
-        traffic light other than green."""
+        """The tests the model fails: coverage (Kupiec, on the side of too many exceptions), independence
+        (Christoffersen), the joint test (unless the model is only conservative), a traffic light other than
+        green."""
         out = []
-        if self.kupiec_p < TEST_LEVEL:
-            out.append(f"coverage (Kupiec p = {self.kupiec_p:.3g} < {TEST_LEVEL})")
+        if self.kupiec_p < TEST_LEVEL and not self.conservative:
+            out.append(f"coverage (Kupiec p = {self.kupiec_p:.3g} < {TEST_LEVEL}, {self.exception_count} exceptions "
+                       f"in {self.exceptions.size})")
         if self.christoffersen_p < TEST_LEVEL:
             out.append(f"independence (Christoffersen p = {self.christoffersen_p:.3g} < {TEST_LEVEL})")
-        if self.conditional_coverage_p < TEST_LEVEL:
+        if self.conditional_coverage_p < TEST_LEVEL and not self.conservative:
             out.append(f"conditional coverage (p = {self.conditional_coverage_p:.3g} < {TEST_LEVEL})")
         if self.traffic_light != "green":
             out.append(f"traffic light {self.traffic_light} ({self.traffic_exceptions} exceptions in the last "
@@ -100,7 +110,7 @@ class Backtest:
                 "kupiec_lr": self.kupiec_lr, "kupiec_p_value": self.kupiec_p,
                 "christoffersen_lr": self.christoffersen_lr, "christoffersen_p_value": self.christoffersen_p,
                 "conditional_coverage_p_value": self.conditional_coverage_p, "verdict": self.verdict,
-                "failed": "; ".join(self.failed),
+                "failed": "; ".join(self.failed), "conservative": self.conservative,
                 "traffic_light": self.traffic_light, "traffic_light_exceptions": self.traffic_exceptions,
                 "peak_to_trough": self.peak_to_trough, "step": self.step, "first": str(self.dates[0]),
                 "last": str(self.dates[-1]), "warnings": list(self.warnings)}
