@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenclear.book.positions import Book, book_from_entries, read_positions
+from tokenclear.dates import parse_as_of, parse_period
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
 from tokenclear.instruments.underlyings import Underlying, load_underlyings
@@ -33,32 +34,6 @@ class Inputs:
     market: MarketData
     prices_dir: Path
     warnings: list[str] = field(default_factory=list)  # reference defaults applied on request
-
-
-def parse_as_of(text: str | None, field: str = "--as-of") -> np.datetime64 | None:
-    """A command-line date, strictly YYYY-MM-DD (``2026-02`` or ``20260203`` are refused)."""
-    if text is None:
-        return None
-    try:
-        if len(text) != 10:
-            raise ValueError
-        return np.datetime64(text, "D")
-    except ValueError:
-        raise InputError(f"'{text}' is not an ISO date (YYYY-MM-DD)", field=field) from None
-
-
-def parse_period(text: str | None, field: str) -> tuple[np.datetime64, np.datetime64] | None:
-    """``START:END`` (ISO dates), or None for None or ``none``."""
-    if text is None or text.lower() == "none":
-        return None
-    parts = text.split(":")
-    if len(parts) != 2:
-        raise InputError(f"'{text}' is not START:END", field=field)
-    start, end = (parse_as_of(part) for part in parts)
-    assert start is not None and end is not None
-    if start > end:
-        raise InputError(f"start {start} is after end {end}", field=field)
-    return start, end
 
 
 def risk_setup(settings: Settings, *, stress_period: str | None = None, field: str = "--stress-period",

@@ -42,7 +42,7 @@ def eligible(
     import numpy as np
 
     from tokenclear.collateral.files import load_reference
-    from tokenclear.runner import parse_as_of
+    from tokenclear.dates import parse_as_of
 
     try:
         reference = load_reference(get_settings().collateral_dir)

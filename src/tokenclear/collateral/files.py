@@ -12,7 +12,6 @@ from tokenclear.collateral.assets import KINDS, PRICE_MODELS, REGISTRY_KINDS, YI
 from tokenclear.collateral.eligibility import Rule, Schedules
 from tokenclear.collateral.limits import DIMENSIONS, CreditFloors, Limit, ScheduleFloor, ScheduleFloors
 from tokenclear.collateral.returns import fx_name
-from tokenclear.collateral.review import TABLE_COLUMNS
 from tokenclear.csvfiles import parse_date, parse_float, read_rows
 from tokenclear.errors import InputError
 from tokenclear.market.files import load_folder
@@ -285,6 +284,8 @@ def load_haircut_table(path: Path) -> dict[str, dict[str, float]]:
     """
     path = Path(path)
     out: dict[str, dict[str, float]] = {}
+    from tokenclear.collateral.review import TABLE_COLUMNS  # here: review imports the haircut model (scipy)
+
     required = [name for name in TABLE_COLUMNS if name != "floor"]
     for line, row in read_rows(path, required):
         if row["asset"] in out:
