@@ -291,7 +291,7 @@ def cycle(
             for token in system.TOKENS]
     report = Report("cycle", rows, metadata, list(summary.warnings),
                     {"calls_moved": [{"key": key, "state": state} for key, state in moved],
-                     "vm_blocked": summary.vm_blocked})
+                     "vm_blocked": summary.vm_blocked, "drivers": summary.drivers})
 
     def table(_: Report) -> None:
         view = Table(title=f"cycle {summary.key}", box=box.SIMPLE_HEAD, show_header=False)
@@ -300,6 +300,8 @@ def cycle(
         for name, value in metadata.items():
             view.add_row(name, cell(plain(value)))
         view.add_row("calls moved", ", ".join(f"{key} -> {state}" for key, state in moved) or "none")
+        view.add_row("calls by main driver", ", ".join(f"{name} {entry['calls']}" for name, entry in
+                                                      summary.drivers.items() if entry["calls"]) or "none")
         for row in rows:
             view.add_row(f"{row['token']} haircut / price", f"{row['haircut_bps']} bps / {row['price']} "
                                                              f"({row['price_status'] or 'on chain'})")
