@@ -52,7 +52,7 @@ class CallDesk:
                           message_id=message_id(key))
         session.add(call)
         session.flush()
-        detail = f"shortfall {amount} USD"
+        detail = f"shortfall {amount} USD" + ("; drivers not measured: no previous cycle" if why is None else "")
         if why is not None:
             named = ", ".join(f"{name} {value:+}" for name, value in why.items() if value)
             detail += f"; main driver: {drivers.main_driver(why)} (since the last cycle: {named or 'no change'})"

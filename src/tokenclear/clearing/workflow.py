@@ -96,6 +96,7 @@ class CycleSummary:
     warnings: list[str] = field(default_factory=list)  # the margin run's (short history, proxies, ...)
     # by driver (drivers.DRIVERS, or "none"): calls it was the main driver of, and its USD over every account
     drivers: dict[str, dict] = field(default_factory=dict)
+    as_of: str = ""  # the date of the closes the cycle valued at
 
 
 class Workflow:
@@ -233,7 +234,7 @@ class Workflow:
         lap("valuation from the vault, calls and floors on chain")
         return CycleSummary(key, at, sum(needed.values(), Decimal(0)), sum(counted.values(), Decimal(0)), issued,
                             called, vm.paid_by_members_usd, vm.paid_to_members_usd, haircuts_bps, guarded.prices,
-                            guarded.status, seconds, vm.blocked, measured.warnings + vm.warnings, by_driver)
+                            guarded.status, seconds, vm.blocked, measured.warnings + vm.warnings, by_driver, str(day))
 
     def _token_terms(self) -> dict[str, drivers.TokenTerms]:
         """Each token's price and haircut as the vault values it now."""

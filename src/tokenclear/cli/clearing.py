@@ -45,7 +45,7 @@ def demo(
     from tokenclear.store.store import open_store
 
     settings = get_settings()
-    logs.configure(level=logging.INFO if verbose else logging.WARNING)
+    logs.configure(level=logging.INFO if verbose else logging.ERROR)  # the report carries the warnings
     try:
         Demo.check(scenario, members)  # before anything is created: a refused run leaves no file behind
         with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -165,7 +165,7 @@ def _open(database: str | None, rpc_url: str | None):
     from tokenclear.ledger.connect import open_chain
     from tokenclear.store.store import open_store
 
-    logs.configure(level=logging.WARNING)  # log lines on stderr: stdout carries only the result
+    logs.configure(level=logging.ERROR)  # the result carries the warnings: no log line repeats them
     settings = get_settings()
     url = database or settings.database_url
     if not url:
@@ -280,7 +280,7 @@ def cycle(
         summary = workflow.run_cycle(moment, as_of=day)
     except TokenclearError as error:
         raise fail(error) from None
-    metadata = {"key": summary.key, "at": summary.at, "as_of": str(day) if day is not None else None,
+    metadata = {"key": summary.key, "at": summary.at, "as_of": summary.as_of,
                 "currency": "USD", "instructions_recovered": recovered,
                 "requirement": summary.requirement_usd, "collateral": summary.collateral_usd,
                 "calls_issued": summary.calls_issued, "called": summary.called_usd,
@@ -300,8 +300,9 @@ def cycle(
         for name, value in metadata.items():
             view.add_row(name, cell(plain(value)))
         view.add_row("calls moved", ", ".join(f"{key} -> {state}" for key, state in moved) or "none")
-        view.add_row("calls by main driver", ", ".join(f"{name} {entry['calls']}" for name, entry in
-                                                      summary.drivers.items() if entry["calls"]) or "none")
+        attributed = ", ".join(f"{name} {entry['calls']}" for name, entry in summary.drivers.items() if entry["calls"])
+        view.add_row("calls by main driver", attributed or ("none" if not summary.calls_issued else
+                                                            "not measured: no previous cycle to compare"))
         for row in rows:
             view.add_row(f"{row['token']} haircut / price", f"{row['haircut_bps']} bps / {row['price']} "
                                                              f"({row['price_status'] or 'on chain'})")
