@@ -157,6 +157,11 @@ class Workflow:
         self.sync()
         return reconciliation.reconcile(self.store, self.ledger, [t.symbol for t in self.tokens], self.clock.now())
 
+    def instructions_keys(self) -> list[str]:
+        """Every instruction key the book records (oldest first)."""
+        with self.store.session() as session:
+            return queries.instruction_keys(session)
+
     def book(self) -> Book:
         """The open positions in the store, as the risk core's dense book."""
         return requirements.stored_book(self.store, self.risk.catalogue)

@@ -55,6 +55,10 @@ def instruction(session: Session, key: str) -> Instruction | None:
     return session.scalar(select(Instruction).where(Instruction.key == key))
 
 
+def instruction_keys(session: Session) -> list[str]:
+    return list(session.scalars(select(Instruction.key).order_by(Instruction.id)))
+
+
 def accounts(session: Session) -> list[Account]:
     return list(session.scalars(select(Account).order_by(Account.id)))
 
