@@ -232,3 +232,27 @@ def test_too_few_exceptions_is_conservative_not_a_failure():
     result = Backtest(np.arange(1000), np.ones(1000), np.zeros(1000), hits, 0.99, k_lr, k_p, c_lr, c_p, "green", 0,
                       1.0)
     assert not result.conservative and result.failed[0].startswith("coverage (Kupiec p =")
+
+
+def test_margin_values_contracts_at_published_settlement_prices(tmp_path):
+    """A published settlement 10% above the term-structure price on the index close scales a linear future's
+    margin by 1.1 (relative moves: the loss of every scenario is proportional to the price)."""
+    positions = tmp_path / "one.csv"
+    positions.write_text("account,instrument,quantity\nL,ESZ23,2\nM,BTCZ23,1\n")
+    vm = contract(tokenclear("vm", "--from", "2023-08-24", "--to", "2023-08-25", "--positions", str(positions),
+                             "--format", "json").stdout, "vm")
+    index_price = Decimal(next(row["price_to"] for row in vm["settlement_prices"] if row["instrument"] == "ESZ23"))
+    published = (index_price * Decimal("1.1")).quantize(Decimal("0.01"))
+    settlements = tmp_path / "settlements.csv"
+    settlements.write_text(f"date,instrument,price\n2023-08-25,ESZ23,{published}\n")
+    args = ["margin", "--positions", str(positions), "--as-of", "2023-08-25", "--format", "json"]
+    plain_run = {row["account"]: Decimal(row["margin"]) for row in contract(tokenclear(*args).stdout, "margin")["rows"]}
+    done = tokenclear(*args, "--settlements", str(settlements))
+    assert done.returncode == 0, done.stderr
+    body = contract(done.stdout, "margin")
+    at_settlement = {row["account"]: Decimal(row["margin"]) for row in body["rows"]}
+    ratio = at_settlement["L"] / plain_run["L"]
+    assert abs(ratio - published / index_price) < Decimal("0.0001")
+    assert at_settlement["M"] == plain_run["M"]  # BTCZ23 has no published price: the index close, and a warning
+    assert any("no settlement price on 2023-08-25 for BTCZ23" in warning for warning in body["warnings"])
+    assert body["metadata"]["inputs"]["settlements"]["sha256"]

@@ -34,6 +34,7 @@ class Inputs:
     market: MarketData
     prices_dir: Path
     warnings: list[str] = field(default_factory=list)  # reference defaults applied on request
+    settlements: dict | None = None  # exchange settlement prices by (date, instrument), from --settlements
 
 
 def risk_setup(settings: Settings, *, stress_period: str | None = None, field: str = "--stress-period",
@@ -114,7 +115,7 @@ def reference_defaults(settings: Settings, catalogue: Catalogue, specs: dict[str
 
 def context_for(inputs: Inputs, config: RunConfig, as_of: np.datetime64 | None) -> Context:
     return build_context(book=inputs.book, catalogue=inputs.catalogue, market=inputs.market, specs=inputs.specs,
-                         config=config, as_of=as_of)
+                         config=config, as_of=as_of, settlements=inputs.settlements)
 
 
 def span_pairs(settings: Settings) -> list[InterPair]:

@@ -68,6 +68,9 @@ def margin(
     concentration_addon: Annotated[bool | None, typer.Option(help="large-position add-on against ADV (default: "
                                                                   "TOKENCLEAR_CONCENTRATION_ADDON, on)")] = None,
     stress_addon: Annotated[Path | None, typer.Option(help="CSV account,addon_usd from a stress test")] = None,
+    settlements: Annotated[Path | None, typer.Option("--settlements", help="CSV date,instrument,price: the "
+                                                     "exchange's settlement prices, each contract month's price "
+                                                     "on the as-of date (default: the index close)")] = None,
     params: Annotated[Path | None, typer.Option("--params", help="--method span: published SPAN parameters "
                                                 "(`tokenclear params span` JSON or CSV) instead of calibrating")]
     = None,
@@ -87,6 +90,11 @@ def margin(
             inputs = step("reading inputs", lambda: runner.load_inputs(
                 settings, positions=positions, instruments=instruments, prices=prices, allow_defaults=allow_defaults,
                 sum_duplicates=sum_duplicates))
+            if settlements is not None:
+                from tokenclear.market.settlements import load_settlements
+
+                inputs = replace(inputs, settlements=load_settlements(settlements,
+                                                                      set(inputs.catalogue.instruments)))
             setup = runner.risk_setup(settings, stress_period=stress_period, confidence=confidence,
                                       mpor_days=mpor_days, lookback=lookback, measure=measure.value,
                                       apc=apc.value if apc else None, apc_release=apc_release,
@@ -113,10 +121,11 @@ def margin(
     except TokenclearError as error:
         raise fail(error) from None
     files = inputs_used(settings, inputs, positions, instruments)
-    if params is not None:
-        from tokenclear.cli.output import digest
+    for name, path in (("span_parameters", params), ("settlements", settlements)):
+        if path is not None:
+            from tokenclear.cli.output import digest
 
-        files["span_parameters"] = digest(params)
+            files[name] = digest(path)
     emit_margin(result, output, margin_metadata(settings, inputs, setup, result, files), wide)
 
 

@@ -8,6 +8,7 @@ overlapping MPOR-day moves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import numpy as np
 
@@ -132,7 +133,11 @@ def series_names(factor_list: list[Underlying], available: set[str] | None = Non
 
 
 def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs: dict[str, Underlying],
-                  config: RunConfig, as_of: np.datetime64 | None = None) -> Context:
+                  config: RunConfig, as_of: np.datetime64 | None = None,
+                  settlements: dict[tuple[np.datetime64, str], Decimal] | None = None) -> Context:
+    """The run's scenario context. ``settlements``: exchange settlement prices by (date, instrument); where
+    one is published for a future or perpetual on the as-of date, it is that contract month's price today
+    (and the forward of the options on it) instead of the term-structure price on the index close."""
     if not book.instruments:
         raise MarketDataError("the book holds no positions")
     factor_list = factor_specs(book, catalogue, specs, config)
@@ -141,9 +146,9 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
     move_dates, moves = horizon_returns(factors, config.mpor_days)
     daily_dates, daily_vol = daily_volatility(factors, decay=config.ewma_lambda)
     annual = np.sqrt([periods_per_year(spec.calendar) for spec in factors.specs])
+    published, notes = published_prices(catalogue, book, settlements, factors.as_of)
     resolved = resolve(catalogue.select(book.instruments), factors, margin_currency=config.margin_currency,
-                       default_volatility=daily_vol[-1] * annual)
-    notes: list[str] = []
+                       default_volatility=daily_vol[-1] * annual, published=published)
     if config.stress_period is not None and config.stress_period[0] > factors.as_of:
         notes.append(f"stress period {config.stress_period[0]}..{config.stress_period[1]} begins after as-of "
                      f"{factors.as_of}: not used (no look-ahead)")
@@ -151,7 +156,8 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
     elif config.stress_period is not None:
         if config.stress_period[1] > factors.as_of:
             config = replace(config, stress_period=(config.stress_period[0], factors.as_of))
-        move_dates, moves, notes = with_stress_period(factors, market, specs, move_dates, moves, config)
+        move_dates, moves, stress_notes = with_stress_period(factors, market, specs, move_dates, moves, config)
+        notes += stress_notes
     context = Context(config, book, factors, resolved, move_dates, moves, daily_vol, daily_dates, notes)
     available = context.history_scenarios
     if available < config.min_scenarios:
@@ -161,6 +167,24 @@ def build_context(*, book: Book, catalogue: Catalogue, market: MarketData, specs
         context.warnings.append(f"history gives {available} scenarios, fewer than the {config.lookback}-"
                                 "observation lookback; all are used")
     return context
+
+
+def published_prices(catalogue: Catalogue, book: Book, settlements: dict | None,
+                     as_of: np.datetime64) -> tuple[dict[tuple[str, np.datetime64 | None], float], list[str]]:
+    """(underlying, expiry) -> the exchange's settlement price on ``as_of`` of the futures and perpetuals
+    ``settlements`` has, and a note naming the book's contracts it has none for."""
+    if settlements is None:
+        return {}, []
+    published = {}
+    for (day, name), price in settlements.items():
+        if day == as_of and name in catalogue and catalogue[name].kind in ("future", "perpetual"):
+            one = catalogue[name]
+            published[(one.underlying, one.expiry)] = float(price)
+    missing = [one.instrument for one in catalogue.select(book.instruments)
+               if (one.underlying, one.expiry) not in published]
+    notes = [f"no settlement price on {as_of} for {', '.join(missing)}: valued on the index close "
+             "(term-structure rule)"] if missing else []
+    return published, notes
 
 
 def with_stress_period(factors: RiskFactors, market: MarketData, specs: dict[str, Underlying],

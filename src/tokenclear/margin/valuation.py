@@ -78,11 +78,14 @@ class Resolved:
 
 
 def resolve(instruments: list[Instrument], factors: RiskFactors, *, margin_currency: str,
-            default_volatility: Float64Array1D) -> Resolved:
+            default_volatility: Float64Array1D,
+            published: dict[tuple[str, np.datetime64 | None], float] | None = None) -> Resolved:
     """Fix each instrument at the factors' as-of date.
 
     ``default_volatility`` per factor (annualised: a fraction for relative factors,
     price units for absolute ones) serves options with no implied vol in the catalogue.
+    ``published``: the exchange's settlement price by (underlying, expiry), which replaces the
+    term-structure price of that contract month (and the forward of its options).
     """
     as_of = factors.as_of
     spot = factors.spot
@@ -115,6 +118,10 @@ def resolve(instruments: list[Instrument], factors: RiskFactors, *, margin_curre
     absolute = np.array([spec.returns == "absolute" for spec in specs])
     is_normal = np.array([spec.option_model == "bachelier" for spec in specs])
     forward = forward_price(spot[underlying_index], carry=carry, years=years, absolute=absolute)
+    if published:
+        for i, one in enumerate(instruments):  # reference data, once per instrument
+            if (one.underlying, one.expiry) in published:
+                forward[i] = published[(one.underlying, one.expiry)]
     bad = is_option & ~is_normal & (forward <= 0)
     if bad.any():
         name = instruments[int(np.argmax(bad))].instrument
