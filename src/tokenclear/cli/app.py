@@ -161,10 +161,9 @@ def write_text(text: str, out: Path | None) -> None:
         stderr.print(f"wrote {out}")
 
 
-
-
 def csv_text(rows: list[dict[str, object]]) -> str:
-    """Rows as CSV with a header (the first row's keys); empty for no rows."""
+    """Rows as a plain CSV with a header (the first row's keys), no preamble: the haircut file `--compare`
+    reads back. Command output goes through :mod:`tokenclear.cli.output` instead."""
     import csv
     import io
 
