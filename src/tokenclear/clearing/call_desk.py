@@ -96,10 +96,14 @@ class CallDesk:
                 session.add(CallEvent(call_id=call.id, at=now, source=call.state, target=target, detail=event))
                 call.state = target
                 moved.append((call.key, target))
-                if target == calls.DEFAULTED:
-                    defaults.append(session.get(Account, call.account_id))
-        for account in defaults:
-            self.instructions.execute(f"default:{account.id}", "declare_default", {"onchain_id": account.onchain_id})
+                if target == calls.DEFAULTED:  # the instruction is recorded with the state, in one transaction:
+                    account = session.get(Account, call.account_id)  # a crash before it is sent leaves it
+                    params = {"onchain_id": account.onchain_id}  # pending, and recover() sends it
+                    self.store.record(session, key=f"default:{account.id}", kind="declare_default", params=params,
+                                      now=now)
+                    defaults.append((f"default:{account.id}", params))
+        for key, params in defaults:
+            self.instructions.execute(key, "declare_default", params)
         return moved
 
     def call_message(self, key: str, *, clearing_house: str = "tokenclear CCP") -> bytes:

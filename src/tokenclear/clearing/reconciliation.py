@@ -54,7 +54,8 @@ def sync(store: StorePort, ledger: LedgerPort, symbol_of: dict[str, str]) -> int
 
 
 def holding_changes(event, symbol_of: dict[str, str]) -> list[tuple[str, str, int]]:
-    """(on-chain account id hex, token symbol, signed units) of one vault event."""
+    """(on-chain account id hex, token symbol, signed units) of one vault event. A token the book does not
+    track is left out, never a crash: the vault's total of it then differs from the book's (reconciliation)."""
     args = event.args
     if event.name in ("Pledged", "Released", "Seized"):
         symbol = symbol_of.get(str(args["token"]).lower())
@@ -62,8 +63,9 @@ def holding_changes(event, symbol_of: dict[str, str]) -> list[tuple[str, str, in
         return [] if symbol is None else [("0x" + bytes(args["account"]).hex(), symbol, sign * int(args["amount"]))]
     if event.name == "Substituted":
         account = "0x" + bytes(args["account"]).hex()
-        return [(account, symbol_of[str(args["token_out"]).lower()], -int(args["amount_out"])),
-                (account, symbol_of[str(args["token_in"]).lower()], int(args["amount_in"]))]
+        legs = [(symbol_of.get(str(args["token_out"]).lower()), -int(args["amount_out"])),
+                (symbol_of.get(str(args["token_in"]).lower()), int(args["amount_in"]))]
+        return [(account, symbol, units) for symbol, units in legs if symbol is not None]
     return []
 
 

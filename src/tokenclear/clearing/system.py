@@ -30,8 +30,8 @@ from tokenclear.store.store import Store
 
 #: The vault's collateral tokens and the registry assets whose haircuts they take.
 TOKENS = [TokenAsset("TUSD", "USDC", "usdc_usd"), TokenAsset("TMMF", "TMMF", None),
-          TokenAsset("TBILL", "TBILL", None), TokenAsset("WETH", "ETH", "eth_usd"),
-          TokenAsset("WBTC", "BTC", "btc_usd")]
+          TokenAsset("TMMFD", "TMMFD", None), TokenAsset("TBILL", "TBILL", None),
+          TokenAsset("WETH", "ETH", "eth_usd"), TokenAsset("WBTC", "BTC", "btc_usd")]
 #: The guard over one source of daily closes: a quorum of one, a close at most an hour old when the cycle
 #: reads it, a three-day TWAP and a 25% limit (a daily close moves more than an intraday tick).
 DAILY_CLOSE_GUARD = GuardConfig(min_sources=1, max_age_s=3600, twap_window_s=3 * 86_400, max_twap_deviation=0.25)
@@ -64,7 +64,13 @@ def clearing_inputs(settings: Settings, book: Book, catalogue: Catalogue | None 
 
 def build_workflow(settings: Settings, store: Store, ledger: Ledger, clock: Clock, inputs: ClearingInputs,
                    feed: PriceFeed | None = None) -> Workflow:
-    """The workflow over a deployment; ``feed`` defaults to the shipped daily closes."""
+    """The workflow over a deployment; ``feed`` defaults to the shipped daily closes. The book tracks every
+    token the vault lists (one asset list: a token the vault counts but the book did not track would go
+    unbooked and unreconciled)."""
+    tracked, listed = {token.symbol for token in TOKENS}, set(ledger.specs)
+    if tracked != listed:
+        raise ConfigurationError(f"the vault lists {', '.join(sorted(listed))} but the book tracks "
+                                 f"{', '.join(sorted(tracked))}: one asset list for both")
     return Workflow(store=store, ledger=ledger, clock=clock,
                     feed=feed or HistoryFeed(inputs.collateral_market[0]), guard=OracleGuard(DAILY_CLOSE_GUARD),
                     risk=inputs.risk, reference=inputs.reference, collateral_market=inputs.collateral_market,

@@ -55,6 +55,7 @@ from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import OracleGuard
 from tokenclear.store import queries
 from tokenclear.store.models import Account, Cycle, Holding, Requirement
+from tokenclear.store.queries import utc
 
 __all__ = ["CycleSummary", "RiskInputs", "TokenAsset", "Workflow", "WorkflowConfig", "WorkflowError"]
 log = structlog.get_logger("tokenclear.workflow")
@@ -171,9 +172,17 @@ class Workflow:
                   as_of: np.datetime64 | None = None) -> CycleSummary:
         """One margin cycle at ``at``; idempotent on its key (a rerun re-reads, sends nothing twice).
         ``issue_calls`` False: requirements and parameters only (the opening of a book). ``as_of``: the
-        date of the closes the cycle values at (default: the day before ``at``, the last complete day)."""
+        date of the closes the cycle values at (default: the day before ``at``, the last complete day).
+
+        The cycle is recorded (open, with its date) before anything is sent, and a cycle left open by a
+        crash is completed, under its own key, before a later one starts: the later cycle's VM then runs
+        from the crashed cycle's date, never again over a period already paid."""
         key = f"{kind}:{at.isoformat()}"
         day = np.datetime64(at.date(), "D") - 1 if as_of is None else np.datetime64(as_of, "D")
+        self._complete_open_cycles(before=at)
+        with self.store.session() as session:
+            if queries.cycle_by_key(session, key) is None:
+                session.add(Cycle(key=key, at=at, kind=kind, status="open", detail={"date": str(day)}))
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -200,17 +209,14 @@ class Workflow:
         with self.store.session() as session:
             previous = queries.last_closed_cycle(session)
             cycle = queries.cycle_by_key(session, key)
-            if cycle is None:
-                cycle = Cycle(key=key, at=at, kind=kind, status="open",
-                              detail={"date": str(day), "vm_paid_by_members": str(vm.paid_by_members_usd),
-                                      "vm_paid_to_members": str(vm.paid_to_members_usd), "prices": guarded.prices,
-                                      "vm_blocked": vm.blocked, "risk": risk.to_json(), "guard": self.guard.state(),
-                                      "warnings": measured.warnings + vm.warnings,
-                                      "terms": {symbol: [t.price, t.haircut] for symbol, t in terms.items()},
-                                      "holiday": {a: str(v) for a, v in measured.holiday_addon_usd.items()}})
-                session.add(cycle)
-                session.flush()
-            elif previous is not None and previous.id == cycle.id:  # a rerun of a closed cycle
+            if "risk" not in cycle.detail:  # the first run to get this far records what it measured
+                cycle.detail = {**cycle.detail, "vm_paid_by_members": str(vm.paid_by_members_usd),
+                                "vm_paid_to_members": str(vm.paid_to_members_usd), "prices": guarded.prices,
+                                "vm_blocked": vm.blocked, "risk": risk.to_json(), "guard": self.guard.state(),
+                                "warnings": measured.warnings + vm.warnings,
+                                "terms": {symbol: [t.price, t.haircut] for symbol, t in terms.items()},
+                                "holiday": {a: str(v) for a, v in measured.holiday_addon_usd.items()}}
+            if previous is not None and previous.id == cycle.id:  # a rerun of a closed cycle
                 previous = queries.previous_closed_cycle(session, cycle)
             accounts = queries.accounts(session)
             needed = {account.id: measured.requirement_usd.get(account.id, Decimal("0.00"))
@@ -240,6 +246,14 @@ class Workflow:
         return CycleSummary(key, at, sum(needed.values(), Decimal(0)), sum(counted.values(), Decimal(0)), issued,
                             called, vm.paid_by_members_usd, vm.paid_to_members_usd, haircuts_bps, guarded.prices,
                             guarded.status, seconds, vm.blocked, measured.warnings + vm.warnings, by_driver, str(day))
+
+    def _complete_open_cycles(self, *, before: datetime) -> None:
+        """Rerun, under their own keys, the cycles a crash left open before ``before``."""
+        with self.store.session() as session:
+            left = [(c.at, c.kind, c.detail["date"]) for c in queries.open_cycles(session) if utc(c.at) < before]
+        for at, kind, day in left:
+            log.warning("completing a cycle a crash left open", at=str(at), kind=kind)
+            self.run_cycle(utc(at), kind=kind, issue_calls=kind != "opening", as_of=np.datetime64(day))
 
     def _token_terms(self) -> dict[str, drivers.TokenTerms]:
         """Each token's price and haircut as the vault values it now."""

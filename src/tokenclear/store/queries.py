@@ -41,6 +41,11 @@ def previous_closed_cycle(session: Session, cycle: Cycle) -> Cycle | None:
                           .order_by(Cycle.at.desc()))
 
 
+def open_cycles(session: Session) -> list[Cycle]:
+    """Cycles recorded but not closed (a crash between their first instruction and their end), oldest first."""
+    return list(session.scalars(select(Cycle).where(Cycle.status == "open").order_by(Cycle.at)))
+
+
 def requirements_of(session: Session, cycle_id: int) -> list[Requirement]:
     return list(session.scalars(select(Requirement).where(Requirement.cycle_id == cycle_id)))
 
