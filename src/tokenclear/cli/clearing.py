@@ -114,21 +114,22 @@ def emit_demo(result, output: str) -> None:
                 "chain_time_per_pledge_s": body["chain_time_per_pledge_s"]}
 
     def table(_) -> None:
-        steps = Table(title=f"{result.description}: {result.members} members, {result.accounts} accounts (USD)",
-                      box=box.SIMPLE_HEAD)
-        for name in ("closes of", "USDC", "haircut", "requirement", "collateral", "calls", "called", "VM paid",
+        steps = Table(title=f"{result.description}: {result.members} members, {result.accounts} accounts "
+                            "(thousand USD; exact in json/csv)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                      collapse_padding=True)
+        for name in ("closes", "USDC", "haircut", "required", "collateral", "calls", "called", "VM paid",
                      "released"):
-            steps.add_column(name, justify="left" if name == "closes of" else "right", no_wrap=True)
+            steps.add_column(name, justify="left" if name == "closes" else "right", no_wrap=True)
         for row in rows:
-            steps.add_row(row["as_of"], f"{row['usdc']:.4f}", f"{row['tusd_haircut_bps'] / 100:.2f}%",
-                          f"{row['requirement']:,.0f}", f"{row['collateral']:,.0f}", str(row["calls"]),
-                          f"{row['called']:,.0f}", f"{row['vm_paid_by_members']:,.0f}", f"{row['released']:,.0f}")
+            steps.add_row(row["as_of"][5:], f"{row['usdc']:.4f}", f"{row['tusd_haircut_bps'] / 100:.2f}%",
+                          *(f"{row[name] / 1000:,.0f}" for name in ("requirement", "collateral")), str(row["calls"]),
+                          *(f"{row[name] / 1000:,.0f}" for name in ("called", "vm_paid_by_members", "released")))
         stdout.print(steps)
         why = Table(title="what moved the shortfall since the previous cycle (USD, > 0 raises it; calls: main driver)",
-                    box=box.SIMPLE_HEAD)
+                    box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
         why.add_column("driver")
         for row in rows:
-            why.add_column(row["as_of"], justify="right", no_wrap=True)
+            why.add_column(row["as_of"][5:], justify="right", no_wrap=True)
         for name in DRIVERS:
             key = name.replace(" ", "_").replace("-", "_")
             why.add_row(name, *(f"{row[key]:,.0f} ({row[key + '_calls']})" for row in rows))
