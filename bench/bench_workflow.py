@@ -16,6 +16,7 @@ from tokenclear import logs
 from tokenclear.clearing.demo import Demo, DemoResult
 from tokenclear.ledger.chain import EmbeddedChain
 from tokenclear.settings import Settings
+from tokenclear.store import queries
 from tokenclear.store.store import open_store
 
 MEMBERS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
@@ -36,7 +37,8 @@ def main() -> None:
         before = len(result.settle_times_s)
         stages = demo.step(day, result)
         released = stages.pop("excess released on chain")  # the members' own requests, not the clearing cycle
-        releases = sum(1 for key in demo.workflow.instructions_keys() if key.startswith(f"release:{day}:"))
+        with demo.store.session() as session:
+            releases = sum(1 for key in queries.instruction_keys(session) if key.startswith(f"release:{day}:"))
         started = time.perf_counter()
         breaks = demo.workflow.reconcile()
         stages["reconciliation"] = time.perf_counter() - started

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tokenclear.dates import iso_day
 from tokenclear.errors import InputError
 
 
@@ -73,8 +74,6 @@ def parse_date(value: str, *, path: Path, line: int, field: str, allow_blank: bo
     if value == "" and allow_blank:
         return None
     try:
-        if len(value) != 10:
-            raise ValueError
-        return np.datetime64(value, "D")
+        return iso_day(value)
     except ValueError:
         raise InputError(f"'{value}' is not an ISO date (YYYY-MM-DD)", path=path, line=line, field=field) from None

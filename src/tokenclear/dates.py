@@ -7,14 +7,19 @@ import numpy as np
 from tokenclear.errors import InputError
 
 
+def iso_day(text: str) -> np.datetime64:
+    """``text`` as ``datetime64[D]``, strictly YYYY-MM-DD (``2026-02`` or ``20260203`` raise ValueError)."""
+    if len(text) != 10:
+        raise ValueError(text)
+    return np.datetime64(text, "D")
+
+
 def parse_as_of(text: str | None, field: str = "--as-of") -> np.datetime64 | None:
-    """A command-line date, strictly YYYY-MM-DD (``2026-02`` or ``20260203`` are refused)."""
+    """A command-line date, strictly YYYY-MM-DD; an :class:`InputError` naming ``field`` otherwise."""
     if text is None:
         return None
     try:
-        if len(text) != 10:
-            raise ValueError
-        return np.datetime64(text, "D")
+        return iso_day(text)
     except ValueError:
         raise InputError(f"'{text}' is not an ISO date (YYYY-MM-DD)", field=field) from None
 

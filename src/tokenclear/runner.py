@@ -87,15 +87,17 @@ def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path
 
 
 def reference_defaults(settings: Settings, catalogue: Catalogue, specs: dict[str, Underlying], book: Book,
-                       config: RunConfig, *, allow_defaults: bool | None = None,
+                       config: RunConfig, *, allow_defaults: bool | None = None, underlyings: bool = True,
                        concentration: bool = False) -> list[str]:
-    """The book's price series (underlyings and FX) missing from the underlyings file and, when the
-    concentration add-on applies, its underlyings missing from the concentration file. Refused with an
+    """The book's price series (underlyings and FX) missing from the underlyings file (``underlyings``; the
+    inputs' loader has checked them already) and, when the concentration add-on applies, its underlyings
+    missing from the concentration file. Refused with an
     :class:`InputError` naming the file and the series, unless ``allow_defaults`` (default: the setting
     ``TOKENCLEAR_ALLOW_DEFAULTS``): then the stated defaults apply and each is returned as a warning."""
     allow = settings.allow_defaults if allow_defaults is None else allow_defaults
     gaps: list[tuple[Path, list[str], str]] = []
-    missing = [one.name for one in factor_specs(book, catalogue, specs, config) if one.name not in specs]
+    missing = [one.name for one in factor_specs(book, catalogue, specs, config) if one.name not in specs] \
+        if underlyings else []
     if missing:
         gaps.append((settings.underlyings_file, missing, f"relative moves on the {config.risk_calendar} calendar, no "
                                                          "carry, no term decay, no stress proxy"))
@@ -173,13 +175,12 @@ def load_context(settings: Settings, config: RunConfig, *, positions: Path | Non
 def margin_classes(settings: Settings) -> dict[str, MarginClass]:
     return load_classes(settings.margin_classes_file) if settings.margin_classes_file.is_file() else EMIR_CLASSES
 
-
 def run_book_margin(settings: Settings, inputs: Inputs, setup: RiskSetup, *, as_of: str | None, method: str,
                     stress_addon: Path | None = None, allow_defaults: bool | None = None) -> MarginRun:
     """The margin of a whole book from its files, class by class (:func:`~tokenclear.margin.setup.book_margin`)."""
     day = parse_as_of(as_of)
     gaps = reference_defaults(settings, inputs.catalogue, inputs.specs, inputs.book, setup.config,
-                              allow_defaults=allow_defaults, concentration=setup.concentration)
+                              allow_defaults=allow_defaults, underlyings=False, concentration=setup.concentration)
     run = book_margin(inputs.book, inputs.catalogue, setup, method,
                        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
                        capacity=concentration_capacity(settings, inputs.prices_dir),
@@ -221,7 +222,10 @@ def per_contract_inputs(settings: Settings, *, instruments: Path | None, prices:
     book = book_from_entries(entries, catalogue)
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
     files = {path.stem for path in prices_dir.glob("*.csv")}
-    market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files))
+    needed = series_names(factor_specs(book, catalogue, specs, config), files)
+    more = load_folder(prices_dir, [name for name in needed if name not in market.series])  # FX, stress proxies
+    market = MarketData({name: market.series[name] if name in market.series else more.series[name]
+                         for name in needed})
     warnings = reference_defaults(settings, catalogue, specs, book, config)
     if left_out:
         warnings.append(f"left out (expired, or no close within {settings.max_stale_days} days of {day}): "

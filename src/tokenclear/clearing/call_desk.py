@@ -119,7 +119,7 @@ def call_message(store: StorePort, key: str, *, vault_address: str, clearing_hou
         call = queries.call_by_key(session, key)
         if call is None:
             raise WorkflowError(f"no margin call '{key}'")
-        if call.message_id is None:
+        if call.message_id is None:  # a call written to the book by another tool than the call desk
             call.message_id = message_id(call.key)
         account = session.get(Account, call.account_id)
         return margin_call_request(CallMessage(call.message_id, clearing_house, account.member_id, account.id,

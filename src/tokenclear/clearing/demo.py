@@ -47,6 +47,7 @@ from tokenclear.ledger.chain import Chain
 from tokenclear.ledger.ledger import Ledger
 from tokenclear.ledger.privacy import account_id
 from tokenclear.settings import Settings
+from tokenclear.store import queries
 from tokenclear.store.models import (
     Account,
     Cycle,
@@ -315,8 +316,8 @@ class Demo:
         tbill = ledger.asset_parameters(CURE_TOKEN)
         with self.store.session() as session:
             accounts = [session.get(Account, account) for account in self.book.accounts]
-            latest = {a.id: session.scalar(select(Requirement.requirement).join(Cycle).where(
-                Requirement.account_id == a.id).order_by(Cycle.at.desc()).limit(1)) for a in accounts}
+            last = queries.last_closed_cycle(session)  # every cycle stores every account's requirement
+            latest = {row.account_id: row.requirement for row in queries.requirements_of(session, last.id)}
             counted = workflow.counted(session, accounts, latest)
             held = {a.id: int(h.units) for a in accounts if (h := session.get(Holding, (a.id, CURE_TOKEN)))}
         released = Decimal(0)

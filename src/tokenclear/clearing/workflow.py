@@ -158,11 +158,6 @@ class Workflow:
         self.sync()
         return reconciliation.reconcile(self.store, self.ledger, [t.symbol for t in self.tokens], self.clock.now())
 
-    def instructions_keys(self) -> list[str]:
-        """Every instruction key the book records (oldest first)."""
-        with self.store.session() as session:
-            return queries.instruction_keys(session)
-
     def book(self) -> Book:
         """The open positions in the store, as the risk core's dense book."""
         return requirements.stored_book(self.store, self.risk.catalogue)
@@ -205,7 +200,7 @@ class Workflow:
         risk = RiskState(tuple(token.symbol for token in self.tokens), tuple(float(h) for h in market_haircut),
                          measured.correlation)
         lap("requirements (HS-VaR)")
-        terms = self._token_terms()
+        terms, decimals = self._token_terms()
         with self.store.session() as session:
             previous = queries.last_closed_cycle(session)
             cycle = queries.cycle_by_key(session, key)
@@ -222,7 +217,7 @@ class Workflow:
             needed = {account.id: measured.requirement_usd.get(account.id, Decimal("0.00"))
                       + unpaid.get(account.id, Decimal(0)) for account in accounts}
             counted = self.count.counted(session, accounts, needed, risk)
-            explain = self._explainer(session, previous, terms, measured, needed)
+            explain = self._explainer(session, previous, terms, decimals, measured, needed)
             issued, called = 0, Decimal(0)
             by_driver = {name: {"calls": 0, "usd": Decimal(0)} for name in (*drivers.DRIVERS, "none")}
             for account in accounts:
@@ -255,23 +250,20 @@ class Workflow:
             log.warning("completing a cycle a crash left open", at=str(at), kind=kind)
             self.run_cycle(utc(at), kind=kind, issue_calls=kind != "opening", as_of=np.datetime64(day))
 
-    def _token_terms(self) -> dict[str, drivers.TokenTerms]:
-        """Each token's price and haircut as the vault values it now."""
-        out = {}
-        for token in self.tokens:
-            asset = self.ledger.asset_parameters(token.symbol)
-            out[token.symbol] = drivers.TokenTerms(asset.price_e8 / 1e8, asset.haircut_bps / BPS)
-        return out
+    def _token_terms(self) -> tuple[dict[str, drivers.TokenTerms], dict[str, int]]:
+        """Each token's price and haircut as the vault values it now, and its decimals."""
+        assets = {token.symbol: self.ledger.asset_parameters(token.symbol) for token in self.tokens}
+        return ({symbol: drivers.TokenTerms(a.price_e8 / 1e8, a.haircut_bps / BPS) for symbol, a in assets.items()},
+                {symbol: a.decimals for symbol, a in assets.items()})
 
-    def _explainer(self, session, previous: Cycle | None, terms: dict[str, drivers.TokenTerms], measured,
-                   needed: dict[str, Decimal]):
+    def _explainer(self, session, previous: Cycle | None, terms: dict[str, drivers.TokenTerms],
+                   decimals: dict[str, int], measured, needed: dict[str, Decimal]):
         """``explain(account)``: its shortfall's change since ``previous`` by driver (None without one)."""
         if previous is None or "terms" not in previous.detail:
             return lambda account: None
         before_terms = {symbol: drivers.TokenTerms(*pair) for symbol, pair in previous.detail["terms"].items()}
         holiday_0 = previous.detail.get("holiday", {})
         rows = {row.account_id: row for row in queries.requirements_of(session, previous.id)}
-        decimals = {token.symbol: self.ledger.asset_parameters(token.symbol).decimals for token in self.tokens}
         held = queries.holdings(session)
         stablecoins = {token.symbol for token in self.tokens if token.asset in self.stablecoin_assets}
 

@@ -97,9 +97,9 @@ WideOpt = Annotated[bool, typer.Option("--wide", help="every column in the table
 OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here (default: stdout)")]
 
 
-@contextmanager
-def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
-    """A progress bar over named stages, on stderr."""
+def progress_bar(description: str = "{task.description}"):
+    """A progress bar on stderr: the stage, a bar, done of total, elapsed time and an ETA (rich imported here:
+    `tokenclear --help` does not pay for it)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -109,8 +109,14 @@ def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
         TimeRemainingColumn,
     )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=stderr, transient=True) as progress:
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=stderr, transient=True)
+
+
+@contextmanager
+def stages(total: int) -> Iterator[Callable[[str, Callable[[], T]], T]]:
+    """A progress bar over named stages, on stderr."""
+    with progress_bar() as progress:
         task = progress.add_task("starting", total=total)
 
         def step(name: str, work: Callable[[], T]) -> T:

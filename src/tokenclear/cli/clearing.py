@@ -12,7 +12,18 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tokenclear.cli.app import Format, RpcUrlOpt, WideOpt, app, book_app, fail, get_settings, stderr, stdout
+from tokenclear.cli.app import (
+    Format,
+    RpcUrlOpt,
+    WideOpt,
+    app,
+    book_app,
+    fail,
+    get_settings,
+    progress_bar,
+    stderr,
+    stdout,
+)
 from tokenclear.cli.output import Report, cell, emit, plain
 from tokenclear.errors import TokenclearError
 
@@ -30,15 +41,6 @@ def demo(
     verbose: Annotated[bool, typer.Option(help="log every instruction, price decision and call (stderr)")] = False,
 ) -> None:
     """Replay a real stress window end to end: margin, haircuts, calls cured on chain, reconciliation."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from tokenclear import logs
     from tokenclear.clearing.demo import Demo, default_database
     from tokenclear.ledger.connect import open_chain
@@ -48,8 +50,7 @@ def demo(
     logs.configure(level=logging.INFO if verbose else logging.ERROR)  # the report carries the warnings
     try:
         Demo.check(scenario, members)  # before anything is created: a refused run leaves no file behind
-        with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=stderr, transient=True) as progress:
+        with progress_bar("{task.description:<40}") as progress:
             task = progress.add_task("opening the book", total=None)
             chain = open_chain(settings, rpc_url)
             url = database or settings.database_url or default_database(settings.work_dir)
@@ -161,16 +162,11 @@ DatabaseOpt = Annotated[str | None, typer.Option("--database", help="SQLAlchemy 
 def _open(database: str | None, rpc_url: str | None):
     """The book and its chain. The operator commands work on a book that outlives them, so both must be
     named: a database URL and a JSON-RPC node (the embedded EVM ends with the command)."""
-    from tokenclear import logs
     from tokenclear.errors import ConfigurationError
     from tokenclear.ledger.connect import open_chain
     from tokenclear.store.store import open_store
 
-    logs.configure(level=logging.ERROR)  # the result carries the warnings: no log line repeats them
-    settings = get_settings()
-    url = database or settings.database_url
-    if not url:
-        raise ConfigurationError("no book: pass --database or set TOKENCLEAR_DATABASE_URL")
+    url, settings = _book_url(database), get_settings()
     if not (rpc_url or settings.rpc_url):
         raise ConfigurationError("the embedded EVM lives only as long as one command; the book's chain must be a "
                                  "node: pass --rpc-url or set TOKENCLEAR_RPC_URL (e.g. anvil --state FILE)")
@@ -388,15 +384,23 @@ def answer_command(
 
 
 def _store(database: str | None):
-    from tokenclear import logs
-    from tokenclear.errors import ConfigurationError
+    """The book alone (commands that do not touch the chain)."""
     from tokenclear.store.store import open_store
 
-    logs.configure(level=logging.WARNING)
+    return open_store(_book_url(database))
+
+
+def _book_url(database: str | None) -> str:
+    """The book's URL from --database or the settings (refused when neither names one); logs quiet: the
+    result carries the warnings, no log line repeats them."""
+    from tokenclear import logs
+    from tokenclear.errors import ConfigurationError
+
+    logs.configure(level=logging.ERROR)
     url = database or get_settings().database_url
     if not url:
         raise ConfigurationError("no book: pass --database or set TOKENCLEAR_DATABASE_URL")
-    return open_store(url)
+    return url
 
 
 @app.command()
