@@ -231,3 +231,50 @@ def per_contract_inputs(settings: Settings, *, instruments: Path | None, prices:
         warnings.append(f"left out (expired, or no close within {settings.max_stale_days} days of {day}): "
                         f"{', '.join(left_out)}")
     return Inputs(catalogue, specs, book, market, prices_dir, warnings), day, live
+
+
+def run_span_file(params: Path, positions: Path, *, as_of: str | None = None,
+                  sum_duplicates: bool = False) -> tuple[MarginRun, dict[str, object]]:
+    """SPAN margin of the positions file ``positions`` (exchange symbology) from the published risk arrays of
+    the CME SPAN file ``params`` (:mod:`tokenclear.span_pa2`), and the file's header for the metadata. The
+    contracts are the file's own: no catalogue, prices or calibration are read."""
+    from tokenclear.book.positions import read_entries
+    from tokenclear.margin import span_arrays
+    from tokenclear.margin.engine import AccountMargin
+    from tokenclear.money import amount, requirement
+    from tokenclear.span_pa2 import read_risk_file, resolver
+
+    file = read_risk_file(params)
+    if as_of is not None and str(parse_as_of(as_of)) != file.business_date:
+        raise InputError(f"the SPAN file is of business day {file.business_date}, not {as_of}", field="--as-of")
+    resolve, by_name = resolver(file, Path(positions))
+    entries, warnings = read_entries(positions, resolve, sum_duplicates=sum_duplicates, symbology_only=True)
+    names = sorted(by_name)
+    held = [by_name[name] for name in names]
+    currencies = sorted({file.commodities[c.commodity].currency for c in held})
+    if len(currencies) != 1:
+        raise InputError(f"the book's combined commodities are margined in {', '.join(currencies)}: one currency "
+                         "a run (currency conversion is not read)", path=positions)
+    accounts = sorted({account for account, _, _ in entries})
+    row, column = {a: i for i, a in enumerate(accounts)}, {n: j for j, n in enumerate(names)}
+    quantity = np.zeros((len(accounts), len(names)), dtype=np.int64)
+    for account, name, q in entries:
+        quantity[row[account], column[name]] += q
+    result = span_arrays.margin(file, held, quantity)
+    total = np.maximum(np.maximum(result.risk, 0.0) - result.net_option_value, 0.0)
+    zero = requirement(0.0)
+    rows = [AccountMargin(
+        account=account, method="span", margin=requirement(total[a]), base=requirement(max(result.risk[a], 0.0)),
+        holiday_addon=zero, history_addon=zero, concentration_addon=zero, stress_addon=zero, apc_addon=zero,
+        net_option_value=amount(result.net_option_value[a]), worst_scenario=result.worst[a],
+        top_instruments=[(name, amount(loss)) for name, loss in result.contributors[a]],
+        components={key: amount(values[a]) for key, values in result.components.items()})
+        for a, account in enumerate(accounts)]  # formatting the output, after the numeric core
+    notes = [f"SPAN risk arrays published by {file.exchange_complex} for {file.business_date} "
+             f"({'end of day' if file.settlement else 'intraday'}): no add-ons or APC are applied to them"]
+    run = MarginRun(file.business_date, "span", span_arrays.SCENARIOS, rows, {}, notes + warnings + file.notes,
+                    currencies[0])
+    header = {"exchange_complex": file.exchange_complex, "business_date": file.business_date,
+              "file_format": file.file_format, "settlement": file.settlement, "contracts": len(file.contracts),
+              "contracts_held": len(held)}
+    return run, header

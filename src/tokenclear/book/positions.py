@@ -46,6 +46,30 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
     option, ``put_call`` (``P``/``C``) and ``strike``; its size is ``quantity`` (net, > 0 long) or gross
     ``long`` and ``short`` (each >= 0; the account is margined on their difference). A second row for the
     same account and contract is refused, or summed into the first with a warning when ``sum_duplicates``."""
+    symbols: dict[tuple, list[str]] | None = None
+
+    def resolve(row: dict[str, str], by_symbol: bool, line: int) -> str:
+        nonlocal symbols
+        if by_symbol:
+            symbols = _symbology(catalogue) if symbols is None else symbols
+            found = symbols.get(symbol_key(row, path, line), [])
+            name = _one(found, row, "in the catalogue", path, line)
+        else:
+            name = row["instrument"]
+        if name not in catalogue:
+            raise InputError(f"unknown instrument '{name}' (not in {catalogue.source})", path=path, line=line,
+                             field="instrument")
+        return name
+
+    entries, warnings = read_entries(path, resolve, sum_duplicates=sum_duplicates)
+    return book_from_entries(entries, catalogue), warnings
+
+
+def read_entries(path: Path, resolve, *, sum_duplicates: bool = False,
+                 symbology_only: bool = False) -> tuple[list[tuple[str, str, int]], list[str]]:
+    """``(account, contract, net quantity)`` of every distinct row of ``path`` and the warnings; ``resolve(row,
+    by_symbol, line)`` names a row's contract (raising :class:`InputError` for one it does not know).
+    ``symbology_only``: the file must name contracts by exchange symbology."""
     path = Path(path)
     rows = read_rows(path, ["account"])
     header = set(rows[0][1])
@@ -53,6 +77,9 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
     gross = "quantity" not in header
     symbology, sizes = ("exchange", "contract", "expiry"), ("long", "short")
     missing = []
+    if symbology_only and not by_symbol:
+        raise InputError("these contracts are named by exchange symbology: give exchange,contract,expiry"
+                         "[,put_call,strike] instead of instrument", path=path, line=1, field="instrument")
     if by_symbol:  # neither form at all: the plain form's column is what is missing
         missing += [n for n in symbology if n not in header] if header & set(symbology) else ["instrument"]
     if gross:
@@ -61,7 +88,6 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
         raise InputError(f"missing column(s) {', '.join(missing)}: a row names its contract by instrument or by "
                          "exchange,contract,expiry[,put_call,strike], and its size by quantity or long,short",
                          path=path, line=1, field=missing[0])
-    symbols = _symbology(catalogue) if by_symbol else {}
     seen: dict[tuple[str, str], int] = {}
     totals: dict[tuple[str, str], int] = {}
     summed: list[str] = []
@@ -69,10 +95,7 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
         account = row["account"]
         if not account:
             raise InputError("account is blank", path=path, line=line, field="account")
-        name = _resolve(row, symbols, path, line) if by_symbol else row["instrument"]
-        if name not in catalogue:
-            raise InputError(f"unknown instrument '{name}' (not in {catalogue.source})", path=path, line=line,
-                             field="instrument")
+        name = resolve(row, by_symbol, line)
         if gross:
             long, short = _contracts(row, "long", path, line), _contracts(row, "short", path, line)
             if long < 0 or short < 0:
@@ -92,7 +115,7 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
             seen[key] = line
         totals[key] = totals.get(key, 0) + quantity
     warnings = [f"{path.name}: duplicate rows summed: {'; '.join(summed)}"] if summed else []
-    return book_from_entries([(account, name, q) for (account, name), q in totals.items()], catalogue), warnings
+    return [(account, name, q) for (account, name), q in totals.items()], warnings
 
 
 def _contracts(row: dict[str, str], field: str, path: Path, line: int) -> int:
@@ -113,11 +136,13 @@ def _symbology(catalogue: Catalogue) -> dict[tuple, list[str]]:
             continue
         month = str(one.expiry)[:7].replace("-", "")
         kind = None if one.option_type is None else one.option_type[0].upper()
-        out.setdefault((one.exchange, one.product_code, month, kind, one.strike), []).append(one.instrument)
+        strike = None if one.strike is None else Decimal(repr(float(one.strike)))
+        out.setdefault((one.exchange, one.product_code, month, kind, strike), []).append(one.instrument)
     return out
 
 
-def _resolve(row: dict[str, str], symbols: dict[tuple, list[str]], path: Path, line: int) -> str:
+def symbol_key(row: dict[str, str], path: Path, line: int) -> tuple[str, str, str, str | None, Decimal | None]:
+    """(exchange, product code, expiry month ``YYYYMM``, put/call, strike) of a row in exchange symbology."""
     expiry = row["expiry"].replace("-", "")
     if len(expiry) not in (6, 8) or not expiry.isdigit():
         raise InputError(f"expiry '{row['expiry']}' is not YYYYMM, YYYYMMDD or YYYY-MM-DD", path=path, line=line,
@@ -127,18 +152,19 @@ def _resolve(row: dict[str, str], symbols: dict[tuple, list[str]], path: Path, l
         raise InputError(f"put_call '{row['put_call']}' is not P or C", path=path, line=line, field="put_call")
     strike = None
     if kind is not None:
-        try:
-            strike = float(row.get("strike", ""))
-        except ValueError:
-            raise InputError(f"strike '{row.get('strike', '')}' is not a number", path=path, line=line,
-                             field="strike") from None
-    key = (row["exchange"].upper(), row["contract"].upper(), expiry[:6], kind, strike)
-    found = symbols.get(key, [])
-    if len(found) != 1:
-        what = f"{key[0]} {key[1]} {row['expiry']}" + ("" if kind is None else f" {kind} {row['strike']}")
-        reason = "no contract" if not found else f"{len(found)} contracts ({', '.join(found)})"
-        raise InputError(f"{what}: {reason} in the catalogue matches", path=path, line=line, field="contract")
-    return found[0]
+        strike = parse_decimal(row.get("strike", ""), path=path, line=line, field="strike")
+    return row["exchange"].upper(), row["contract"].upper(), expiry[:6], kind, strike
+
+
+def _one(found: list[str], row: dict[str, str], where: str, path: Path, line: int) -> str:
+    """The one contract a row's symbology matches, else an error naming the row's contract."""
+    if len(found) == 1:
+        return found[0]
+    what = f"{row['exchange']} {row['contract']} {row['expiry']}"
+    if row.get("put_call"):
+        what += f" {row['put_call']} {row.get('strike', '')}"
+    reason = "no contract" if not found else f"{len(found)} contracts ({', '.join(found)})"
+    raise InputError(f"{what}: {reason} {where} matches", path=path, line=line, field="contract")
 
 
 def book_from_entries(entries: list[tuple[str, str, int]], catalogue: Catalogue) -> Book:

@@ -72,7 +72,9 @@ def margin(
                                                      "exchange's settlement prices, each contract month's price "
                                                      "on the as-of date (default: the index close)")] = None,
     params: Annotated[Path | None, typer.Option("--params", help="--method span: published SPAN parameters "
-                                                "(`tokenclear params span` JSON or CSV) instead of calibrating")]
+                                                "instead of calibrating: a CME SPAN risk-parameter file (.pa2, "
+                                                "expanded format; positions by exchange symbology) or "
+                                                "`tokenclear params span` JSON or CSV")]
     = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
     wide: WideOpt = False,
@@ -85,6 +87,19 @@ def margin(
     from tokenclear import runner
 
     settings = get_settings()
+    if params is not None and params.is_file():
+        from tokenclear.span_pa2 import is_pa2
+
+        if is_pa2(params):
+            given = {"--instruments": instruments, "--prices": prices, "--settlements": settlements,
+                     "--stress-addon": stress_addon, "--confidence": confidence, "--mpor-days": mpor_days,
+                     "--stress-period": stress_period, "--apc": apc, "--apc-release": apc_release,
+                     "--holiday-addon/--no-holiday-addon": holiday_addon, "--allow-defaults": allow_defaults,
+                     "--concentration-addon/--no-concentration-addon": concentration_addon,
+                     "--lookback": None if lookback == 1250 else lookback,
+                     "--measure": None if measure is Measure.quantile else measure}
+            return span_file_margin(method, params, positions, as_of, sum_duplicates, output, wide,
+                                    [name for name, value in given.items() if value is not None])
     try:
         with stages(3) as step:
             inputs = step("reading inputs", lambda: runner.load_inputs(
@@ -127,6 +142,35 @@ def margin(
 
             files[name] = digest(path)
     emit_margin(result, output, margin_metadata(settings, inputs, setup, result, files), wide)
+
+
+def span_file_margin(method: Method, params: Path, positions: Path | None, as_of: str | None, sum_duplicates: bool,
+                     output: Format, wide: bool, refused: list[str]) -> None:
+    """``margin --params FILE.pa2``: SPAN from a CME risk-parameter file's own risk arrays."""
+    from tokenclear import runner
+    from tokenclear.cli.output import digest
+
+    try:
+        if method is not Method.span:
+            raise runner.InputError("a SPAN risk-parameter file gives SPAN margin: use --method span", field="--params")
+        if refused:
+            raise runner.InputError(f"{', '.join(refused)} do(es) not apply to a published SPAN file: its risk "
+                                    "arrays and rates are the exchange's, with no prices, calibration or add-ons",
+                                    field=refused[0])
+        if positions is None:
+            raise runner.InputError("give the positions to margin (exchange,contract,expiry,put_call,strike and "
+                                    "long,short or quantity): the demo book names no exchange contracts",
+                                    field="--positions")
+        with stages(2) as step:
+            result, header = step("reading the SPAN file and positions, computing span", lambda: runner.run_span_file(
+                params, positions, as_of=as_of, sum_duplicates=sum_duplicates))
+            step("formatting", lambda: None)
+    except TokenclearError as error:
+        raise fail(error) from None
+    metadata = {"as_of": result.as_of, "method": "span", "currency": result.currency, "source": "SPAN file",
+                **header, "scenarios": result.scenarios, "accounts": len(result.accounts),
+                "inputs": {"positions": digest(positions), "span_parameters": digest(params)}}
+    emit_margin(result, output, metadata, wide)
 
 
 def inputs_used(settings, inputs, positions: Path | None, instruments: Path | None) -> dict[str, dict]:
