@@ -104,12 +104,20 @@ def progress_bar(description: str = "{task.description}"):
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
 
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    class Rate(ProgressColumn):
+        """Items a second, once rich has measured it."""
+
+        def render(self, task) -> Text:
+            return Text("" if task.speed is None else f"{task.speed:,.1f}/s")
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), Rate(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=stderr, transient=True)
 
 

@@ -31,6 +31,7 @@ from tokenclear.cli.app import (
     get_settings,
     load_context,
     params_app,
+    progress_bar,
     stages,
     stdout,
     write_text,
@@ -128,7 +129,8 @@ def margin(
                 setup = replace(setup, options=replace(setup.options, apc="buffer"))
                 notes.append(f"{'AS-VaR' if params is None else 'published SPAN'} parameters are set in advance: "
                              f"the APC setting '{settings.apc}' cannot apply, the 25% buffer does (--apc to choose)")
-            result = step(f"building scenarios, computing {method.value}", lambda: runner.run_book_margin(
+            result = step(f"building scenarios, computing {method.value} for {len(inputs.book.accounts):,} "
+                          "accounts", lambda: runner.run_book_margin(
                 settings, inputs, setup, as_of=as_of, method=method.value, stress_addon=stress_addon,
                 allow_defaults=allow_defaults))
             result = replace(result, warnings=notes + list(result.warnings))
@@ -280,7 +282,7 @@ def backtest(
 
     settings = get_settings()
     try:
-        with stages(2) as step_:
+        with stages(1) as step_:
             inputs, context = step_("reading inputs, building scenarios", lambda: load_context(
                 settings, positions=positions, instruments=instruments, prices=prices, as_of=end or as_of,
                 mpor_days=mpor_days, lookback=lookback, confidence=confidence, measure=measure,
@@ -297,9 +299,12 @@ def backtest(
             def rebuild(date: np.datetime64) -> Context:
                 return runner.context_for(portfolio, context.config, date)
 
-            result = step_("backtesting", lambda: run_backtest(
+        with progress_bar() as bar:  # counts test dates, with their rate and an ETA
+            task = bar.add_task(f"backtesting {method.value}: test dates", total=None)
+            result = run_backtest(
                 context, quantity, start=runner.parse_as_of(start, "--from"), end=runner.parse_as_of(end, "--to"),
-                step=step, method=method.value, rebuild=rebuild))
+                step=step, method=method.value, rebuild=rebuild,
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
     except TokenclearError as error:
         raise fail(error) from None
     from tokenclear.cli.output import Report, emit

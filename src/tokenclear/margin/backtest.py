@@ -152,7 +152,8 @@ def traffic_light(exceptions: int, observations: int, expected_rate: float) -> s
 
 def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64 | None = None,
                  end: np.datetime64 | None = None, step: int | None = None, holiday: bool = True,
-                 method: str = "hsvar", rebuild: Callable[[np.datetime64], Context] | None = None) -> Backtest:
+                 method: str = "hsvar", rebuild: Callable[[np.datetime64], Context] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Backtest:
     """Backtest a margin method on ``quantity`` (float64[instruments]) over [start, end].
 
     HS-VaR runs on the windows of ``context`` directly (contracts at constant time to
@@ -167,6 +168,7 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     to those ``mpor_days`` risk-grid dates later (a 24/7 product tested on a Friday: to
     Tuesday), and ``holiday`` adds the holiday add-on of that date, as a run would. With a
     stress period, each test's window adds the stress period's moves dated up to the test.
+    ``progress(done, total)`` is told before each test date and once all are done.
     """
     config = context.config
     lookback, horizon = config.lookback, config.mpor_days
@@ -210,6 +212,8 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     margin = np.empty(tests.size)
     realised = np.empty(tests.size)
     for k, (row, outcome) in enumerate(zip(tests.tolist(), after.tolist(), strict=True)):  # loop over test dates
+        if progress is not None:
+            progress(k, tests.size)
         spot = factors.prices[grid_index[row]]
         later = factors.prices[outcome]
         move = np.where(absolute, later - spot, later / spot - 1.0)
@@ -236,6 +240,8 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
                 margin[k] = max(margin[k], float(loss_measure(scaled[None, :], measure=config.measure,
                                                               confidence=confidence)[0]))
         realised[k] = -float(quantity @ revalue(resolved, move[None, :], horizon_days=horizon_days)[:, 0])
+    if progress is not None:
+        progress(tests.size, tests.size)
     exceptions = realised > margin
     expected = 1.0 - config.confidence
     k_lr, k_p = kupiec(int(exceptions.sum()), exceptions.size, expected)
