@@ -82,8 +82,16 @@ def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
     warnings = read + reference_defaults(settings, catalogue, specs, book, config, allow_defaults=allow_defaults)
     files = {path.stem for path in prices_dir.glob("*.csv")}  # proxies are read when there: a stress period uses them
-    market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files))
+    market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files),
+                         **price_checks(settings, specs))
     return Inputs(catalogue, specs, book, market, prices_dir, warnings)
+
+
+def price_checks(settings: Settings, specs: dict[str, Underlying]) -> dict[str, frozenset]:
+    """The keywords of :func:`~tokenclear.market.files.load_folder` that check a run's closes: the series of
+    absolute moves (the rest must stay > 0 and within a 4x day) and the moves confirmed as real."""
+    return {"absolute": frozenset(name for name, spec in specs.items() if spec.returns == "absolute"),
+            "confirmed": settings.confirmed}
 
 
 def reference_defaults(settings: Settings, catalogue: Catalogue, specs: dict[str, Underlying], book: Book,
@@ -204,7 +212,7 @@ def per_contract_inputs(settings: Settings, *, instruments: Path | None, prices:
     prices_dir = Path(prices or settings.prices_dir)
     names = sorted({one.underlying for one in catalogue.select(catalogue.instruments)})
     available = {path.stem for path in prices_dir.glob("*.csv")}
-    market = load_folder(prices_dir, [name for name in names if name in available])
+    market = load_folder(prices_dir, [name for name in names if name in available], **price_checks(settings, specs))
     last = {name: market.get(name).dates[-1] for name in market.series}
     if not last:
         raise InputError("no price series for any instrument of the catalogue", path=prices_dir)
@@ -223,7 +231,8 @@ def per_contract_inputs(settings: Settings, *, instruments: Path | None, prices:
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
     files = {path.stem for path in prices_dir.glob("*.csv")}
     needed = series_names(factor_specs(book, catalogue, specs, config), files)
-    more = load_folder(prices_dir, [name for name in needed if name not in market.series])  # FX, stress proxies
+    more = load_folder(prices_dir, [name for name in needed if name not in market.series],
+                       **price_checks(settings, specs))  # FX, stress proxies
     market = MarketData({name: market.series[name] if name in market.series else more.series[name]
                          for name in needed})
     warnings = reference_defaults(settings, catalogue, specs, book, config)

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
                                  "without concentration.csv rows, each with a warning; unset = refuse")
     floor_grid_usd: Decimal = Field(default=Decimal(0), description="privacy mode: the on-chain release floor is "
                                     "the requirement rounded down to this grid; 0 = the requirement itself")
+    confirmed_moves: str = Field(default="", description="SERIES:YYYY-MM-DD,... one-day moves beyond 4x (or 1/4) "
+                                 "that are real and may be used; any other is refused as a bad price")
     lookback: int = 1250
     min_scenarios: int = 60
     required_history: int = 250
@@ -53,6 +55,19 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the book; unset = a new "
                                      "SQLite file under work_dir")
     work_dir: Path = Field(default=Path("tokenclear-data"), description="where embedded databases are written")
+
+    @property
+    def confirmed(self) -> frozenset[tuple[str, str]]:
+        """``confirmed_moves`` as (series, ISO date) pairs."""
+        out = set()
+        for item in filter(None, (part.strip() for part in self.confirmed_moves.split(","))):
+            series, _, day = item.partition(":")
+            if not series or len(day) != 10:
+                from tokenclear.errors import InputError
+
+                raise InputError(f"'{item}' is not SERIES:YYYY-MM-DD", field="TOKENCLEAR_CONFIRMED_MOVES")
+            out.add((series, day))
+        return frozenset(out)
 
     @property
     def prices_dir(self) -> Path:

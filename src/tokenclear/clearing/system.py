@@ -23,7 +23,7 @@ from tokenclear.margin.context import factor_specs, series_names
 from tokenclear.market.files import load_folder
 from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import GuardConfig, OracleGuard
-from tokenclear.runner import concentration_capacity, reference_defaults, risk_setup
+from tokenclear.runner import concentration_capacity, price_checks, reference_defaults, risk_setup
 from tokenclear.settings import Settings
 from tokenclear.store.models import Deployment
 from tokenclear.store.store import Store
@@ -52,7 +52,8 @@ def clearing_inputs(settings: Settings, book: Book, catalogue: Catalogue | None 
     specs = load_underlyings(settings.underlyings_file)
     setup = risk_setup(settings, field="TOKENCLEAR_STRESS_PERIOD")
     gaps = reference_defaults(settings, catalogue, specs, book, setup.config, concentration=setup.concentration)
-    market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, setup.config)))
+    market = load_folder(settings.prices_dir, series_names(factor_specs(book, catalogue, specs, setup.config)),
+                         **price_checks(settings, specs))
     risk = RiskInputs(catalogue, specs, market, setup, concentration_capacity(settings, settings.prices_dir),
                       tuple(gaps))
     reference = collateral_files.load_reference(settings.collateral_dir)

@@ -1,0 +1,80 @@
+"""A bad close never yields a margin (issue 14, high 3): closes of relative series must be > 0, and a one-day
+move beyond 4x is refused as a bad price unless confirmed as real; absolute series may go negative."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.test_cli import ROOT, tokenclear, tokenclear_env
+from tokenclear.errors import InputError
+from tokenclear.market.files import load_series
+
+pytestmark = pytest.mark.integration
+
+
+def edited(tmp_path, series: str, day: str, value) -> str:
+    """A copy of the shipped prices with ``series`` closing at ``value`` on ``day`` (a callable: of the close)."""
+    folder = tmp_path / "market"
+    shutil.copytree(ROOT / "data" / "market", folder)
+    path = folder / f"{series}.csv"
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(day + ","):
+            close = float(line.split(",")[1])
+            lines[i] = f"{day},{value(close) if callable(value) else value}"
+            break
+    else:
+        raise AssertionError(f"{day} not in {path}")
+    path.write_text("\n".join(lines) + "\n")
+    return str(folder)
+
+
+@pytest.mark.parametrize("day, value, message", [
+    ("2023-03-10", 0, "close 0 on 2023-03-10: a series of relative moves needs closes > 0"),
+    ("2023-03-10", -22000, "needs closes > 0"),
+    ("2023-03-08", lambda close: close * 1000, "x the previous close 22219.8: refused as a bad price"),
+    ("2023-03-10", lambda close: close / 10, "refused as a bad price (a one-day move beyond 4x)"),
+])
+@pytest.mark.parametrize("command", [["margin", "--as-of", "2023-03-10"],
+                                     ["vm", "--from", "2023-03-09", "--to", "2023-03-10"]])
+def test_a_bad_close_is_refused_naming_file_line_and_field(tmp_path, day, value, message, command):
+    prices = edited(tmp_path, "btc_usd", day, value)
+    done = tokenclear(*command, "--prices", prices, "--format", "json")
+    text = " ".join(done.stderr.split())
+    assert done.returncode == 2 and done.stdout == ""
+    assert message in text and "btc_usd.csv line" in text and "field 'close'" in text
+
+
+def test_a_real_jump_runs_once_confirmed(tmp_path):
+    prices = edited(tmp_path, "btc_usd", "2023-03-10", lambda close: close / 10)
+    refused = tokenclear("margin", "--as-of", "2023-03-10", "--prices", prices)
+    assert refused.returncode == 2 and "TOKENCLEAR_CONFIRMED_MOVES=btc_usd:2023-03-10" in refused.stderr
+    done = tokenclear_env(["margin", "--as-of", "2023-03-10", "--prices", prices, "--format", "csv"],
+                          {"TOKENCLEAR_CONFIRMED_MOVES": "btc_usd:2023-03-10, btc_usd:2023-03-11"})
+    assert done.returncode == 0, done.stderr
+    bad = tokenclear_env(["margin", "--prices", prices], {"TOKENCLEAR_CONFIRMED_MOVES": "btc_usd"})
+    assert bad.returncode == 2 and "TOKENCLEAR_CONFIRMED_MOVES: 'btc_usd' is not SERIES:YYYY-MM-DD" in bad.stderr
+
+
+def test_an_absolute_series_may_close_below_zero(tmp_path):
+    """Oil closed at -37.63 USD on 2020-04-20: a series of absolute moves keeps negative closes."""
+    prices = edited(tmp_path, "wti_1986_2019", "2018-12-21", -37.63)
+    done = tokenclear("margin", "--positions", str(ROOT / "data" / "demo" / "positions_wti.csv"), "--prices",
+                      prices, "--format", "csv")
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_shipped_series_pass(tmp_path):
+    for path in sorted((ROOT / "data" / "market").glob("*.csv")):
+        if path.stem != "wti_1986_2019":
+            assert load_series(path, relative=True).closes.min() > 0
+
+
+def test_the_first_offending_row_is_named(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("date,close\n2024-01-01,10\n2024-01-02,11\n2024-01-03,0\n2024-01-04,-1\n")
+    with pytest.raises(InputError, match="line 4 field 'close'"):
+        load_series(path, relative=True)
+    assert load_series(path).closes[-1] == -1  # unchecked without relative moves
