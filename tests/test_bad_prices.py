@@ -1,5 +1,6 @@
-"""A bad close never yields a margin (issue 14, high 3): closes of relative series must be > 0, and a one-day
-move beyond 4x is refused as a bad price unless confirmed as real; absolute series may go negative."""
+"""Bad data gets an error, never a margin (issue 14): closes of relative series must be > 0, a one-day move
+beyond 4x is refused as a bad price unless confirmed as real, absolute series may go negative; an unreadable
+CSV is a one-line error."""
 
 from __future__ import annotations
 
@@ -78,3 +79,14 @@ def test_the_first_offending_row_is_named(tmp_path):
     with pytest.raises(InputError, match="line 4 field 'close'"):
         load_series(path, relative=True)
     assert load_series(path).closes[-1] == -1  # unchecked without relative moves
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"account,instrument,quantity\nA\xe9,BTCZ23,1\n", "not UTF-8 text: byte 0xe9"),
+    (b"account,instrument,quantity\nA,BTCZ23," + b"1" * 140_000 + b"\n", "not a readable CSV: field larger than"),
+])
+def test_an_unreadable_csv_is_one_line_error(tmp_path, content, message):
+    path = tmp_path / "positions.csv"
+    path.write_bytes(content)
+    done = tokenclear("margin", "--positions", str(path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and message in done.stderr

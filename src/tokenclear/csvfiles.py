@@ -22,6 +22,16 @@ def read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, 
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path=path)
+    try:
+        return _read_rows(path, required)
+    except UnicodeDecodeError as error:
+        raise InputError(f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start}; save the "
+                         "file as UTF-8", path=path) from None
+    except csv.Error as error:
+        raise InputError(f"not a readable CSV: {error}", path=path) from None
+
+
+def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         try:
