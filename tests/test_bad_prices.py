@@ -67,7 +67,7 @@ def test_an_absolute_series_may_close_below_zero(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_the_shipped_series_pass(tmp_path):
+def test_the_shipped_series_pass():
     for path in sorted((ROOT / "data" / "market").glob("*.csv")):
         if path.stem != "wti_1986_2019":
             assert load_series(path, relative=True).closes.min() > 0

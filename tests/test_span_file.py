@@ -3,7 +3,7 @@ from its own risk arrays, worked out by hand here from the figures of ``data/spa
 
 from __future__ import annotations
 
-import shutil
+import runpy
 from decimal import Decimal
 
 import numpy as np
@@ -45,13 +45,8 @@ def by_account(body: dict) -> dict[str, dict]:
 
 def test_the_sample_file_is_what_its_writer_writes(tmp_path):
     """The committed sample is the writer's output (the figures above are the file's)."""
-    copy = tmp_path / "scripts"
-    shutil.copytree(ROOT / "scripts", copy)
-    import runpy
-
-    namespace = runpy.run_path(str(copy / "write_span_sample.py"), run_name="not_main")
+    namespace = runpy.run_path(str(ROOT / "scripts" / "write_span_sample.py"), run_name="not_main")
     out = tmp_path / "sample.pa2"
-    namespace["OUT"] = out
     namespace["main"].__globals__["OUT"] = out
     namespace["main"]()
     assert out.read_text() == SAMPLE.read_text()
@@ -210,3 +205,20 @@ def test_the_requirement_scales_with_the_portfolio(quantities, times):
     assert np.allclose(many.risk, one.risk * times, rtol=1e-12, atol=1e-9)
     assert np.allclose(many.net_option_value, one.net_option_value * times)
     assert (one.risk >= 0).all()
+
+
+def test_tiered_scanning_sums_each_scan_tier_worst_loss(tmp_path):
+    """With a type S record making Dec and Mar their own scan tiers, the calendar spread no longer nets in the
+    scan: each tier's worst loss counts (Dec long on the extreme down move, Mar short on the extreme up)."""
+    scan_tiers = "S ES    1002" + "01202612202612" + "02202703202703"
+    lines = SAMPLE.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("3 ES"))
+    path = tmp_path / "tiered.pa2"
+    path.write_text("\n".join(lines[:at + 1] + [scan_tiers] + lines[at + 1:]) + "\n")
+    positions = tmp_path / "positions.csv"
+    positions.write_text(HEADER + "A1,CME,ES,202612,,,2,0\nA1,CME,ES,202703,,,0,1\n")
+    done = tokenclear("margin", "--method", "span", "--params", str(path), "--positions", str(positions),
+                      "--format", "json")
+    row = by_account(contract(done.stdout, "margin"))["A1"]
+    assert Decimal(row["component_scan_risk"]) == scan((2, ES_DEC)) + scan((-1, ES_MAR))
+    assert scan((2, ES_DEC)) + scan((-1, ES_MAR)) > scan((2, ES_DEC), (-1, ES_MAR))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenclear.book.positions import Book, book_from_entries, read_positions
+from tokenclear.book.positions import Book, book_from_entries, dense_book, read_positions
 from tokenclear.dates import parse_as_of, parse_period
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue, load_catalogue
@@ -258,18 +258,14 @@ def run_span_file(params: Path, positions: Path, *, as_of: str | None = None,
         raise InputError(f"the SPAN file is of business day {file.business_date}, not {as_of}", field="--as-of")
     resolve, by_name = resolver(file, Path(positions))
     entries, warnings = read_entries(positions, resolve, sum_duplicates=sum_duplicates, symbology_only=True)
-    names = sorted(by_name)
-    held = [by_name[name] for name in names]
+    book = dense_book(entries, sorted(by_name))
+    accounts = book.accounts
+    held = [by_name[name] for name in book.instruments]
     currencies = sorted({file.commodities[c.commodity].currency for c in held})
     if len(currencies) != 1:
         raise InputError(f"the book's combined commodities are margined in {', '.join(currencies)}: one currency "
                          "a run (currency conversion is not read)", path=positions)
-    accounts = sorted({account for account, _, _ in entries})
-    row, column = {a: i for i, a in enumerate(accounts)}, {n: j for j, n in enumerate(names)}
-    quantity = np.zeros((len(accounts), len(names)), dtype=np.int64)
-    for account, name, q in entries:
-        quantity[row[account], column[name]] += q
-    result = span_arrays.margin(file, held, quantity)
+    result = span_arrays.margin(file, held, book.quantity)
     total = np.maximum(np.maximum(result.risk, 0.0) - result.net_option_value, 0.0)
     zero = requirement(0.0)
     rows = [AccountMargin(

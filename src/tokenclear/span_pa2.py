@@ -432,7 +432,7 @@ def resolver(file: RiskFile, path: Path):
     """A resolver of the rows of the positions file ``path`` (for :func:`tokenclear.book.positions.read_entries`)
     naming each row's contract of ``file`` and checking its month lies in its commodity's tiers; and the map of
     the names it gave to their contracts."""
-    from tokenclear.book.positions import _one, symbol_key
+    from tokenclear.book.positions import one_match, symbol_key
 
     index: dict[tuple, list[Contract]] = defaultdict(list)
     for contract in file.contracts:
@@ -443,7 +443,7 @@ def resolver(file: RiskFile, path: Path):
     def resolve(row: dict[str, str], by_symbol: bool, line: int) -> str:
         key = symbol_key(row, path, line)
         found = index.get(key, [])
-        name = _one([c.name for c in found], row, f"in the SPAN file of {file.business_date}", path, line)
+        name = one_match([c.name for c in found], row, f"in the SPAN file of {file.business_date}", path, line)
         contract = found[0]
         commodity = file.commodities[contract.commodity]
         for tiers, what in ((commodity.intra_tiers, "intra-commodity"), (commodity.scan_tiers, "scanning")):

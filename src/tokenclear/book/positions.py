@@ -53,7 +53,7 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
         if by_symbol:
             symbols = _symbology(catalogue) if symbols is None else symbols
             found = symbols.get(symbol_key(row, path, line), [])
-            name = _one(found, row, "in the catalogue", path, line)
+            name = one_match(found, row, "in the catalogue", path, line)
         else:
             name = row["instrument"]
         if name not in catalogue:
@@ -156,7 +156,7 @@ def symbol_key(row: dict[str, str], path: Path, line: int) -> tuple[str, str, st
     return row["exchange"].upper(), row["contract"].upper(), expiry[:6], kind, strike
 
 
-def _one(found: list[str], row: dict[str, str], where: str, path: Path, line: int) -> str:
+def one_match(found: list[str], row: dict[str, str], where: str, path: Path, line: int) -> str:
     """The one contract a row's symbology matches, else an error naming the row's contract."""
     if len(found) == 1:
         return found[0]
@@ -169,9 +169,14 @@ def _one(found: list[str], row: dict[str, str], where: str, path: Path, line: in
 
 def book_from_entries(entries: list[tuple[str, str, int]], catalogue: Catalogue) -> Book:
     """Dense book from (account, instrument, quantity) triples; instruments in catalogue order."""
+    return dense_book(entries, catalogue.instruments)
+
+
+def dense_book(entries: list[tuple[str, str, int]], order) -> Book:
+    """Dense book from (account, contract, quantity) triples; the contracts held, in the order of ``order``."""
     accounts = sorted({account for account, _, _ in entries})
     used = {name for _, name, _ in entries}
-    instruments = [name for name in catalogue.instruments if name in used]
+    instruments = [name for name in order if name in used]
     account_index = {name: i for i, name in enumerate(accounts)}
     instrument_index = {name: j for j, name in enumerate(instruments)}
     quantity = np.zeros((len(accounts), len(instruments)), dtype=np.int64)

@@ -182,10 +182,10 @@ def margin(file: RiskFile, held: list[Contract], quantity: np.ndarray) -> SpanFi
     loss = np.maximum(quantity * arrays.max(axis=1)[None, :], quantity * arrays.min(axis=1)[None, :])
     worst = [f"{codes[c]} scenario {k + 1}" for c, k in zip(worst_commodity.tolist(), worst_scenario.tolist(),
                                                               strict=True)]
-    contributors = []
-    for a in range(n_accounts):  # formatting: each account's three largest single-contract losses
-        order = np.argsort(-loss[a])[:3]
-        contributors.append([(held[j].name, float(loss[a, j])) for j in order if loss[a, j] > 0])
+    top = np.argsort(-loss, axis=1)[:, :3]  # each account's three largest single-contract losses
+    top_loss = np.take_along_axis(loss, top, axis=1)
+    contributors = [[(held[j].name, value) for j, value in zip(row, values, strict=True) if value > 0]
+                    for row, values in zip(top.tolist(), top_loss.tolist(), strict=True)]
     return SpanFileMargin(total.sum(axis=1), nov, {
         "scan_risk": scan.sum(axis=1), "intra_spread_charge": intra.sum(axis=1),
         "spot_month_charge": spot.sum(axis=1), "inter_spread_credit": credit.sum(axis=1),
