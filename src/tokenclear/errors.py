@@ -14,6 +14,7 @@ class InputError(TokenclearError):
 
     def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None,
                  field: str | None = None) -> None:
+        self.message = message
         self.path = None if path is None else str(path)
         self.line = line
         self.field = field

@@ -67,7 +67,14 @@ def risk_setup(settings: Settings, *, stress_period: str | None = None, field: s
                       apc_released_fraction=settings.apc_release if apc_release is None else apc_release,
                       holiday=settings.holiday_addon if holiday is None else holiday,
                       span_pairs=span_pairs(settings))
-    return RiskSetup(RunConfig(**values), options, classes, confidence, mpor_days,  # type: ignore[arg-type]
+    given = {"confidence": confidence, "mpor_days": mpor_days, **overrides}
+    try:
+        config = RunConfig(**values)  # type: ignore[arg-type]
+    except InputError as error:  # name the option or the variable the value came from
+        origin = f"--{error.field.replace('_', '-')}" if given.get(error.field) is not None and \
+            field.startswith("--") else f"TOKENCLEAR_{error.field.upper()}"
+        raise InputError(error.message, field=origin) from None
+    return RiskSetup(config, options, classes, confidence, mpor_days,
                      settings.concentration_addon if concentration is None else concentration)
 
 

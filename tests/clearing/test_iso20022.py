@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tokenclear.clearing.iso20022 import (
     DISPUTE_NS,
@@ -101,7 +103,31 @@ def agreement(amount: str) -> bytes:
     (b'<!DOCTYPE x [<!ENTITY e "x">]><Document/>', "DTDs and entities"),
     (agreement("1").replace(RESPONSE_NS.encode(), b"urn:other"), "expected a colr.004.001.05 or colr.009.001.05"),
     (request(), "expected a colr.004.001.05 or colr.009.001.05"),
+    # the DTD in UTF-16: no byte pattern "<!DOCTYPE" in the data, refused by the parser itself
+    ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY e "x">]><Document>&e;</Document>'
+     .encode("utf-16"), "DTDs and entities"),
+    (agreement("1").replace(b">1</AgrdAmt>", b">1E999999</AgrdAmt>"), "not an amount of at most 18 digits"),
+    (agreement("1").replace(b">1</AgrdAmt>", b">1E16</AgrdAmt>"), "not an amount of at most 18 digits"),
 ])
 def test_a_bad_answer_names_what_is_wrong(data, message):
     with pytest.raises(InputError, match=message):
         read_answer(data, source="inbox/answer.xml")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_damaged_answer_is_read_or_refused_never_a_crash(data):
+    """Fuzz: a valid colr.004 with a slice replaced by random bytes or text parses to a CallAnswer or is an
+    InputError; nothing else escapes."""
+    message = agreement("1272.00")
+    start = data.draw(st.integers(0, len(message) - 1))
+    end = data.draw(st.integers(start, min(len(message), start + 40)))
+    junk = data.draw(st.one_of(st.binary(max_size=30), st.text(max_size=30).map(str.encode),
+                               st.sampled_from([b"1E999999", b"-0", b"NaN", b"Infinity", b"&e;", b"<!DOCTYPE x>",
+                                                b"\xff\xfe", b"]]>", b"<![CDATA[x]]>"])))
+    damaged = message[:start] + junk + message[end:]
+    try:
+        answer = read_answer(damaged, source="fuzz.xml")
+    except InputError:
+        return
+    assert answer.agreed is None or answer.agreed.is_finite()

@@ -266,19 +266,24 @@ def _xml_time(moment: datetime) -> Any:
     return XmlDateTime.from_datetime(moment.replace(microsecond=0))
 
 
-def _refuse_unsafe(data: bytes, source: str) -> None:
+def _refuse_unsafe(data: bytes, source: str) -> ElementTree.Element:
+    """The root of ``data`` parsed by defusedxml: a DTD, an entity or an external reference is refused in any
+    encoding (the parser sees the decoded document, not a byte pattern), as is a message over the size cap."""
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+
     if len(data) > MAX_MESSAGE_BYTES:
         raise InputError(f"message larger than {MAX_MESSAGE_BYTES} bytes", path=source)
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise InputError("DTDs and entities are not accepted", path=source)
+    try:
+        return fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as error:
+        raise InputError(f"DTDs and entities are not accepted ({type(error).__name__})", path=source) from None
+    except ElementTree.ParseError as error:
+        raise InputError(f"not well-formed XML: {error}", path=source) from None
 
 
 def _namespace(data: bytes, source: str) -> str:
-    _refuse_unsafe(data, source)
-    try:
-        root = ElementTree.fromstring(data)
-    except ElementTree.ParseError as error:
-        raise InputError(f"not well-formed XML: {error}", path=source) from None
+    root = _refuse_unsafe(data, source)
     if not root.tag.startswith("{") or not root.tag.endswith("}Document"):
         raise InputError(f"expected an ISO 20022 Document, found {root.tag}", path=source)
     return root.tag[1:root.tag.index("}")]
@@ -289,6 +294,9 @@ def _account(obligation: Any) -> str | None:
 
 
 def _cents(value: Decimal, element: str, source: str) -> Decimal:
+    """An amount of at most 18 digits (ActiveCurrencyAndAmount: totalDigits 18) of which 2 decimals."""
+    if not value.is_finite() or value.adjusted() >= 16:
+        raise InputError(f"'{value}' is not an amount of at most 18 digits", path=source, field=element)
     if value != value.quantize(CENT):
         raise InputError(f"'{value}' has more than 2 decimals", path=source, field=element)
     return value

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from tokenclear.errors import TokenclearError
+from tokenclear.bounds import MAX_MPOR_DAYS, MIN_CONFIDENCE
+from tokenclear.errors import InputError, TokenclearError
 
 if TYPE_CHECKING:
     from tokenclear.settings import Settings
@@ -76,18 +77,42 @@ class Format(str, Enum):
     csv = "csv"
 
 
+def within(low: float, high: float | None = None, *, high_open: bool = False, low_open: bool = False):
+    """An option callback: a finite number in the stated interval, else a usage error naming the option."""
+    import math
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return value
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high))
+        if not ok:
+            interval = ("(" if low_open else "[") + f"{low:g}, " + ("inf)" if high is None else
+                                                                      f"{high:g}" + (")" if high_open else "]"))
+            raise typer.BadParameter(f"must be a number in {interval}, not {value:g}")
+        return value
+
+    return check
+
+
+#: A confidence level (VaR, haircut, scan range) and a margin period of risk, business days.
+confidence_range = within(MIN_CONFIDENCE, 1.0, high_open=True)
+mpor_range = within(1, MAX_MPOR_DAYS)
+
 PositionsOpt = Annotated[Path | None, typer.Option("--positions", "-p", help="CSV account,instrument,quantity, or "
                                                    "exchange,contract,expiry,put_call,strike and long,short "
                                                    "(default: the shipped demo book)")]
 InstrumentsOpt = Annotated[Path | None, typer.Option("--instruments", help="instrument catalogue CSV")]
 PricesOpt = Annotated[Path | None, typer.Option("--prices", help="folder of date,close CSV files")]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: last common date)")]
-ConfidenceOpt = Annotated[float | None, typer.Option(help="confidence level of the VaR (default: "
-                                                   "TOKENCLEAR_CONFIDENCE, else the listed class's, 99%)")]
-MporOpt = Annotated[int | None, typer.Option("--mpor-days", help="margin period of risk, business days (default: "
+ConfidenceOpt = Annotated[float | None, typer.Option(callback=confidence_range,
+                                                   help="confidence level of the VaR (default: TOKENCLEAR_CONFIDENCE"
+                                                   ", else the listed class's, 99%)")]
+MporOpt = Annotated[int | None, typer.Option("--mpor-days", callback=mpor_range,
+                                             help="margin period of risk, business days (default: "
                                              "TOKENCLEAR_MPOR_DAYS, else the listed class's, 2)")]
-LookbackOpt = Annotated[int | None, typer.Option(help="observations in the scenario window (default: "
-                                                 "TOKENCLEAR_LOOKBACK, 1250)")]
+LookbackOpt = Annotated[int | None, typer.Option(callback=within(1), help="observations in the scenario window "
+                                                 "(default: TOKENCLEAR_LOOKBACK, 1250)")]
 AllowDefaultsOpt = Annotated[bool | None, typer.Option(
     "--allow-defaults/--refuse-defaults", help="price a series missing from underlyings.csv (and run without "
     "concentration.csv rows) on stated defaults, with a warning (default: TOKENCLEAR_ALLOW_DEFAULTS, refuse)")]
@@ -140,7 +165,10 @@ def get_settings() -> Settings:
     """The settings (pydantic is imported on first use: `tokenclear --help` does not pay for it)."""
     from tokenclear.settings import get_settings as cached
 
-    return cached()
+    try:
+        return cached()
+    except TokenclearError as error:  # an environment variable out of range: one line naming it
+        raise fail(error) from None
 
 
 def fail(error: TokenclearError) -> typer.Exit:
@@ -170,8 +198,11 @@ def write_text(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text + "\n")
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as error:
+            raise fail(InputError(f"cannot write ({error.strerror}: {error.filename})", path=out)) from None
         stderr.print(f"wrote {out}")
 
 

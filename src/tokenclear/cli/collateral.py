@@ -12,7 +12,20 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tokenclear.cli.app import AsOfOpt, Format, WideOpt, app, csv_text, fail, get_settings, stderr, stdout
+from tokenclear.bounds import MAX_HAIRCUT_MPOR_DAYS
+from tokenclear.cli.app import (
+    AsOfOpt,
+    Format,
+    WideOpt,
+    app,
+    confidence_range,
+    csv_text,
+    fail,
+    get_settings,
+    stdout,
+    within,
+    write_text,
+)
 from tokenclear.cli.output import Report, digest, emit
 from tokenclear.errors import InputError, TokenclearError
 
@@ -72,17 +85,18 @@ def eligible(
 @app.command()
 def haircuts(
     as_of: AsOfOpt = None,
-    confidence: Annotated[float, typer.Option(help="confidence level of the haircuts (Eurex Clearing: 99.9%)")]
-    = 0.999,
-    mpor_days: Annotated[int, typer.Option("--mpor-days", help="margin period of risk the haircut covers, "
-                                                           "business days")] = 2,
+    confidence: Annotated[float, typer.Option(callback=confidence_range, help="confidence level of the haircuts "
+                                              "(Eurex Clearing: 99.9%)")] = 0.999,
+    mpor_days: Annotated[int, typer.Option("--mpor-days", callback=within(1, MAX_HAIRCUT_MPOR_DAYS),
+                                           help="margin period of risk the haircut covers, business days")] = 2,
     apc: Annotated[HaircutApc, typer.Option(help="anti-procyclicality option")] = HaircutApc.stressed_weight,
     liquidity: Annotated[Scaling, typer.Option(help="horizon scaling for days to liquidate")] = Scaling.sqrt,
-    position_usd: Annotated[float, typer.Option(help="reference position size for the liquidity component")]
-    = 10_000_000.0,
+    position_usd: Annotated[float, typer.Option(callback=within(0), help="reference position size for the "
+                                                "liquidity component")] = 10_000_000.0,
     margin_currency: Annotated[str | None, typer.Option(help="currency the haircut protects (default settings)")]
     = None,
-    depeg_half_life: Annotated[float, typer.Option(help="days after which a past depeg counts half")] = 90.0,
+    depeg_half_life: Annotated[float, typer.Option(callback=within(0, low_open=True),
+                                                   help="days after which a past depeg counts half")] = 90.0,
     compare: Annotated[Path | None, typer.Option(help="previous haircut file: the monthly review")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write the table as CSV here")] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
@@ -111,9 +125,7 @@ def haircuts(
         raise fail(error) from None
     rows = table.rows()
     if out is not None:  # the haircut file a later --compare reads back (plain CSV, no preamble)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(csv_text(rows), encoding="utf-8")
-        stderr.print(f"wrote {out}")
+        write_text(csv_text(rows).removesuffix("\n"), out)
     metadata = {"as_of": str(table.as_of), "confidence": confidence, "mpor_days": mpor_days, "apc": apc.value,
                 "liquidity_scaling": liquidity.value, "position": Decimal(str(position_usd)).quantize(Decimal("0.01")),
                 "currency": currency,

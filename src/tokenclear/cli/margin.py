@@ -27,13 +27,16 @@ from tokenclear.cli.app import (
     SumDuplicatesOpt,
     WideOpt,
     app,
+    confidence_range,
     fail,
     get_settings,
     load_context,
+    mpor_range,
     params_app,
     progress_bar,
     stages,
     stdout,
+    within,
     write_text,
 )
 from tokenclear.errors import TokenclearError
@@ -48,12 +51,14 @@ def margin(
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     method: Annotated[Method, typer.Option(help="margin method")] = Method.hsvar,
-    confidence: Annotated[float | None, typer.Option(help="confidence level for every class (default: "
+    confidence: Annotated[float | None, typer.Option(callback=confidence_range,
+                                                     help="confidence level for every class (default: "
                                                      "TOKENCLEAR_CONFIDENCE, else per class from margin_classes.csv: "
                                                      "99% listed, 99.5% OTC)")] = None,
-    mpor_days: Annotated[int | None, typer.Option(help="margin period of risk in days for every class (default: "
+    mpor_days: Annotated[int | None, typer.Option(callback=mpor_range,
+                                                  help="margin period of risk in days for every class (default: "
                                                   "TOKENCLEAR_MPOR_DAYS, else per class: 2 listed, 5 OTC)")] = None,
-    lookback: LookbackOpt = 1250,
+    lookback: LookbackOpt = None,
     measure: Annotated[Measure, typer.Option(help="quantile (linear), kth worst loss, or es (97.5%)")] =
         Measure.quantile,
     as_of: AsOfOpt = None,
@@ -62,8 +67,9 @@ def margin(
                                                           "'none' for none)")] = None,
     apc: Annotated[Apc | None, typer.Option(help="anti-procyclicality option (default: TOKENCLEAR_APC, "
                                                  "stressed-weight)")] = None,
-    apc_release: Annotated[float | None, typer.Option(help="fraction of the APC buffer released in stress "
-                                                           "(default: TOKENCLEAR_APC_RELEASE, 0)")] = None,
+    apc_release: Annotated[float | None, typer.Option(callback=within(0, 1), help="fraction of the APC buffer "
+                                                           "released in stress (default: TOKENCLEAR_APC_RELEASE, 0)")]
+    = None,
     holiday_addon: Annotated[bool | None, typer.Option(help="collect the holiday/weekend add-on (default: "
                                                             "TOKENCLEAR_HOLIDAY_ADDON, on)")] = None,
     concentration_addon: Annotated[bool | None, typer.Option(help="large-position add-on against ADV (default: "
@@ -97,7 +103,7 @@ def margin(
                      "--stress-period": stress_period, "--apc": apc, "--apc-release": apc_release,
                      "--holiday-addon/--no-holiday-addon": holiday_addon, "--allow-defaults": allow_defaults,
                      "--concentration-addon/--no-concentration-addon": concentration_addon,
-                     "--lookback": None if lookback == 1250 else lookback,
+                     "--lookback": lookback,
                      "--measure": None if measure is Measure.quantile else measure}
             return span_file_margin(method, params, positions, as_of, sum_duplicates, output, wide,
                                     [name for name, value in given.items() if value is not None])
@@ -252,7 +258,7 @@ def backtest(
     account: Annotated[str | None, typer.Option(help="one account (default: the whole book)")] = None,
     confidence: ConfidenceOpt = 0.99,
     mpor_days: MporOpt = 2,
-    lookback: LookbackOpt = 1250,
+    lookback: LookbackOpt = None,
     measure: Annotated[Measure, typer.Option(help="quantile, kth or es")] = Measure.quantile,
     as_of: AsOfOpt = None,
     start: Annotated[str | None, typer.Option("--from", help="first test date")] = None,
@@ -343,9 +349,9 @@ def params_span(
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     as_of: AsOfOpt = None,
-    coverage: Annotated[float, typer.Option(help="coverage of the scan ranges")] = 0.99,
+    coverage: Annotated[float, typer.Option(callback=confidence_range, help="coverage of the scan ranges")] = 0.99,
     mpor_days: MporOpt = 2,
-    lookback: LookbackOpt = 1250,
+    lookback: LookbackOpt = None,
     stress_period: Annotated[str | None, typer.Option(help="START:END in the calibration window (default: "
                                                           "TOKENCLEAR_STRESS_PERIOD, as `margin --method span`; "
                                                           "'none' for none)")] = None,
@@ -391,7 +397,7 @@ def params_hsvar(
     instruments: InstrumentsOpt = None,
     prices: PricesOpt = None,
     as_of: AsOfOpt = None,
-    lookback: LookbackOpt = 1250,
+    lookback: LookbackOpt = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.csv,
     out: Annotated[Path | None, typer.Option("--out", help="write the file here (default: stdout)")] = None,
 ) -> None:
@@ -453,7 +459,7 @@ def params_asvar(
     prices: PricesOpt = None,
     as_of: AsOfOpt = None,
     mpor_days: MporOpt = 2,
-    lookback: LookbackOpt = 1250,
+    lookback: LookbackOpt = None,
     out: OutOpt = None,
 ) -> None:
     """The weekly AS-VaR parameter set in force on a date (published the Friday before)."""

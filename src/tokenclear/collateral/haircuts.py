@@ -41,6 +41,7 @@ import numpy as np
 from scipy.stats import norm
 
 from tokenclear.arrays import Float64Array1D
+from tokenclear.bounds import MAX_HAIRCUT_MPOR_DAYS
 from tokenclear.collateral.assets import Asset, Registry
 from tokenclear.collateral.limits import CreditFloors, ScheduleFloors
 from tokenclear.collateral.returns import at_horizon, fx_cross, loss_quantiles, stressed_window, window
@@ -71,7 +72,8 @@ class HaircutConfig:
     depeg_floor: float = 0.01
     depeg_half_life_days: float = 90.0  # age (calendar days) at which a past depeg counts half
     grid_fraction: float = 0.005  # published haircuts round up to this step (0.5%)
-    max_horizon_days: int = 20
+    max_horizon_days: int = MAX_HAIRCUT_MPOR_DAYS
+    max_stale_days: int = 7  # calendar days a price may lag the as-of date (a week: holidays and weekends pass)
 
     def __post_init__(self) -> None:
         if not 0.5 < self.confidence < 1.0:
@@ -80,6 +82,8 @@ class HaircutConfig:
             raise ConfigurationError(f"unknown APC option '{self.apc}'; choose one of {', '.join(APC_OPTIONS)}")
         if self.liquidity_scaling not in LIQUIDITY_SCALING:
             raise ConfigurationError(f"liquidity scaling must be one of {', '.join(LIQUIDITY_SCALING)}")
+        if not 1 <= self.mpor_days <= self.max_horizon_days or not math.isfinite(self.position_usd):
+            raise ConfigurationError(f"mpor_days in [1, {self.max_horizon_days}], position_usd finite")
         if self.mpor_days < 1 or self.lookback < 20 or self.stress_window < 20 or self.max_horizon_days < 1:
             raise ConfigurationError("mpor_days >= 1, lookback and stress_window >= 20, max_horizon_days >= 1")
         if not 0 < self.grid_fraction < 0.1 or self.position_usd < 0 or not 0 <= self.depeg_floor < 1:
@@ -136,7 +140,8 @@ def market_curve(asset: Asset, market: MarketData, as_of: np.datetime64, config:
     if asset.price_model == "volatility":
         return z * asset.annual_vol * np.sqrt(horizons / BUSINESS_DAYS_PER_YEAR)
     own = market.get(asset.price_series)
-    base = loss_quantiles(window(own, as_of, config.lookback), max_horizon=size, confidence=config.confidence)
+    base = loss_quantiles(window(own, as_of, config.lookback, config.max_stale_days), max_horizon=size,
+                          confidence=config.confidence)
     return _apc(base, stressed_curve(market.get(asset.stress_series or asset.price_series), as_of, config), config)
 
 
@@ -159,7 +164,8 @@ def fx_curve(asset: Asset, market: MarketData, as_of: np.datetime64, config: Hai
     cross = fx_cross(asset.currency, config.margin_currency, market)
     if cross is None:
         return np.zeros(config.max_horizon_days)
-    base = loss_quantiles(window(cross, as_of, config.lookback), max_horizon=config.max_horizon_days,
+    base = loss_quantiles(window(cross, as_of, config.lookback, config.max_stale_days),
+                          max_horizon=config.max_horizon_days,
                           confidence=config.confidence)
     return _apc(base, stressed_curve(cross, as_of, config), config)
 

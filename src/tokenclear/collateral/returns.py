@@ -69,12 +69,18 @@ def at_horizon(curve: Float64Array1D, horizon_days: float) -> float:
     return float(np.interp(horizon_days, grid, np.concatenate([[0.0], curve])))
 
 
-def window(series: PriceSeries, as_of: np.datetime64, observations: int) -> Float64Array1D:
-    """The last ``observations`` + 1 closes on or before ``as_of`` (so ``observations`` returns)."""
+def window(series: PriceSeries, as_of: np.datetime64, observations: int,
+           max_stale_days: int | None = None) -> Float64Array1D:
+    """The last ``observations`` + 1 closes on or before ``as_of`` (so ``observations`` returns); with
+    ``max_stale_days``, the last close must lie at most that many calendar days before ``as_of``."""
     keep = series.dates <= as_of
     closes = series.closes[keep]
     if closes.size < 2:
         raise MarketDataError(f"series '{series.name}' has fewer than two closes on or before {as_of}")
+    last = series.dates[keep][-1]
+    if max_stale_days is not None and (as_of - last).astype(int) > max_stale_days:
+        raise MarketDataError(f"series '{series.name}' last closes on {last}, {(as_of - last).astype(int)} days "
+                              f"before as-of {as_of} (at most {max_stale_days}): its prices are stale")
     return closes[-(observations + 1):]
 
 

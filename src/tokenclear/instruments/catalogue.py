@@ -32,6 +32,8 @@ from tokenclear.errors import InputError
 KINDS = ("future", "perpetual", "option")
 PREMIUM_STYLES = ("paid", "futures")
 CLEARING_CLASSES = ("listed", "otc")
+#: Contract sizes in use run from 0.001 (crypto micros) to 12,500,000 (CME yen): beyond these, a unit error.
+MIN_MULTIPLIER, MAX_MULTIPLIER = Decimal("1e-9"), Decimal("1e9")
 COLUMNS = ("instrument", "kind", "underlying", "multiplier", "currency", "expiry", "strike", "option_type")
 
 
@@ -96,8 +98,9 @@ def load_catalogue(path: Path) -> Catalogue:
         if not row["underlying"]:
             raise InputError("underlying is blank", path=path, line=line, field="underlying")
         multiplier = parse_decimal(row["multiplier"], path=path, line=line, field="multiplier")
-        if multiplier <= 0:
-            raise InputError("multiplier must be > 0", path=path, line=line, field="multiplier")
+        if not MIN_MULTIPLIER <= multiplier <= MAX_MULTIPLIER:
+            raise InputError(f"multiplier {multiplier} must lie in [{MIN_MULTIPLIER}, {MAX_MULTIPLIER}]", path=path,
+                             line=line, field="multiplier")
         currency = row["currency"].upper()
         if len(currency) != 3 or not currency.isalpha():
             raise InputError(f"currency '{row['currency']}' is not an ISO 4217 code", path=path, line=line,

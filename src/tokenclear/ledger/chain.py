@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from eth_utils import to_checksum_address
 
-from tokenclear.errors import ChainUnavailable, LedgerError, TransactionReverted
+from tokenclear.errors import ChainUnavailable, InputError, LedgerError, TransactionReverted
 from tokenclear.ledger.abi import revert_reason
 
 #: Gas limit per transaction on the embedded chain, and the chunking budget of batches.
@@ -178,6 +180,11 @@ class RpcChain(Chain):
         from eth_account import Account
         from web3 import Web3
 
+        try:
+            funder = Account.from_key(funder_key)
+        except Exception:  # binascii.Error, ValueError: the message may quote the key, so none is shown
+            raise InputError("not a private key: 32 bytes in hex, 0x-prefixed, between 1 and the curve order "
+                             "(the value is not shown)", field="TOKENCLEAR_PRIVATE_KEY") from None
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
         self.url = url
         self.name = "json-rpc"
@@ -185,7 +192,6 @@ class RpcChain(Chain):
             self.chain_id = int(self.w3.eth.chain_id)
         except Exception as exc:  # requests/ConnectionError, or a non-JSON-RPC answer
             raise ChainUnavailable(f"no EVM node answers at {url}: {type(exc).__name__}") from exc
-        funder = Account.from_key(funder_key)
         self._keys = {funder.address: funder}
         self._nonces: dict[str, int] = {}
         self.funder = funder.address
@@ -201,6 +207,25 @@ class RpcChain(Chain):
         except (OSError, ValueError) as exc:
             raise LedgerError(f"{keystore}: cannot decrypt the keystore: {exc}") from None
         return cls(url, key.hex())
+
+    @contextmanager
+    def _node(self, what: str) -> Iterator[None]:
+        """A node that stops answering mid-run is a :class:`ChainUnavailable` naming the step, not a raw
+        ``ConnectionError``; the caller's instruction stays pending and is recovered on restart."""
+        from requests.exceptions import RequestException
+
+        try:
+            yield
+        except (RequestException, OSError) as exc:
+            raise ChainUnavailable(f"{self.url}: the node stopped answering during {what}: "
+                                   f"{type(exc).__name__}") from None
+
+    def _refused(self, exc: Exception, sender: str) -> LedgerError:
+        """The node's refusal of a transaction as a one-line error (an unfunded key named as such)."""
+        message = str(exc.args[0] if exc.args else exc)
+        if "insufficient funds" in message.lower():
+            return LedgerError(f"{sender} cannot pay for gas on {self.url} (chain {self.chain_id}): fund it")
+        return LedgerError(f"{self.url} refused the transaction from {sender}: {message}")
 
     def _fee(self) -> tuple[int, int]:
         if self._fees is None or self._sent % 100 == 0:
@@ -231,27 +256,36 @@ class RpcChain(Chain):
         tx = {"from": sender, "data": data, "value": value}
         if to is not None:
             tx["to"] = to_checksum_address(to)
-        try:
-            gas = int(self.w3.eth.estimate_gas(tx))
-        except ContractLogicError as exc:
-            raise TransactionReverted(_rpc_reason(exc)) from None
-        except Exception as exc:
-            raise ChainUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
-        max_fee, tip = self._fee()
-        tx.update(gas=gas + gas // 5, nonce=self._nonce(sender), chainId=self.chain_id, maxFeePerGas=max_fee,
-                  maxPriorityFeePerGas=tip)
+        from web3.exceptions import Web3RPCError
+
+        with self._node("gas estimation"):
+            try:
+                gas = int(self.w3.eth.estimate_gas(tx))
+            except ContractLogicError as exc:
+                raise TransactionReverted(_rpc_reason(exc)) from None
+            except Web3RPCError as exc:
+                raise self._refused(exc, sender) from None
+            max_fee, tip = self._fee()
+            tx.update(gas=gas + gas // 5, nonce=self._nonce(sender), chainId=self.chain_id, maxFeePerGas=max_fee,
+                      maxPriorityFeePerGas=tip)
         tx.pop("from")
-        try:
-            tx_hash = self.w3.eth.send_raw_transaction(self._keys[sender].sign_transaction(tx).raw_transaction)
-        except Exception as exc:  # another process signed with this key since: take the node's count, once
-            if "nonce too low" not in str(exc).lower():
-                raise
-            self._nonces.pop(sender, None)
-            tx["nonce"] = self._nonce(sender)
-            tx_hash = self.w3.eth.send_raw_transaction(self._keys[sender].sign_transaction(tx).raw_transaction)
+        with self._node("sending a transaction"):
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(self._keys[sender].sign_transaction(tx).raw_transaction)
+            except Web3RPCError as exc:  # another process signed with this key since: take the node's count, once
+                if "nonce too low" not in str(exc).lower():
+                    raise self._refused(exc, sender) from None
+                self._nonces.pop(sender, None)
+                tx["nonce"] = self._nonce(sender)
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(
+                        self._keys[sender].sign_transaction(tx).raw_transaction)
+                except Web3RPCError as again:
+                    raise self._refused(again, sender) from None
         self._nonces[sender] += 1
         self._sent += 1
-        receipt = self._wait(tx_hash)
+        with self._node(f"waiting for transaction 0x{bytes(tx_hash).hex()}"):
+            receipt = self._wait(tx_hash)
         if receipt["status"] != 1:
             raise TransactionReverted(f"reverted on chain in transaction 0x{bytes(tx_hash).hex()}")
         logs = tuple(RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
@@ -287,13 +321,15 @@ class RpcChain(Chain):
         tx = {"to": to_checksum_address(to), "data": data}
         if sender is not None:
             tx["from"] = to_checksum_address(sender)
-        try:
-            return bytes(self.w3.eth.call(tx))
-        except ContractLogicError as exc:
-            raise TransactionReverted(_rpc_reason(exc)) from None
+        with self._node("a call"):
+            try:
+                return bytes(self.w3.eth.call(tx))
+            except ContractLogicError as exc:
+                raise TransactionReverted(_rpc_reason(exc)) from None
 
     def timestamp(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        with self._node("reading the clock"):
+            return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def advance_time(self, seconds: int) -> None:
         try:
@@ -303,7 +339,8 @@ class RpcChain(Chain):
             raise LedgerError(f"{self.url} cannot move its clock (not a development node): {exc}") from exc
 
     def block_number(self) -> int:
-        return int(self.w3.eth.block_number)
+        with self._node("reading the block number"):
+            return int(self.w3.eth.block_number)
 
     def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
         """Logs in ranges of at most LOG_RANGE blocks: nodes and RPC providers cap the range (or the results)
@@ -311,8 +348,9 @@ class RpcChain(Chain):
         end = self.block_number() if to_block is None else to_block
         raw = []
         for start in range(from_block, end + 1, LOG_RANGE):
-            raw += self.w3.eth.get_logs({"address": to_checksum_address(address), "fromBlock": start,
-                                         "toBlock": min(start + LOG_RANGE - 1, end)})
+            with self._node("reading logs"):
+                raw += self.w3.eth.get_logs({"address": to_checksum_address(address), "fromBlock": start,
+                                             "toBlock": min(start + LOG_RANGE - 1, end)})
         return [RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
                        bytes(log["data"]), int(log["blockNumber"])) for log in raw]
 

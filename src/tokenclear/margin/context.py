@@ -14,7 +14,8 @@ import numpy as np
 
 from tokenclear.arrays import DateArray1D, Float64Array1D, Float64Array2D
 from tokenclear.book.positions import Book
-from tokenclear.errors import MarketDataError
+from tokenclear.bounds import MAX_MPOR_DAYS, MIN_CONFIDENCE
+from tokenclear.errors import InputError, MarketDataError
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.instruments.underlyings import Underlying, underlying_spec
 from tokenclear.margin.factors import (
@@ -50,6 +51,25 @@ class RunConfig:
     margin_currency: str = "USD"
     risk_calendar: str = "XNYS"
     cash_calendar: str = "XNYS"
+
+    def __post_init__(self) -> None:
+        """Refuse a value no margin can be computed from, naming the field."""
+        checks = (("confidence", MIN_CONFIDENCE <= self.confidence < 1.0, f"in [{MIN_CONFIDENCE}, 1)"),
+                  ("es_confidence", MIN_CONFIDENCE <= self.es_confidence < 1.0, f"in [{MIN_CONFIDENCE}, 1)"),
+                  ("mpor_days", 1 <= self.mpor_days <= MAX_MPOR_DAYS, f"in [1, {MAX_MPOR_DAYS}] business days"),
+                  ("ewma_lambda", 0.0 < self.ewma_lambda < 1.0, "in (0, 1)"),
+                  ("min_scenarios", self.min_scenarios >= 1, ">= 1"),
+                  ("lookback", self.lookback >= self.min_scenarios, f">= min_scenarios ({self.min_scenarios})"),
+                  ("stress_window", self.stress_window >= 1, ">= 1"),
+                  ("required_history", self.required_history >= 1, ">= 1"),
+                  ("max_stale_days", self.max_stale_days >= 0, ">= 0"))
+        for name, ok, rule in checks:
+            if not ok:
+                raise InputError(f"must be {rule}, not {getattr(self, name)}", field=name)
+        tail = tail_scenarios(self.confidence)
+        if self.lookback < tail:
+            raise InputError(f"{self.lookback} scenarios leave no loss beyond the {self.confidence:.2%} quantile: "
+                             f"at least {tail} are needed", field="lookback")
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,11 @@ class Context:
         sigma_now = self.daily_vol[-1]
         ratio = sigma_now / np.maximum(sigma_t, 1e-12)
         return np.where((self.move_dates < self.daily_dates[0])[:, None], 1.0, ratio)
+
+
+def tail_scenarios(confidence: float) -> int:
+    """The fewest scenarios with at least one loss beyond the ``confidence`` quantile: ceil(1 / (1 - c))."""
+    return int(np.ceil(np.round(1.0 / (1.0 - confidence), 9)))
 
 
 def most_stressed_rows(moves: Float64Array2D, window: int) -> np.ndarray:

@@ -122,10 +122,12 @@ def resolve(instruments: list[Instrument], factors: RiskFactors, *, margin_curre
         for i, one in enumerate(instruments):  # reference data, once per instrument
             if (one.underlying, one.expiry) in published:
                 forward[i] = published[(one.underlying, one.expiry)]
-    bad = is_option & ~is_normal & (forward <= 0)
-    if bad.any():
-        name = instruments[int(np.argmax(bad))].instrument
-        raise MarketDataError(f"option '{name}': Black-76 needs a positive forward; use option_model=bachelier")
+    for bad, what in ((is_option & ~is_normal & (forward <= 0), "forward"),
+                      (is_option & ~is_normal & ~(strike > 0), "strike")):
+        if bad.any():
+            name = instruments[int(np.argmax(bad))].instrument
+            raise MarketDataError(f"option '{name}': Black-76 needs a positive {what}; use option_model=bachelier "
+                                  "in underlyings.csv for a series that can go negative")
     fx = np.where(fx_index >= 0, spot[np.maximum(fx_index, 0)], 1.0)
     premium_paid = np.array([one.premium_paid for one in instruments], dtype=bool)
     return Resolved([one.instrument for one in instruments], underlying_index, fx_index, multiplier, years,

@@ -62,6 +62,9 @@ def settlement_prices(catalogue: Catalogue, names: list[str], market: MarketData
         if published is not None and (date, one.instrument) in published:
             out.append(published[(date, one.instrument)])
             continue
+        if one.expiry is not None and date > one.expiry:
+            raise MarketDataError(f"'{one.instrument}' expired on {one.expiry}: its variation margin ends at its "
+                                  f"final settlement on that day, none is due on {date}")
         spot = close_on(market, one.underlying, date, max_stale_days=max_stale_days)
         spec = underlying_spec(specs, one.underlying, "XNYS")
         years = 0.0 if one.expiry is None else max(int((one.expiry - date).astype(np.int64)), 0) / 365.25

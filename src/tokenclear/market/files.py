@@ -19,6 +19,9 @@ from tokenclear.errors import InputError
 from tokenclear.market.history import MarketData, PriceSeries
 
 JUMP = 4.0
+#: A close's magnitude lies within [MIN_CLOSE, MAX_CLOSE] (relative series) or below MAX_CLOSE (absolute): beyond,
+#: a unit error or an overflow of the P&L in float64, not a price.
+MIN_CLOSE, MAX_CLOSE = 1e-9, 1e12
 
 
 def load_series(path: Path, *, value_column: str = "close", relative: bool = False,
@@ -35,6 +38,10 @@ def load_series(path: Path, *, value_column: str = "close", relative: bool = Fal
             raise InputError(f"date {dates[index]} is not after the previous row's {dates[index - 1]}",
                              path=path, line=line, field="date")
     name = Path(path).stem
+    huge = np.flatnonzero(np.abs(values) > MAX_CLOSE)
+    if huge.size and value_column == "close":  # volumes may be larger
+        raise InputError(f"close {values[huge[0]]:g} on {dates[huge[0]]} is beyond {MAX_CLOSE:g} in magnitude: "
+                         "refused as a bad price", path=path, line=rows[huge[0]][0], field=value_column)
     if relative:
         _check_relative(path, name, rows, dates, values, value_column, confirmed)
     return PriceSeries(name=name, dates=dates, closes=values)
@@ -43,11 +50,12 @@ def load_series(path: Path, *, value_column: str = "close", relative: bool = Fal
 def _check_relative(path: Path, name: str, rows: list, dates: np.ndarray, values: np.ndarray, column: str,
                     confirmed: frozenset[tuple[str, str]]) -> None:
     """Closes > 0 and one-day moves within :data:`JUMP` (vectorised; the first offending row is named)."""
-    bad = np.flatnonzero(values <= 0)
+    bad = np.flatnonzero(values < MIN_CLOSE)
     if bad.size:
         line = rows[bad[0]][0]
-        raise InputError(f"close {values[bad[0]]:g} on {dates[bad[0]]}: a series of relative moves needs closes > 0 "
-                         "(declare returns=absolute in underlyings.csv for one that can reach 0 or below)",
+        raise InputError(f"close {values[bad[0]]:g} on {dates[bad[0]]}: a series of relative moves needs closes "
+                         f"> 0 (at least {MIN_CLOSE:g}; declare returns=absolute in underlyings.csv for one that "
+                         "can reach 0 or below)",
                          path=path, line=line, field=column)
     ratio = values[1:] / values[:-1]
     jumps = np.flatnonzero((ratio > JUMP) | (ratio < 1.0 / JUMP))
