@@ -117,5 +117,5 @@ def test_a_default_is_recorded_with_the_call_and_sent_after_a_crash(tmp_path, mo
         assert pending is not None and pending.status == "pending"
         assert session.scalar(select(MarginCall.state).where(MarginCall.key == "call:late")) == calls.DEFAULTED
     assert not demo.ledger.is_defaulted(onchain)
-    assert workflow.recover() == 1
+    assert workflow.recover().sent == [f"default:{account.id}"]
     assert demo.ledger.is_defaulted(onchain)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.ledger.conftest import START, make_world
+from tests.ledger.conftest import START, USD, make_world
 from tokenclear.errors import TransactionReverted
 from tokenclear.ledger import build
 from tokenclear.ledger.chain import EmbeddedChain
@@ -125,3 +125,23 @@ def test_embedded_gas_matches_the_node_exactly(anvil_node):
     embedded = gas_receipts(EmbeddedChain(start_time=START))
     node = gas_receipts(RpcChain(anvil_node.url, anvil_node.funder_key))
     assert {op: r.execution_gas for op, r in embedded.items()} == {op: r.execution_gas for op, r in node.items()}
+
+
+@pytest.mark.parametrize("holder", ["vault", "settlement", "htlc", "bid_bond"])
+def test_no_agent_can_freeze_or_force_a_transfer_out_of_a_protocol_contract(world, holder):
+    """A token agent used to forced_transfer the vault's tokens away (the vault's books still held them, so
+    another member's release reverted) or freeze the vault or an escrow. Their balances are held for others
+    and booked by the contract: a freeze, a partial freeze, a forced transfer and a wallet recovery against
+    them are refused; against a member's wallet they still work."""
+    ledger = world.ledger
+    usd, target = ledger.token("TUSD"), getattr(ledger, holder).address
+    reason = b"court-order".ljust(32, b"\0")
+    ledger.pledge("p", world.m1_house, "TUSD", 1_000 * USD, world.m1)
+    for fn, args in (("freeze", (target, True, reason)), ("freeze_partial", (target, 1, reason)),
+                     ("forced_transfer", (target, world.m2, 1, reason)), ("recover", (target, world.m2, reason))):
+        with pytest.raises(TransactionReverted, match="protocol contract"):
+            usd.send(fn, *args, sender=ledger.operator)
+    usd.send("freeze", target, False, reason, sender=ledger.operator)  # lifting a freeze is always allowed
+    usd.send("forced_transfer", world.m1, world.m2, USD, reason, sender=ledger.operator)
+    ledger.release("r", world.m1_house, "TUSD", 1_000 * USD)
+    assert ledger.held(world.m1_house, "TUSD") == 0

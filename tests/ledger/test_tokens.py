@@ -100,10 +100,30 @@ def test_fund_nav_updates_are_bounded_and_flow_into_collateral_value(world):
     assert before == 1_000 * USD * 98 // 100  # NAV 1.00, haircut 2%
     fund.send("set_nav", 100_500_000, sender=world.op)  # +0.50%: on the bound
     assert ledger.collateral_value(world.m1_house) == 1_005 * USD * 98 // 100
-    with pytest.raises(TransactionReverted, match="NAV move exceeds the bound"):
+    with pytest.raises(TransactionReverted, match="NAV move exceeds the daily bound"):
         fund.send("set_nav", 101_100_000, sender=world.op)  # +0.597%
     with pytest.raises(TransactionReverted, match="missing role"):
         fund.send("set_nav", 100_600_000, sender=world.m1)
+
+
+def test_fund_nav_moves_at_most_its_bound_per_day_however_many_updates(world):
+    """40 updates of +0.20% each used to walk the NAV +8.3%; within a UTC day it now stays within 0.50% of the
+    day's opening NAV (two steps: +0.40%), and the next day opens a new 0.50%."""
+    fund, chain = world.ledger.token("TMMF"), world.chain
+    nav, moved = 10**8, 0
+    for _ in range(40):
+        try:
+            fund.send("set_nav", nav * 10_020 // 10_000, sender=world.op)
+        except TransactionReverted as error:
+            assert "daily bound" in error.reason
+        else:
+            nav, moved = nav * 10_020 // 10_000, moved + 1
+    assert moved == 2 and fund.call("nav_e8") == 10**8 * 10_020 // 10_000 * 10_020 // 10_000
+    chain.advance_time(86_400)
+    fund.send("set_nav", nav * 10_050 // 10_000, sender=world.op)  # a new day: +0.50% from its opening
+    with pytest.raises(TransactionReverted, match="daily bound"):
+        fund.send("set_nav", nav * 10_051 // 10_000, sender=world.op)
+    fund.send("set_nav", nav * 9_950 // 10_000, sender=world.op)  # down within the day's band is allowed
 
 
 def test_dividend_fund_pays_income_in_new_units(world):

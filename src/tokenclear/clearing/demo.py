@@ -241,7 +241,7 @@ class Demo:
         if latest is not None:
             self.clock.set(max(self.clock.now(), utc(latest)))
         workflow = self._workflow(ledger)
-        return workflow, workflow.recover()
+        return workflow, len(workflow.recover())
 
     def _onboard(self, ledger: Ledger) -> dict[str, MemberPlan]:
         """The members' wallets (each authorises the vault and the settlement contract, as a member

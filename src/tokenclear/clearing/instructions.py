@@ -3,6 +3,12 @@ after: a crash at any point leaves it pending in the store, and :meth:`Instructi
 again from its stored parameters; the contracts treat a replayed key as a no-op, so nothing is paid
 twice and nothing is lost.
 
+States: ``pending`` (recorded, perhaps sent), ``confirmed`` (mined; its result stored), ``failed`` (the chain
+refused it: the revert reason is stored, the key is spent) and ``expired`` (left pending by a crash and found
+no longer valid when the process came back: never sent again). A node that cannot be reached leaves the
+instruction pending. Before a pending instruction is sent again it is re-validated (``recover``'s ``check``);
+an operator lists and resolves the ones that need a decision (``tokenclear instructions``).
+
 Fault injection for the crash tests and the campaign lives here too, at the two instruction boundaries
 (before and after the send)."""
 
@@ -11,13 +17,15 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
 
 from tokenclear.clearing.interfaces import Clock, LedgerPort, StorePort
-from tokenclear.errors import TokenclearError
+from tokenclear.errors import TokenclearError, TransactionReverted
 from tokenclear.ledger.ledger import Floor, Payment
+from tokenclear.store import queries
 from tokenclear.store.models import Instruction
 
 log = structlog.get_logger("tokenclear.instructions")
@@ -26,8 +34,27 @@ log = structlog.get_logger("tokenclear.instructions")
 InstructionKind = Literal["set_asset", "settle_payments", "release", "declare_default", "set_requirements"]
 
 
+PENDING, CONFIRMED, FAILED, EXPIRED = "pending", "confirmed", "failed", "expired"
+
+
 class WorkflowError(TokenclearError):
     """An instruction the workflow cannot carry out (unknown account, negative amount, ...)."""
+
+
+class InstructionFailed(WorkflowError):
+    """The instruction under this key failed or expired; its reason is stored with it."""
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :meth:`Instructions.recover` did with the instructions a crash left pending (their keys)."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sent)
 
 
 class Instructions:
@@ -41,24 +68,64 @@ class Instructions:
         now = self.clock.now()
         with self.store.session() as session:
             recorded = self.store.record(session, key=key, kind=kind, params=params, now=now)
-            if not recorded.created and recorded.instruction.status == "confirmed":
+            status = recorded.instruction.status
+            if not recorded.created and status == CONFIRMED:
                 return recorded.instruction.result
+            if not recorded.created and status in (FAILED, EXPIRED):  # a replay gets the first answer
+                raise InstructionFailed(f"instruction '{key}' {status}: {recorded.instruction.result.get('reason')}")
             instruction_id = recorded.instruction.id
         failpoint("before-send", kind)
-        result = self._send(key, kind, params)
+        try:
+            result = self._send(key, kind, params)
+        except TransactionReverted as error:  # refused by the chain: terminal, with its reason
+            self._close(instruction_id, FAILED, {"reason": str(error)})
+            log.warning("instruction failed", key=key, kind=kind, reason=str(error))
+            raise InstructionFailed(f"instruction '{key}' failed: {error}") from None
         failpoint("after-send", kind)
-        with self.store.session() as session:
-            row = session.get(Instruction, instruction_id)
-            row.status, row.result, row.updated_at = "confirmed", result, self.clock.now()
+        self._close(instruction_id, CONFIRMED, result)
         log.info("instruction confirmed", key=key, kind=kind, **result)
         return result
 
-    def recover(self) -> int:
-        """Send again every instruction left pending by a crash; returns how many."""
-        pending = self.store.in_flight()
-        for instruction in pending:
-            self.execute(instruction.key, instruction.kind, instruction.params)
-        return len(pending)
+    def _close(self, instruction_id: int, status: str, result: dict) -> None:
+        with self.store.session() as session:
+            row = session.get(Instruction, instruction_id)
+            row.status, row.result, row.updated_at = status, result, self.clock.now()
+
+    def expire(self, key: str, reason: str) -> None:
+        expire(self.store, key, reason, self.clock.now())
+
+    def retry(self, key: str, check: Callable[[Instruction], str | None]) -> dict:
+        """Send a failed instruction again once ``check`` finds it still valid (the operator cleared the cause)."""
+        with self.store.session() as session:
+            row = queries.instruction(session, key)
+            if row is None or row.status != FAILED:
+                raise WorkflowError(f"no failed instruction '{key}'")
+            reason = check(row)
+            if reason is not None:
+                raise WorkflowError(f"instruction '{key}' is no longer valid: {reason}")
+            row.status, row.updated_at = PENDING, self.clock.now()
+            kind, params = row.kind, row.params
+        return self.execute(key, kind, params)  # type: ignore[arg-type]
+
+    def recover(self, check: Callable[[Instruction], str | None] = lambda _: None) -> Recovery:
+        """Every instruction a crash left pending: re-validated by ``check`` (a reason = expire it, unsent), then
+        sent again; one the chain refuses is marked failed and the others still go. An unreachable node stops
+        the recovery (:class:`ChainUnavailable`), leaving the rest pending for the next restart."""
+        done = Recovery()
+        for instruction in self.store.in_flight():
+            reason = check(instruction)
+            if reason is not None:
+                self._close(instruction.id, EXPIRED, {"reason": reason})
+                log.warning("instruction expired", key=instruction.key, kind=instruction.kind, reason=reason)
+                done.expired.append(instruction.key)
+                continue
+            try:
+                self.execute(instruction.key, instruction.kind, instruction.params)  # type: ignore[arg-type]
+            except InstructionFailed:
+                done.failed.append(instruction.key)
+            else:
+                done.sent.append(instruction.key)
+        return done
 
     def _send(self, key: str, kind: InstructionKind, params: dict) -> dict:
         ledger = self.ledger
@@ -85,6 +152,16 @@ class Instructions:
             receipts = ledger.set_requirements(key, floors)
             return {"tx": [r.tx_hash for r in receipts], "block": receipts[-1].block if receipts else None}
         raise WorkflowError(f"unknown instruction kind '{kind}'")
+
+
+def expire(store: StorePort, key: str, reason: str, now) -> None:
+    """Close a pending or failed instruction without sending it (again), with the operator's reason."""
+    with store.session() as session:
+        row = queries.instruction(session, key)
+        if row is None or row.status not in (PENDING, FAILED):
+            raise WorkflowError(f"no pending or failed instruction '{key}'")
+        row.status, row.result, row.updated_at = EXPIRED, {"reason": reason}, now
+    log.warning("instruction expired", key=key, reason=reason)
 
 
 FAILPOINT_ENV = "TOKENCLEAR_FAILPOINT"

@@ -40,6 +40,7 @@ from tokenclear.clearing.coverage import MICRO, Limits, RiskState
 from tokenclear.clearing.instructions import (
     InstructionKind,
     Instructions,
+    Recovery,
     WorkflowError,
 )
 from tokenclear.clearing.interfaces import Clock, LedgerPort, PriceFeed, StorePort
@@ -54,7 +55,7 @@ from tokenclear.collateral.valuation import BPS, post_haircut_micro
 from tokenclear.market.history import MarketData
 from tokenclear.market.oracle import OracleGuard
 from tokenclear.store import queries
-from tokenclear.store.models import Account, Cycle, Holding, Requirement
+from tokenclear.store.models import Account, Cycle, Holding, Instruction, Requirement
 from tokenclear.store.queries import utc
 
 __all__ = ["CycleSummary", "RiskInputs", "TokenAsset", "Workflow", "WorkflowConfig", "WorkflowError"]
@@ -143,11 +144,42 @@ class Workflow:
     def execute(self, key: str, kind: InstructionKind, params: dict) -> dict:
         return self.instructions.execute(key, kind, params)
 
-    def recover(self) -> int:
-        """Complete every instruction left pending by a crash, then sync the book; returns how many."""
-        pending = self.instructions.recover()
+    def recover(self) -> Recovery:
+        """Complete every instruction left pending by a crash, each re-validated against the book as it is now
+        (:meth:`still_valid`), then sync the book; ``len()`` of the result is how many were sent again."""
         self.sync()
-        return pending
+        done = self.instructions.recover(self.still_valid)
+        self.sync()
+        return done
+
+    def still_valid(self, instruction: Instruction) -> str | None:
+        """Why a recorded instruction must not be sent (again) now, or None. A release is checked as a new one
+        would be (no open call, no default, still covered) unless the vault shows it carried out before the
+        crash; a default must still stand in the book. The cycle's own instructions (prices, VM, floors) are
+        re-sent as recorded: their cycle is completed under its key, and the chain ignores a replay."""
+        params = instruction.params
+        if instruction.kind not in ("release", "declare_default"):
+            return None
+        if instruction.kind == "release" and self.ledger.carried_out(instruction.key, "release"):
+            return None
+        with self.store.session() as session:
+            account = queries.account_by_onchain(session, params["onchain_id"])
+            if account is None:
+                return f"no account {params['onchain_id']} in the book"
+            if instruction.kind == "declare_default":
+                return None if queries.in_default(session, account.id) else f"{account.id} is not in default"
+            return self._release_refusal(session, account, params["symbol"], int(params["units"]))
+
+    def retry(self, key: str) -> dict:
+        """Send a failed instruction again once the operator has cleared its cause (re-validated first)."""
+        self.sync()
+        result = self.instructions.retry(key, self.still_valid)
+        self.sync()
+        return result
+
+    def expire(self, key: str, reason: str) -> None:
+        """Close a pending or failed instruction unsent, with the operator's reason."""
+        self.instructions.expire(key, reason)
 
     def sync(self) -> int:
         """Apply vault events after the cursor to the book's holdings; returns events applied."""
@@ -327,22 +359,28 @@ class Workflow:
             account = session.get(Account, account_id)
             if account is None:
                 raise WorkflowError(f"unknown account '{account_id}'")
-            if queries.open_call(session, account_id) is not None or queries.in_default(session, account_id):
-                raise WorkflowError(f"{account_id} has an open margin call or is in default: no release")
-            held = session.get(Holding, (account_id, symbol))
-            if held is None or int(held.units) < units:
-                raise WorkflowError(f"{account_id} holds {0 if held is None else int(held.units)} {symbol} units, "
-                                    f"fewer than the {units} asked")
-            required = queries.latest_requirement(session, account_id)
+            refusal = self._release_refusal(session, account, symbol, units)
             onchain = account.onchain_id
-            asset = self.ledger.asset_parameters(symbol)
-            value = Decimal(post_haircut_micro(units, price_e8=asset.price_e8, haircut_bps=asset.haircut_bps,
-                                               decimals=asset.decimals)) / MICRO
-            after = self.count.counted(session, [account], {account_id: required})[account_id] - value
-        if after < required:
-            raise WorkflowError(f"release refused: {account_id} would hold {after:.2f} USD against a requirement "
-                                f"of {required} USD")
+        if refusal is not None:
+            raise WorkflowError(f"release refused: {refusal}")
         return self.instructions.execute(key, "release", {"onchain_id": onchain, "symbol": symbol, "units": units})
+
+    def _release_refusal(self, session, account: Account, symbol: str, units: int) -> str | None:
+        """Why releasing ``units`` of ``symbol`` from ``account`` is refused now, or None."""
+        if queries.open_call(session, account.id) is not None or queries.in_default(session, account.id):
+            return f"{account.id} has an open margin call or is in default"
+        held = session.get(Holding, (account.id, symbol))
+        if held is None or int(held.units) < units:
+            return (f"{account.id} holds {0 if held is None else int(held.units)} {symbol} units, fewer than the "
+                    f"{units} asked")
+        required = queries.latest_requirement(session, account.id)
+        asset = self.ledger.asset_parameters(symbol)
+        value = Decimal(post_haircut_micro(units, price_e8=asset.price_e8, haircut_bps=asset.haircut_bps,
+                                           decimals=asset.decimals)) / MICRO
+        after = self.count.counted(session, [account], {account.id: required})[account.id] - value
+        if after < required:
+            return f"{account.id} would hold {after:.2f} USD against a requirement of {required} USD"
+        return None
 
     # ---- calls ------------------------------------------------------------------------------------------
     def on_collateral(self, account_id: str) -> str | None:

@@ -25,7 +25,7 @@ from tokenclear.cli.app import (
     stdout,
 )
 from tokenclear.cli.output import Report, cell, emit, plain
-from tokenclear.errors import TokenclearError
+from tokenclear.errors import InputError, TokenclearError
 
 
 @app.command()
@@ -270,7 +270,7 @@ def cycle(
         settings, store, chain = _open(database, rpc_url)
         day = parse_as_of(as_of)
         workflow = system.open_workflow(settings, store, chain, SimulatedClock(moment) if at else SystemClock())
-        recovered = workflow.recover()
+        recovery = workflow.recover()
         moved: list[tuple[str, str]] = []  # calls past their deadline escalate, past the grace default
         while step := workflow.process_due():
             moved += step
@@ -278,7 +278,7 @@ def cycle(
     except TokenclearError as error:
         raise fail(error) from None
     metadata = {"key": summary.key, "at": summary.at, "as_of": summary.as_of,
-                "currency": "USD", "instructions_recovered": recovered,
+                "currency": "USD", "instructions_recovered": len(recovery),
                 "requirement": summary.requirement_usd, "collateral": summary.collateral_usd,
                 "calls_issued": summary.calls_issued, "called": summary.called_usd,
                 "vm_paid_by_members": summary.vm_paid_by_members_usd,
@@ -286,7 +286,9 @@ def cycle(
     rows = [{"token": token.symbol, "asset": token.asset, "haircut_bps": summary.haircuts_bps.get(token.symbol),
              "price": summary.prices.get(token.asset), "price_status": summary.price_status.get(token.asset)}
             for token in system.TOKENS]
-    report = Report("cycle", rows, metadata, list(summary.warnings),
+    stuck = [f"instruction {key} failed on recovery: see `tokenclear instructions list`" for key in recovery.failed] \
+        + [f"instruction {key} expired on recovery (no longer valid)" for key in recovery.expired]
+    report = Report("cycle", rows, metadata, stuck + list(summary.warnings),
                     {"calls_moved": [{"key": key, "state": state} for key, state in moved],
                      "vm_blocked": summary.vm_blocked, "drivers": summary.drivers})
 
@@ -401,6 +403,77 @@ def _book_url(database: str | None) -> str:
     if not url:
         raise ConfigurationError("no book: pass --database or set TOKENCLEAR_DATABASE_URL")
     return url
+
+
+instructions_app = typer.Typer(help="Instructions to the chain that need an operator: list the pending, failed and "
+                                    "expired ones; retry or expire one.", no_args_is_help=True)
+app.add_typer(instructions_app, name="instructions")
+
+
+@instructions_app.command("list")
+def instructions_list(
+    status: Annotated[str, typer.Option(help="stuck (pending and failed), all, or one of pending, confirmed, "
+                                             "failed, expired")] = "stuck",
+    database: DatabaseOpt = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """Instructions in the book by state, oldest first, each with its reason when it failed or expired."""
+    from tokenclear.clearing.instructions import CONFIRMED, EXPIRED, FAILED, PENDING
+    from tokenclear.errors import InputError
+    from tokenclear.store.queries import instructions_in, utc
+
+    choices = {"stuck": (PENDING, FAILED), "all": (PENDING, CONFIRMED, FAILED, EXPIRED),
+               **{one: (one,) for one in (PENDING, CONFIRMED, FAILED, EXPIRED)}}
+    try:
+        if status not in choices:
+            raise InputError(f"unknown status '{status}'; choose one of {', '.join(choices)}", field="--status")
+        store = _store(database)
+        with store.session() as session:
+            rows = [{"key": one.key, "kind": one.kind, "status": one.status, "created_at": utc(one.created_at),
+                     "updated_at": utc(one.updated_at), "reason": (one.result or {}).get("reason", "")}
+                    for one in instructions_in(session, choices[status])]
+    except TokenclearError as error:
+        raise fail(error) from None
+    _emit(Report("instructions", rows, {"status": status, "book": _book(store.engine.url)}), output.value,
+          f"instructions ({status})", ["key", "kind", "status", "updated_at", "reason"])
+
+
+@instructions_app.command("retry")
+def instructions_retry(
+    key: Annotated[str, typer.Argument(help="the failed instruction's key")],
+    database: DatabaseOpt = None,
+    rpc_url: RpcUrlOpt = None,
+) -> None:
+    """Send a failed instruction again once its cause is cleared; it is re-validated against the book first."""
+    from tokenclear.clearing import system
+    from tokenclear.clearing.interfaces import SystemClock
+
+    try:
+        settings, store, chain = _open(database, rpc_url)
+        result = system.open_workflow(settings, store, chain, SystemClock()).retry(key)
+    except TokenclearError as error:
+        raise fail(error) from None
+    stdout.print(f"{key}: confirmed in block {result.get('block')}", highlight=False)
+
+
+@instructions_app.command("expire")
+def instructions_expire(
+    key: Annotated[str, typer.Argument(help="the pending or failed instruction's key")],
+    reason: Annotated[str, typer.Option(help="why it must not be sent (kept with it)")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Close a pending or failed instruction without sending it; it is never sent again under its key."""
+    from datetime import UTC, datetime
+
+    from tokenclear.clearing.instructions import expire
+
+    try:
+        if not reason.strip():
+            raise InputError("a reason is required", field="--reason")
+        expire(_store(database), key, reason.strip(), datetime.now(UTC))
+    except TokenclearError as error:
+        raise fail(error) from None
+    stdout.print(f"{key}: expired ({reason.strip()})", highlight=False)
 
 
 @app.command()

@@ -44,14 +44,21 @@ class AssetSpec:
     decimals: int
     price_e8: int
     haircut_bps: int
-    max_nav_move_bps: int = 50
+    max_nav_move_bps: int = 50  # a fund's NAV may move at most this much within a UTC day
     bill_days: int = 91
+    max_price_age_s: int = 2 * 86_400  # how old its price may be before releases and substitutions on it stop
+
+
+#: A fund publishes its NAV once a business day: four days carry it over a long weekend.
+FUND_PRICE_AGE_S = 4 * 86_400
 
 
 DEFAULT_ASSETS = (
     AssetSpec("TUSD", "tokenclear USD", "stable", 6, 10**8, 0),
-    AssetSpec("TMMF", "tokenclear MMF (accruing)", "fund_accruing", 6, 10**8, 200),
-    AssetSpec("TMMFD", "tokenclear MMF (dividend)", "fund_dividend", 6, 10**8, 200),
+    AssetSpec("TMMF", "tokenclear MMF (accruing)", "fund_accruing", 6, 10**8, 200,
+              max_price_age_s=FUND_PRICE_AGE_S),
+    AssetSpec("TMMFD", "tokenclear MMF (dividend)", "fund_dividend", 6, 10**8, 200,
+              max_price_age_s=FUND_PRICE_AGE_S),
     AssetSpec("TBILL", "tokenclear 3M T-bill", "bill", 6, 98_990_000, 100),
     AssetSpec("WBTC", "tokenclear wrapped BTC", "wrapped", 8, 20_000 * 10**8, 2_500),
     AssetSpec("WETH", "tokenclear wrapped ETH", "wrapped", 18, 1_500 * 10**8, 3_000),
@@ -125,6 +132,7 @@ class Ledger:
         ledger = cls(chain, op, contracts, tokens, {s.symbol: s for s in assets}, first_block)
         for spec in assets:
             ledger.set_asset(spec.symbol, haircut_bps=spec.haircut_bps, price_e8=spec.price_e8)
+            ledger.vault.send("set_max_age", tokens[spec.symbol].address, spec.max_price_age_s, sender=op)
         for token in tokens.values():
             token.send("approve", contracts["settlement"].address, MAX_UINT, sender=op)
         return ledger
@@ -265,7 +273,7 @@ class Ledger:
 
     def asset_parameters(self, symbol: str) -> AssetParameters:
         token = self.token(symbol)
-        eligible, decimals, haircut_bps, price_e8, from_token = self.vault.call("assets", token.address)
+        eligible, decimals, haircut_bps, price_e8, from_token, _, _ = self.vault.call("assets", token.address)
         if from_token:
             price_e8 = token.call("price_e8")
         return AssetParameters(bool(eligible), int(decimals), int(haircut_bps), int(price_e8))
@@ -290,6 +298,16 @@ class Ledger:
     def is_open(self, account: bytes) -> bool:
         """Whether the vault has opened the account."""
         return int(self.vault.call("accounts", account)[0], 16) != 0
+
+    def price_age(self, symbol: str) -> int:
+        """Seconds since the price the vault values ``symbol`` at was set (a fund's NAV time, for fund shares)."""
+        return int(self.vault.call("price_age", self.token(symbol).address))
+
+    def carried_out(self, key: str | bytes, function: str, caller: str | None = None) -> bool:
+        """Whether ``caller`` (default: the operator) has used ``key`` in the vault's ``function`` (keys are bound
+        to caller and function on chain: a replay after a crash is told apart from a new instruction)."""
+        claimed = self.vault.call("claimed", caller or self.operator, function, instruction_key(key))
+        return int.from_bytes(claimed if isinstance(claimed, bytes) else bytes.fromhex(claimed[2:]), "big") != 0
 
     def is_defaulted(self, account: bytes) -> bool:
         """Whether the vault has the account in default."""

@@ -60,6 +60,15 @@ def instruction(session: Session, key: str) -> Instruction | None:
     return session.scalar(select(Instruction).where(Instruction.key == key))
 
 
+def instructions_in(session: Session, statuses: tuple[str, ...]) -> list[Instruction]:
+    """Instructions in ``statuses``, oldest first."""
+    return list(session.scalars(select(Instruction).where(Instruction.status.in_(statuses)).order_by(Instruction.id)))
+
+
+def account_by_onchain(session: Session, onchain_id: str) -> Account | None:
+    return session.scalar(select(Account).where(Account.onchain_id == onchain_id))
+
+
 def instruction_keys(session: Session) -> list[str]:
     return list(session.scalars(select(Instruction.key).order_by(Instruction.id)))
 

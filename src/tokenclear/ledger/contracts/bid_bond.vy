@@ -3,10 +3,13 @@
 """
 @title Bid-bond escrow
 @notice Bidders in a tender lock a deposit in tokens. At award, after the
-        tender closes, every losing bidder is refunded in the same
-        transaction and the winner's deposit becomes a performance bond,
+        tender closes, the winner's deposit becomes a performance bond,
         released to the winner at completion or forfeited to the
-        beneficiary if the project fails.
+        beneficiary if the project fails, and every losing deposit becomes
+        refundable: each is paid out by its own call (pull, not push), so a
+        bidder whose wallet is frozen cannot block the award or the others'
+        refunds. A tender the authority cancels, or does not award within
+        AWARD_WINDOW of its close, is refundable to every bidder.
 """
 from ethereum.ercs import IERC20
 from snekmate.auth import access_control
@@ -16,11 +19,13 @@ exports: access_control.__interface__
 
 AUTHORITY: public(constant(bytes32)) = keccak256("AUTHORITY")
 MAX_BIDDERS: constant(uint256) = 64
+AWARD_WINDOW: public(constant(uint256)) = 30 * 86_400  # after the close, bidders may take their deposits back
 
 OPEN: constant(uint8) = 1
 AWARDED: constant(uint8) = 2
 COMPLETED: constant(uint8) = 3
 FORFEITED: constant(uint8) = 4
+CANCELLED: constant(uint8) = 5
 
 struct Tender:
     token: address
@@ -33,6 +38,7 @@ struct Tender:
 tenders: public(HashMap[bytes32, Tender])
 bidders: public(HashMap[bytes32, DynArray[address, MAX_BIDDERS]])
 has_bid: public(HashMap[bytes32, HashMap[address, bool]])
+refunded: public(HashMap[bytes32, HashMap[address, bool]])
 
 event TenderOpened:
     tender: indexed(bytes32)
@@ -49,6 +55,9 @@ event BidRefunded:
     tender: indexed(bytes32)
     bidder: indexed(address)
     amount: uint256
+
+event TenderCancelled:
+    tender: indexed(bytes32)
 
 event BondLocked:
     tender: indexed(bytes32)
@@ -112,23 +121,70 @@ def bid(tender: bytes32):
 @nonreentrant
 def award(tender: bytes32, winner: address):
     """
-    @notice Refund every loser now; the winner's deposit becomes the bond.
+    @notice The winner's deposit becomes the bond; the others become refundable.
     @param tender The tender's id.
-    @param winner A bidder; the others are refunded.
+    @param winner A bidder; the others may take their deposits back (refund).
     """
     access_control._check_role(AUTHORITY, msg.sender)
     t: Tender = self.tenders[tender]
     assert t.state == OPEN, "bond: tender not open"
     assert block.timestamp >= t.close_time, "bond: tender still open"
+    assert block.timestamp < t.close_time + AWARD_WINDOW, "bond: award window over, deposits are refundable"
     assert self.has_bid[tender][winner], "bond: winner did not bid"
     t.state = AWARDED
     t.winner = winner
     self.tenders[tender] = t
-    for bidder: address in self.bidders[tender]:
-        if bidder != winner:
-            assert extcall IERC20(t.token).transfer(bidder, t.deposit, default_return_value=True), "bond: token transfer failed"
-            log BidRefunded(tender=tender, bidder=bidder, amount=t.deposit)
     log BondLocked(tender=tender, winner=winner, amount=t.deposit)
+
+
+@external
+def cancel(tender: bytes32):
+    """
+    @notice Authority cancels an open tender: every deposit becomes refundable.
+    @param tender The tender's id.
+    """
+    access_control._check_role(AUTHORITY, msg.sender)
+    assert self.tenders[tender].state == OPEN, "bond: tender not open"
+    self.tenders[tender].state = CANCELLED
+    log TenderCancelled(tender=tender)
+
+
+@external
+@view
+def refundable(tender: bytes32, bidder: address) -> bool:
+    """
+    @notice Whether `bidder`'s deposit may be refunded now (and has not been).
+    """
+    return self._refundable(tender, bidder)
+
+
+@internal
+@view
+def _refundable(tender: bytes32, bidder: address) -> bool:
+    t: Tender = self.tenders[tender]
+    if not self.has_bid[tender][bidder] or self.refunded[tender][bidder]:
+        return False
+    if t.state == AWARDED or t.state == COMPLETED or t.state == FORFEITED:
+        return bidder != t.winner
+    if t.state == CANCELLED:
+        return True
+    return t.state == OPEN and block.timestamp >= t.close_time + AWARD_WINDOW
+
+
+@external
+@nonreentrant
+def refund(tender: bytes32, bidder: address):
+    """
+    @notice Pay a losing (or cancelled, or never awarded) bidder its deposit back;
+            anyone may send it, the tokens go to the bidder only.
+    @param tender The tender's id.
+    @param bidder The bidder refunded.
+    """
+    assert self._refundable(tender, bidder), "bond: nothing to refund"
+    self.refunded[tender][bidder] = True
+    t: Tender = self.tenders[tender]
+    assert extcall IERC20(t.token).transfer(bidder, t.deposit, default_return_value=True), "bond: token transfer failed"
+    log BidRefunded(tender=tender, bidder=bidder, amount=t.deposit)
 
 
 @internal

@@ -50,6 +50,15 @@ def __init__(
 
 @external
 @view
+def price_time() -> uint256:
+    """
+    @notice The accreted price is computed now: it is never stale.
+    """
+    return block.timestamp
+
+
+@external
+@view
 def price_e8() -> uint256:
     """
     @notice USD per token (one USD face), 8 decimals, accreted to now.

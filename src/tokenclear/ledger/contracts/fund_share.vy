@@ -5,8 +5,10 @@
 @notice Two yield models. ACCRUING (1): the share's NAV (USD per share,
         8 decimals) rises with the fund's income, as USDY does. DIVIDEND
         (2): NAV stays at 1.00 and the income is paid in new units, as
-        BUIDL and BENJI do. Every NAV update is bounded: it may move by at
-        most max_move_bps from the previous NAV.
+        BUIDL and BENJI do. Every NAV update is bounded in time: within a
+        UTC day the NAV stays within max_move_bps of the day's opening NAV,
+        however many updates are sent (a per-call bound lets many small
+        calls walk the NAV anywhere).
 """
 from snekmate.auth import ownable
 from snekmate.auth import access_control
@@ -35,6 +37,9 @@ yield_model: public(immutable(uint8))
 max_move_bps: public(immutable(uint256))
 nav_e8: public(uint256)
 nav_time: public(uint256)
+DAY: constant(uint256) = 86_400
+day_open_e8: public(uint256)  # the NAV the current UTC day opened at
+day_index: public(uint256)  # block.timestamp // DAY of the last update
 
 event NavUpdated:
     previous_e8: uint256
@@ -64,6 +69,17 @@ def __init__(
     max_move_bps = max_move_bps_
     self.nav_e8 = nav_e8_
     self.nav_time = block.timestamp
+    self.day_open_e8 = nav_e8_
+    self.day_index = block.timestamp // DAY
+
+
+@external
+@view
+def price_time() -> uint256:
+    """
+    @notice When the NAV was last published (unix seconds).
+    """
+    return self.nav_time
 
 
 @external
@@ -85,8 +101,13 @@ def set_nav(nav_e8_: uint256):
     access_control._check_role(NAV_AGENT, msg.sender)
     assert yield_model == ACCRUING, "fund: NAV is fixed in the dividend model"
     previous: uint256 = self.nav_e8
-    move: uint256 = max(nav_e8_, previous) - min(nav_e8_, previous)
-    assert move * 10_000 <= previous * max_move_bps, "fund: NAV move exceeds the bound"
+    today: uint256 = block.timestamp // DAY
+    if today != self.day_index:
+        self.day_index = today
+        self.day_open_e8 = previous
+    opening: uint256 = self.day_open_e8
+    move: uint256 = max(nav_e8_, opening) - min(nav_e8_, opening)
+    assert move * 10_000 <= opening * max_move_bps, "fund: NAV move exceeds the daily bound"
     self.nav_e8 = nav_e8_
     self.nav_time = block.timestamp
     log NavUpdated(previous_e8=previous, nav_e8=nav_e8_, timestamp=block.timestamp)

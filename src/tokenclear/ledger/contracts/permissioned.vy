@@ -6,7 +6,9 @@
         holders must be on the clearing house's identity registry; an
         agent can freeze a wallet fully or in part, pause the token,
         force a transfer or recover a lost wallet, each with an on-chain
-        reason code; a pre-check returns a restriction code (ERC-1404
+        reason code, but never against a protocol contract (vault,
+        settlement, escrows: registry class 3), whose balance is held for
+        others and booked by the contract itself; a pre-check returns a restriction code (ERC-1404
         style); the issuer mints and burns. Ideas from ERC-3643 and
         ERC-1404, written fresh on snekmate's ERC-20.
 """
@@ -30,6 +32,7 @@ SENDER_FROZEN: constant(uint8) = 4
 RECEIVER_FROZEN: constant(uint8) = 5
 AMOUNT_FROZEN: constant(uint8) = 6
 INSUFFICIENT_BALANCE: constant(uint8) = 7
+PROTOCOL_CLASS: constant(uint8) = 3  # identity_registry: a settlement or escrow contract
 
 MAX_BATCH: constant(uint256) = 1024
 
@@ -135,6 +138,12 @@ def _message(code: uint8) -> String[48]:
     if code == INSUFFICIENT_BALANCE:
         return "amount exceeds the balance"
     return "unknown restriction"
+
+
+@internal
+@view
+def _not_protocol(holder: address):
+    assert staticcall self.registry.holder_class(holder) != PROTOCOL_CLASS, "token: a protocol contract's balance is booked by the contract: no freeze or forced transfer"
 
 
 @internal
@@ -268,6 +277,8 @@ def freeze(holder: address, status: bool, reason: bytes32):
     """
     access_control._check_role(AGENT, msg.sender)
     assert reason != empty(bytes32), "token: reason code required"
+    if status:
+        self._not_protocol(holder)
     self.frozen[holder] = status
     log Frozen(holder=holder, status=status, reason=reason, agent=msg.sender)
 
@@ -282,6 +293,8 @@ def freeze_partial(holder: address, amount: uint256, reason: bytes32):
     """
     access_control._check_role(AGENT, msg.sender)
     assert reason != empty(bytes32), "token: reason code required"
+    if amount != 0:
+        self._not_protocol(holder)
     self.frozen_amount[holder] = amount
     log PartiallyFrozen(holder=holder, amount=amount, reason=reason, agent=msg.sender)
 
@@ -323,6 +336,7 @@ def forced_transfer(sender: address, receiver: address, amount: uint256, reason:
     """
     access_control._check_role(AGENT, msg.sender)
     assert reason != empty(bytes32), "token: reason code required"
+    self._not_protocol(sender)
     if not staticcall self.registry.is_verified(receiver):
         self._require_ok(RECEIVER_NOT_ALLOWED)
     balance: uint256 = erc20.balanceOf[sender]
@@ -347,6 +361,7 @@ def recover(lost: address, replacement: address, reason: bytes32):
     """
     access_control._check_role(AGENT, msg.sender)
     assert reason != empty(bytes32), "token: reason code required"
+    self._not_protocol(lost)
     if not staticcall self.registry.is_verified(replacement):
         self._require_ok(RECEIVER_NOT_ALLOWED)
     amount: uint256 = erc20.balanceOf[lost]

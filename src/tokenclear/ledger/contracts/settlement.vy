@@ -16,7 +16,7 @@ import idempotency
 
 initializes: access_control
 initializes: idempotency
-exports: (access_control.__interface__, idempotency.instruction)
+exports: (access_control.__interface__, idempotency.instruction, idempotency.claimed)
 
 SETTLER: public(constant(bytes32)) = keccak256("SETTLER")
 MAX_LEGS: constant(uint256) = 512
@@ -66,7 +66,7 @@ def dvp(
     """
     access_control._check_role(SETTLER, msg.sender)
     digest: bytes32 = keccak256(abi_encode("dvp", asset, seller, asset_amount, cash, buyer, cash_amount))
-    if not idempotency._claim(key, digest):
+    if not idempotency._claim(key, "dvp", digest):
         return False
     assert extcall IERC20(asset).transferFrom(seller, buyer, asset_amount, default_return_value=True), "settlement: token transfer failed"
     assert extcall IERC20(cash).transferFrom(buyer, seller, cash_amount, default_return_value=True), "settlement: token transfer failed"
@@ -84,7 +84,7 @@ def settle_batch(key: bytes32, legs: DynArray[Leg, MAX_LEGS]) -> bool:
     @param legs Token, sender, receiver and base units of each leg (at most MAX_LEGS).
     """
     access_control._check_role(SETTLER, msg.sender)
-    if not idempotency._claim(key, keccak256(abi_encode(legs))):
+    if not idempotency._claim(key, "batch", keccak256(abi_encode(legs))):
         return False
     for leg: Leg in legs:
         assert extcall IERC20(leg.token).transferFrom(leg.sender, leg.receiver, leg.amount, default_return_value=True), "settlement: token transfer failed"
@@ -109,7 +109,7 @@ def settle_token_batch(
     @param amounts Base units per leg (at most MAX_BATCH legs).
     """
     access_control._check_role(SETTLER, msg.sender)
-    if not idempotency._claim(key, keccak256(abi_encode(token, senders, receivers, amounts))):
+    if not idempotency._claim(key, "token_batch", keccak256(abi_encode(token, senders, receivers, amounts))):
         return False
     assert extcall token.transfer_batch_from(senders, receivers, amounts), "settlement: batch transfer failed"
     log BatchSettled(key=key, legs=len(senders))

@@ -21,7 +21,7 @@ import i_priced
 
 initializes: access_control
 initializes: idempotency
-exports: (access_control.__interface__, idempotency.instruction)
+exports: (access_control.__interface__, idempotency.instruction, idempotency.claimed)
 
 OPERATOR: public(constant(bytes32)) = keccak256("OPERATOR")
 PARAMETER: public(constant(bytes32)) = keccak256("PARAMETER")
@@ -32,6 +32,7 @@ CUSTOMER: constant(uint8) = 2
 MAX_ASSETS: constant(uint256) = 16
 MAX_FLOORS: public(constant(uint256)) = 128  # accounts per set_requirements call (about 6.5 M gas)
 BPS: constant(uint256) = 10_000
+DEFAULT_MAX_AGE: public(constant(uint256)) = 2 * 86_400  # a listed asset's maximum price age until set
 
 struct Account:
     member: address
@@ -44,6 +45,8 @@ struct Asset:
     haircut_bps: uint256
     price_e8: uint256
     price_from_token: bool
+    priced_at: uint256  # when price_e8 was pushed (unix seconds); a token that prices itself says its own
+    max_age: uint256  # seconds a price may be old before releases and substitutions that depend on it stop
 
 accounts: public(HashMap[bytes32, Account])
 assets: public(HashMap[address, Asset])
@@ -102,6 +105,10 @@ event AssetParameters:
     price_e8: uint256
     price_from_token: bool
 
+event MaxAgeSet:
+    token: indexed(address)
+    max_age: uint256
+
 
 @deploy
 def __init__():
@@ -122,6 +129,31 @@ def _price(token: address) -> uint256:
 
 @internal
 @view
+def _price_time(token: address) -> uint256:
+    if self.assets[token].price_from_token:
+        return staticcall i_priced(token).price_time()
+    return self.assets[token].priced_at
+
+
+@internal
+@view
+def _fresh(token: address) -> bool:
+    return block.timestamp <= self._price_time(token) + self.assets[token].max_age
+
+
+@internal
+@view
+def _check_fresh(account: bytes32):
+    """
+    @notice Every eligible asset the account holds has a price within its maximum age.
+    """
+    for token: address in self.asset_list:
+        if self.held[account][token] != 0 and self.assets[token].eligible:
+            assert self._fresh(token), "vault: stale price"
+
+
+@internal
+@view
 def _value(token: address, amount: uint256) -> uint256:
     """
     @notice Post-haircut value of `amount` base units in micro-USD, rounded down.
@@ -137,7 +169,7 @@ def _collateral_value(account: bytes32) -> uint256:
     total: uint256 = 0
     for token: address in self.asset_list:
         units: uint256 = self.held[account][token]
-        if units != 0:
+        if units != 0 and self.assets[token].eligible:
             total += self._value(token, units)
     return total
 
@@ -165,7 +197,7 @@ def value_of(token: address, amount: uint256) -> uint256:
 @view
 def collateral_value(account: bytes32) -> uint256:
     """
-    @notice Post-haircut value of everything the account holds, micro-USD.
+    @notice Post-haircut value of the eligible assets the account holds, micro-USD.
     @param account The account's pseudonymous id.
     """
     return self._collateral_value(account)
@@ -179,6 +211,16 @@ def price_of(token: address) -> uint256:
     @param token The collateral token.
     """
     return self._price(token)
+
+
+@external
+@view
+def price_age(token: address) -> uint256:
+    """
+    @notice Seconds since the price the vault values `token` at was set.
+    @param token The collateral token.
+    """
+    return block.timestamp - min(self._price_time(token), block.timestamp)
 
 
 @external
@@ -210,10 +252,12 @@ def set_asset(token: address, eligible: bool, haircut_bps: uint256, price_e8: ui
         self.listed[token] = True
         self.asset_list.append(token)
         asset.decimals = staticcall IERC20Detailed(token).decimals()
+        asset.max_age = DEFAULT_MAX_AGE
     asset.eligible = eligible
     asset.haircut_bps = haircut_bps
     asset.price_e8 = price_e8
     asset.price_from_token = price_from_token
+    asset.priced_at = block.timestamp
     self.assets[token] = asset
     log AssetParameters(token=token, eligible=eligible, haircut_bps=haircut_bps, price_e8=price_e8, price_from_token=price_from_token)
 
@@ -233,8 +277,24 @@ def set_prices(tokens: DynArray[address, MAX_ASSETS], prices_e8: DynArray[uint25
         assert not asset.price_from_token, "vault: asset prices itself"
         assert prices_e8[i] > 0, "vault: price must be positive"
         asset.price_e8 = prices_e8[i]
+        asset.priced_at = block.timestamp
         self.assets[tokens[i]] = asset
         log AssetParameters(token=tokens[i], eligible=asset.eligible, haircut_bps=asset.haircut_bps, price_e8=prices_e8[i], price_from_token=False)
+
+
+@external
+def set_max_age(token: address, max_age: uint256):
+    """
+    @notice Parameter role: how old (seconds) the asset's price may be before the
+            releases and substitutions that depend on it are refused.
+    @param token A listed collateral token.
+    @param max_age Seconds, above zero.
+    """
+    access_control._check_role(PARAMETER, msg.sender)
+    assert self.listed[token], "vault: asset not listed"
+    assert max_age > 0, "vault: maximum age must be positive"
+    self.assets[token].max_age = max_age
+    log MaxAgeSet(token=token, max_age=max_age)
 
 
 @external
@@ -269,7 +329,7 @@ def set_requirements(
     @return False when `key` was already carried out (no second effect).
     """
     access_control._check_role(OPERATOR, msg.sender)
-    if not idempotency._claim(key, keccak256(abi_encode("floors", accounts, floors, commitments))):
+    if not idempotency._claim(key, "floors", keccak256(abi_encode("floors", accounts, floors, commitments))):
         return False
     assert len(accounts) == len(floors) and len(accounts) == len(commitments), "vault: accounts, floors and commitments differ in length"
     for i: uint256 in range(len(accounts), bound=MAX_FLOORS):
@@ -303,7 +363,7 @@ def pledge(key: bytes32, account: bytes32, token: address, amount: uint256) -> b
     @param amount Base units, above zero.
     @return False when `key` was already carried out (no second effect).
     """
-    if not idempotency._claim(key, keccak256(abi_encode("pledge", account, token, amount))):
+    if not idempotency._claim(key, "pledge", keccak256(abi_encode("pledge", account, token, amount))):
         return False
     acct: Account = self._account(account)
     assert msg.sender == acct.member, "vault: only the account's member may pledge"
@@ -329,13 +389,14 @@ def release(key: bytes32, account: bytes32, token: address, amount: uint256) -> 
     @return False when `key` was already carried out (no second effect).
     """
     access_control._check_role(OPERATOR, msg.sender)
-    if not idempotency._claim(key, keccak256(abi_encode("release", account, token, amount))):
+    if not idempotency._claim(key, "release", keccak256(abi_encode("release", account, token, amount))):
         return False
     acct: Account = self._account(account)
     assert not acct.defaulted, "vault: account in default"
     assert self.held[account][token] >= amount, "vault: amount exceeds the account's holding"
     self.held[account][token] -= amount
     self.total_held[token] -= amount
+    self._check_fresh(account)
     assert self._collateral_value(account) >= self.required_floor[account], "vault: release would breach the requirement"
     assert extcall IERC20(token).transfer(acct.member, amount, default_return_value=True), "vault: token transfer failed"
     log Released(key=key, account=account, token=token, amount=amount, receiver=acct.member)
@@ -357,13 +418,14 @@ def substitute(
     @param token_in The eligible token put in; `amount_in` its base units.
     @return False when `key` was already carried out (no second effect).
     """
-    if not idempotency._claim(key, keccak256(abi_encode("substitute", account, token_out, amount_out, token_in, amount_in))):
+    if not idempotency._claim(key, "substitute", keccak256(abi_encode("substitute", account, token_out, amount_out, token_in, amount_in))):
         return False
     acct: Account = self._account(account)
     assert msg.sender == acct.member, "vault: only the account's member may substitute"
     assert not acct.defaulted, "vault: account in default"
     assert self.assets[token_in].eligible, "vault: asset not eligible"
     assert self.held[account][token_out] >= amount_out, "vault: amount exceeds the account's holding"
+    assert self._fresh(token_in) and self._fresh(token_out), "vault: stale price"
     assert self._value(token_in, amount_in) >= self._value(token_out, amount_out), "vault: substitute does not cover the asset it replaces"
     self.held[account][token_out] -= amount_out
     self.total_held[token_out] -= amount_out
@@ -403,7 +465,7 @@ def seize(key: bytes32, account: bytes32, token: address, amount: uint256, recei
     @return False when `key` was already carried out (no second effect).
     """
     access_control._check_role(DEFAULT_MANAGER, msg.sender)
-    if not idempotency._claim(key, keccak256(abi_encode("seize", account, token, amount, receiver))):
+    if not idempotency._claim(key, "seize", keccak256(abi_encode("seize", account, token, amount, receiver))):
         return False
     acct: Account = self._account(account)
     assert acct.defaulted, "vault: account not in default"
