@@ -113,6 +113,13 @@ def test_a_bad_input_is_one_error_naming_its_source(tmp_path, args, env, words):
     assert not (tmp_path / "a-file").is_dir()
 
 
+def test_credentials_in_a_node_url_are_never_shown():
+    done = tokenclear_env(["ledger", "deploy", "--rpc-url", "http://ops:SECRETPW@127.0.0.1:9/?apikey=SECRETKEY"],
+                          {"TOKENCLEAR_PRIVATE_KEY": "0x" + "11" * 32})
+    assert done.returncode == 2 and "http://ops:***@127.0.0.1:9/?apikey=***" in done.stderr
+    assert "SECRET" not in done.stderr + done.stdout
+
+
 def test_the_private_key_is_never_shown():
     key = "0x" + "ab" * 31 + "zz"
     done = tokenclear_env(["ledger", "deploy", "--rpc-url", "http://127.0.0.1:9"], {"TOKENCLEAR_PRIVATE_KEY": key})

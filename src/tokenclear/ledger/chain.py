@@ -186,12 +186,12 @@ class RpcChain(Chain):
             raise InputError("not a private key: 32 bytes in hex, 0x-prefixed, between 1 and the curve order "
                              "(the value is not shown)", field="TOKENCLEAR_PRIVATE_KEY") from None
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
-        self.url = url
+        self.url = shown_url(url)  # in every message: without credentials
         self.name = "json-rpc"
         try:
             self.chain_id = int(self.w3.eth.chain_id)
         except Exception as exc:  # requests/ConnectionError, or a non-JSON-RPC answer
-            raise ChainUnavailable(f"no EVM node answers at {url}: {type(exc).__name__}") from exc
+            raise ChainUnavailable(f"no EVM node answers at {self.url}: {type(exc).__name__}") from exc
         self._keys = {funder.address: funder}
         self._nonces: dict[str, int] = {}
         self.funder = funder.address
@@ -353,6 +353,18 @@ class RpcChain(Chain):
                                              "toBlock": min(start + LOG_RANGE - 1, end)})
         return [RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
                        bytes(log["data"]), int(log["blockNumber"])) for log in raw]
+
+
+def shown_url(url: str) -> str:
+    """A node URL fit to print: a password in it and the values of query parameters (API keys) masked."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:***@{netloc.rsplit('@', 1)[1]}"
+    query = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _rpc_reason(exc: Exception) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tokenclear.errors import ConfigurationError
-from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain
+from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain, shown_url
 from tokenclear.settings import Settings
 
 
@@ -16,5 +16,5 @@ def open_chain(settings: Settings, rpc_url: str | None = None) -> Chain:
     if settings.keystore is not None:
         password = settings.keystore_password.get_secret_value() if settings.keystore_password else ""
         return RpcChain.from_keystore(url, settings.keystore, password)
-    raise ConfigurationError(f"{url}: a JSON-RPC chain needs a signing key: set TOKENCLEAR_PRIVATE_KEY, or "
+    raise ConfigurationError(f"{shown_url(url)}: a JSON-RPC chain needs a signing key: set TOKENCLEAR_PRIVATE_KEY, or "
                              "TOKENCLEAR_KEYSTORE and TOKENCLEAR_KEYSTORE_PASSWORD")
