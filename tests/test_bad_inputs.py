@@ -4,6 +4,7 @@ hypothesis fuzz of the CSV loaders (the colr.004 parser's fuzz is in tests/clear
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def shipped_catalogue():
     return load_catalogue(ROOT / "data" / "instruments.csv")
 
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 

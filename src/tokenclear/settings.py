@@ -57,6 +57,11 @@ class Settings(BaseSettings):
                                "stress period")
     rpc_url: str | None = Field(default=None, description="JSON-RPC node; unset = embedded in-process EVM")
     private_key: SecretStr | None = Field(default=None, description="signing key for --rpc-url (never logged)")
+    admin_key: SecretStr | None = Field(default=None, description="key that deploys and grants roles (default: "
+                                        "private_key); each role key below defaults to private_key, with a warning")
+    parameter_key: SecretStr | None = Field(default=None, description="key of the PARAMETER role: prices, haircuts")
+    default_manager_key: SecretStr | None = Field(default=None, description="key that declares defaults and seizes")
+    token_agent_key: SecretStr | None = Field(default=None, description="key that mints, freezes and sets NAVs")
     keystore: Path | None = Field(default=None, description="encrypted keystore file, instead of private_key")
     keystore_password: SecretStr | None = None
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the book; unset = a new "

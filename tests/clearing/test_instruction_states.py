@@ -53,7 +53,7 @@ def test_a_release_the_chain_refuses_fails_with_its_reason_and_recovery_goes_on(
     workflow, ledger = demo.workflow, demo.ledger
     account, _ = covered_account(demo)
     wallet = wallet_of(demo, account)
-    ledger.token("TMMF").send("freeze", wallet, True, FROZEN, sender=ledger.operator)
+    ledger.token("TMMF").send("freeze", wallet, True, FROZEN, sender=ledger.roles.token_agent)
     try:
         with pytest.raises(InstructionFailed, match="frozen"):
             workflow.request_release("rel:frozen", account.id, "TMMF", 10**6)
@@ -65,7 +65,7 @@ def test_a_release_the_chain_refuses_fails_with_its_reason_and_recovery_goes_on(
         with pytest.raises(instructions.WorkflowError, match="no failed instruction"):
             workflow.retry("rel:none")
     finally:
-        ledger.token("TMMF").send("freeze", wallet, False, FROZEN, sender=ledger.operator)
+        ledger.token("TMMF").send("freeze", wallet, False, FROZEN, sender=ledger.roles.token_agent)
     held = ledger.held(bytes.fromhex(account.onchain_id[2:]), "TMMF")
     workflow.retry("rel:frozen")  # the operator cleared the cause: re-validated, then sent
     assert status(demo, "rel:frozen")[0] == "confirmed"

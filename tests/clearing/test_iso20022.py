@@ -3,6 +3,7 @@ schemas, checked against their facets, parsed strictly."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -107,6 +108,7 @@ def agreement(amount: str) -> bytes:
     ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY e "x">]><Document>&e;</Document>'
      .encode("utf-16"), "DTDs and entities"),
     (agreement("1").replace(b">1</AgrdAmt>", b">1E999999</AgrdAmt>"), "not an amount of at most 18 digits"),
+    (agreement("1").replace(b'encoding="UTF-8"', b'encoding="TF-8"'), "not well-formed XML: unknown encoding"),
     (agreement("1").replace(b">1</AgrdAmt>", b">1E16</AgrdAmt>"), "not an amount of at most 18 digits"),
 ])
 def test_a_bad_answer_names_what_is_wrong(data, message):
@@ -114,7 +116,8 @@ def test_a_bad_answer_names_what_is_wrong(data, message):
         read_answer(data, source="inbox/answer.xml")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_damaged_answer_is_read_or_refused_never_a_crash(data):
     """Fuzz: a valid colr.004 with a slice replaced by random bytes or text parses to a CallAnswer or is an

@@ -176,7 +176,7 @@ def test_a_frozen_wallet_is_left_out_of_the_vm_batch_and_its_unpaid_vm_called(tm
     ledger, workflow = demo.ledger, demo.workflow
     frozen = demo.wallets()[0]  # M01
     ledger.token("TUSD").send("freeze", frozen, True, b"sanctions-screening".ljust(32, b"\0"),
-                            sender=ledger.operator)
+                            sender=ledger.roles.token_agent)
     before = ledger.balance("TUSD", frozen)
     at = demo._at(demo.days[1])
     demo.clock.set(at)

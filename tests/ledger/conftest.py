@@ -8,7 +8,7 @@ import pytest
 
 from tokenclear.ledger.anvil import anvil
 from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain
-from tokenclear.ledger.ledger import CUSTOMER, HOUSE, Ledger
+from tokenclear.ledger.ledger import CUSTOMER, HOUSE, Ledger, Roles
 from tokenclear.ledger.privacy import account_id
 
 SALT = b"tokenclear-test-salt-0123456789a"  # 32 bytes
@@ -48,6 +48,15 @@ class World:
     def op(self) -> str:
         return self.ledger.operator
 
+    @property
+    def agent(self) -> str:
+        """The tokens' issuer and agent (mint, freeze, NAV)."""
+        return self.ledger.roles.token_agent
+
+    @property
+    def parameter(self) -> str:
+        return self.ledger.roles.parameter
+
 
 def fund(ledger: Ledger, member: str) -> None:
     ledger.issue("TUSD", member, 1_000_000 * USD)
@@ -58,7 +67,7 @@ def fund(ledger: Ledger, member: str) -> None:
 
 
 def make_world(chain: Chain) -> World:
-    ledger = Ledger.deploy(chain)
+    ledger = Ledger.deploy(chain, roles=Roles.separate(chain))  # a key per role, as deployments have
     m1, m2, outsider = chain.new_account(), chain.new_account(), chain.new_account()
     ledger.onboard([m1, m2])
     for member in (m1, m2):

@@ -62,14 +62,14 @@ def test_bid_bond_holds_the_winners_bond_and_lets_each_loser_take_its_deposit(wo
 def test_a_frozen_losing_bidder_blocks_neither_the_award_nor_the_other_refunds(world):
     ledger, chain = world.ledger, world.chain
     escrow, usd, third, _ = open_tender(world)
-    usd.send("freeze", world.m1, True, b"sanctions-screening".ljust(32, b"\0"), sender=ledger.operator)
+    usd.send("freeze", world.m1, True, b"sanctions-screening".ljust(32, b"\0"), sender=world.agent)
     chain.advance_time(3_601)
     escrow.send("award", TENDER, world.m2, sender=ledger.operator)  # used to revert on the frozen refund
     escrow.send("refund", TENDER, third, sender=ledger.operator)  # anyone may send it; the bidder is paid
     assert usd.call("balanceOf", third) == 50_000 * USD
     with pytest.raises(TransactionReverted):
         escrow.send("refund", TENDER, world.m1, sender=world.m1)  # frozen: its own refund waits, no one else's
-    usd.send("freeze", world.m1, False, b"sanctions-screening".ljust(32, b"\0"), sender=ledger.operator)
+    usd.send("freeze", world.m1, False, b"sanctions-screening".ljust(32, b"\0"), sender=world.agent)
     escrow.send("refund", TENDER, world.m1, sender=world.m1)
     assert usd.call("balanceOf", world.m1) == 1_000_000 * USD
 

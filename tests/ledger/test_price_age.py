@@ -40,7 +40,7 @@ def test_a_fund_share_is_as_fresh_as_its_nav(world):
     assert ledger.price_age("TMMF") > FUND_PRICE_AGE_S
     with pytest.raises(TransactionReverted, match="stale price"):
         ledger.release("r:fund", world.m1_house, "TMMF", USD)
-    fund.send("set_nav", 100_010_000, sender=world.op)
+    fund.send("set_nav", 100_010_000, sender=world.agent)
     ledger.release("r:fund", world.m1_house, "TMMF", USD)
     assert ledger.price_age("TBILL") == 0  # a bill's accreted price is computed now
 
@@ -52,8 +52,8 @@ def test_the_maximum_age_is_the_parameter_roles_per_asset(world):
     with pytest.raises(TransactionReverted, match="missing role"):
         vault.send("set_max_age", weth, 10 * DAY, sender=world.m1)
     with pytest.raises(TransactionReverted, match="must be positive"):
-        vault.send("set_max_age", weth, 0, sender=world.op)
-    vault.send("set_max_age", weth, 3600, sender=world.op)
+        vault.send("set_max_age", weth, 0, sender=world.parameter)
+    vault.send("set_max_age", weth, 3600, sender=world.parameter)
     ledger.pledge("p:weth", world.m1_house, "WETH", ETH, world.m1)
     world.chain.advance_time(3700)
     with pytest.raises(TransactionReverted, match="stale price"):

@@ -14,7 +14,7 @@ from tokenclear.errors import TransactionReverted
 from tokenclear.ledger import build
 from tokenclear.ledger.chain import EmbeddedChain
 from tokenclear.ledger.contract import deploy
-from tokenclear.ledger.ledger import HOUSE, Payment
+from tokenclear.ledger.ledger import HOUSE, Ledger, Payment
 from tokenclear.ledger.privacy import account_id
 
 EVIL = Path(__file__).parent / "contracts" / "reentrant_token.vy"
@@ -23,7 +23,7 @@ EVIL = Path(__file__).parent / "contracts" / "reentrant_token.vy"
 def test_reentrancy_through_a_malicious_token_is_blocked(world):
     ledger = world.ledger
     evil = deploy(world.chain, "reentrant_token", sender=ledger.operator, built=build.compile_file(EVIL))
-    ledger.vault.send("set_asset", evil.address, True, 0, 10**8, False, sender=ledger.operator)
+    ledger.vault.send("set_asset", evil.address, True, 0, 10**8, False, sender=ledger.roles.parameter)
     account = account_id(b"x" * 32, "EVIL", "HOUSE")
     ledger.open_account(account, evil.address, HOUSE)
     evil.send("arm", ledger.vault.address, account, sender=ledger.operator)
@@ -78,7 +78,7 @@ def test_supply_and_vault_books_are_conserved(ops):
                     assert snapshot(ledger, accounts, holders) == before
             elif op == "freeze":
                 ledger.token("TUSD").send("freeze", member, size % 2 == 0, b"test".ljust(32, b"\0"),
-                                          sender=ledger.operator)
+                                          sender=ledger.roles.token_agent)
             elif op == "reprice" and symbol != "TBILL":
                 ledger.set_prices({symbol: size * 10**8})
             elif op == "ineligible":
@@ -140,8 +140,91 @@ def test_no_agent_can_freeze_or_force_a_transfer_out_of_a_protocol_contract(worl
     for fn, args in (("freeze", (target, True, reason)), ("freeze_partial", (target, 1, reason)),
                      ("forced_transfer", (target, world.m2, 1, reason)), ("recover", (target, world.m2, reason))):
         with pytest.raises(TransactionReverted, match="protocol contract"):
-            usd.send(fn, *args, sender=ledger.operator)
-    usd.send("freeze", target, False, reason, sender=ledger.operator)  # lifting a freeze is always allowed
-    usd.send("forced_transfer", world.m1, world.m2, USD, reason, sender=ledger.operator)
+            usd.send(fn, *args, sender=world.agent)
+    usd.send("freeze", target, False, reason, sender=world.agent)  # lifting a freeze is always allowed
+    usd.send("forced_transfer", world.m1, world.m2, USD, reason, sender=world.agent)
     ledger.release("r", world.m1_house, "TUSD", 1_000 * USD)
     assert ledger.held(world.m1_house, "TUSD") == 0
+
+
+def test_each_role_has_its_own_key_and_no_other_power(world):
+    """A deployment hands each power to its own key (the admin keeps only the power to grant): the operator
+    cannot mint, freeze, set a price or seize; the token agent cannot release; the parameter key cannot move
+    collateral; the record carries the roles and a restart attaches with them."""
+    ledger, roles = world.ledger, world.ledger.roles
+    assert not roles.shared
+    usd, reason = ledger.token("TUSD"), b"test".ljust(32, b"\0")
+    ledger.pledge("p", world.m1_house, "TUSD", 10 * USD, world.m1)
+    refused = [
+        (usd, "mint", (world.m1, 1), roles.operator), (usd, "freeze", (world.m1, True, reason), roles.operator),
+        (ledger.vault, "set_prices", ([usd.address], [10**8]), roles.operator),
+        (ledger.vault, "release", (b"r".ljust(32, b"\0"), world.m1_house, usd.address, 1), roles.token_agent),
+        (ledger.vault, "declare_default", (world.m1_house,), roles.parameter),
+        (ledger.vault, "set_prices", ([usd.address], [10**8]), roles.admin),
+        (usd, "mint", (world.m1, 1), roles.admin),
+        (ledger.vault, "open_account", (b"x".ljust(32, b"\0"), world.m1, 1), roles.admin),
+    ]
+    for contract, fn, args, sender in refused:
+        with pytest.raises(TransactionReverted, match="missing role"):
+            contract.send(fn, *args, sender=sender)
+    ledger.set_prices({"TUSD": 10**8})  # each through its own key
+    ledger.issue("TUSD", world.m1, 1)
+    ledger.release("r", world.m1_house, "TUSD", USD)
+    again = Ledger.attach(world.chain, ledger.record())
+    assert again.roles == roles
+    again.declare_default(world.m1_house)
+    again.seize("z", world.m1_house, "TUSD", USD, again.operator)
+    assert again.balance("TUSD", again.operator) == USD
+
+
+@pytest.mark.anvil
+def test_a_json_rpc_deployment_takes_each_role_key_from_the_settings(anvil_node):
+    """Over JSON-RPC a key made in the process would be lost on restart, so each role signs with the key the
+    settings name; with only TOKENCLEAR_PRIVATE_KEY one key holds every role, and the deployment says so."""
+    from tokenclear.ledger.connect import deployment_roles, open_chain
+    from tokenclear.settings import Settings
+
+    one = Settings(rpc_url=anvil_node.url, private_key=anvil_node.funder_key)
+    roles, warnings = deployment_roles(one, open_chain(one))
+    assert roles.shared and "TOKENCLEAR_PARAMETER_KEY" in warnings[0]
+    admin, parameter, manager, agent = anvil_node.role_keys
+    apart = Settings(rpc_url=anvil_node.url, private_key=anvil_node.funder_key, admin_key=admin,
+                     parameter_key=parameter, default_manager_key=manager, token_agent_key=agent)
+    chain = open_chain(apart)
+    roles, warnings = deployment_roles(apart, chain)
+    assert not roles.shared and warnings == []
+    ledger = Ledger.deploy(chain, roles=roles)
+    restarted = open_chain(apart)  # a new process: the keys come from the settings again
+    again = Ledger.attach(restarted, ledger.record())
+    again.set_prices({"WETH": 1_600 * 10**8})
+    assert again.asset_parameters("WETH").price_e8 == 1_600 * 10**8
+
+
+@pytest.mark.anvil
+def test_a_node_killed_mid_run_is_a_chain_unavailable_error_not_a_connection_traceback():
+    from tokenclear.errors import ChainUnavailable
+    from tokenclear.ledger.anvil import anvil
+    from tokenclear.ledger.chain import RpcChain
+
+    with anvil(start_time=START) as node:
+        chain = RpcChain(node.url, node.funder_key, timeout_s=5)
+        ledger = Ledger.deploy(chain)
+    # the node is gone: every kind of request names the node and the step
+    for attempt, step in ((lambda: ledger.set_prices({"WETH": 10**8}), "gas estimation"),
+                          (lambda: ledger.total_held("TUSD"), "a call"),
+                          (lambda: ledger.block_number(), "reading the block number"),
+                          (lambda: ledger.vault_events(), "reading the block number")):
+        with pytest.raises(ChainUnavailable, match=f"the node stopped answering during {step}"):
+            attempt()
+
+
+@pytest.mark.anvil
+def test_two_processes_sharing_the_operator_key_both_get_their_transactions_mined(anvil_node):
+    from tokenclear.ledger.chain import RpcChain
+
+    first = RpcChain(anvil_node.url, anvil_node.funder_key)
+    ledger = Ledger.deploy(first, operator=first.funder)
+    other = Ledger.attach(RpcChain(anvil_node.url, anvil_node.funder_key), ledger.record())
+    for i in range(6):  # each side's cached nonce goes stale after every send of the other
+        (ledger if i % 2 else other).set_prices({"WETH": (1_500 + i) * 10**8})
+    assert ledger.asset_parameters("WETH").price_e8 == 1_505 * 10**8

@@ -23,7 +23,7 @@ def test_transfer_to_address_off_the_allow_list_reverts_with_its_code(world):
 
 
 def test_frozen_wallet_and_frozen_part_cannot_move(world):
-    usd, op = world.ledger.token("TUSD"), world.op
+    usd, op = world.ledger.token("TUSD"), world.agent
     with pytest.raises(TransactionReverted, match="token: reason code required"):
         usd.send("freeze", world.m1, True, b"\0" * 32, sender=op)
     receipt = usd.send("freeze", world.m1, True, REASON, sender=op)
@@ -44,18 +44,18 @@ def test_frozen_wallet_and_frozen_part_cannot_move(world):
 
 def test_pause_stops_transfers(world):
     usd = world.ledger.token("TUSD")
-    receipt = usd.send("pause", REASON, sender=world.op)
+    receipt = usd.send("pause", REASON, sender=world.agent)
     (event,) = usd.events(receipt, "PauseChanged")
     assert event.args["paused"] is True and event.args["reason"] == REASON
     assert usd.call("detectTransferRestriction", world.m1, world.m2, 1) == 1
     with pytest.raises(TransactionReverted, match="token: token is paused"):
         usd.send("transfer", world.m2, 1, sender=world.m1)
-    usd.send("unpause", REASON, sender=world.op)
+    usd.send("unpause", REASON, sender=world.agent)
     usd.send("transfer", world.m2, 1, sender=world.m1)
 
 
 def test_forced_transfer_moves_frozen_units_with_reason_and_only_by_the_agent(world):
-    usd, op = world.ledger.token("TUSD"), world.op
+    usd, op = world.ledger.token("TUSD"), world.agent
     usd.send("freeze_partial", world.m1, 1_000_000 * USD, REASON, sender=op)
     with pytest.raises(TransactionReverted, match="missing role"):
         usd.send("forced_transfer", world.m1, world.m2, 10 * USD, REASON, sender=world.m2)
@@ -69,7 +69,7 @@ def test_forced_transfer_moves_frozen_units_with_reason_and_only_by_the_agent(wo
 
 
 def test_wallet_recovery_moves_balance_and_freeze_state(world):
-    usd, op, ledger = world.ledger.token("TUSD"), world.op, world.ledger
+    usd, op, ledger = world.ledger.token("TUSD"), world.agent, world.ledger
     replacement = world.chain.new_account()
     ledger.onboard([replacement])
     usd.send("freeze_partial", world.m1, 7 * USD, REASON, sender=op)
@@ -86,9 +86,9 @@ def test_only_the_issuer_mints_and_only_to_allow_listed_holders(world):
     with pytest.raises(TransactionReverted, match="missing role"):
         usd.send("mint", world.m1, 1, sender=world.m1)
     with pytest.raises(TransactionReverted, match="allow-list"):
-        usd.send("mint", world.outsider, 1, sender=world.op)
+        usd.send("mint", world.outsider, 1, sender=world.agent)
     supply = usd.call("totalSupply")
-    usd.send("redeem", world.m1, 5 * USD, sender=world.op)
+    usd.send("redeem", world.m1, 5 * USD, sender=world.agent)
     assert usd.call("totalSupply") == supply - 5 * USD
 
 
@@ -98,10 +98,10 @@ def test_fund_nav_updates_are_bounded_and_flow_into_collateral_value(world):
     ledger.pledge("p", world.m1_house, "TMMF", 1_000 * USD, world.m1)
     before = ledger.collateral_value(world.m1_house)
     assert before == 1_000 * USD * 98 // 100  # NAV 1.00, haircut 2%
-    fund.send("set_nav", 100_500_000, sender=world.op)  # +0.50%: on the bound
+    fund.send("set_nav", 100_500_000, sender=world.agent)  # +0.50%: on the bound
     assert ledger.collateral_value(world.m1_house) == 1_005 * USD * 98 // 100
     with pytest.raises(TransactionReverted, match="NAV move exceeds the daily bound"):
-        fund.send("set_nav", 101_100_000, sender=world.op)  # +0.597%
+        fund.send("set_nav", 101_100_000, sender=world.agent)  # +0.597%
     with pytest.raises(TransactionReverted, match="missing role"):
         fund.send("set_nav", 100_600_000, sender=world.m1)
 
@@ -113,26 +113,26 @@ def test_fund_nav_moves_at_most_its_bound_per_day_however_many_updates(world):
     nav, moved = 10**8, 0
     for _ in range(40):
         try:
-            fund.send("set_nav", nav * 10_020 // 10_000, sender=world.op)
+            fund.send("set_nav", nav * 10_020 // 10_000, sender=world.agent)
         except TransactionReverted as error:
             assert "daily bound" in error.reason
         else:
             nav, moved = nav * 10_020 // 10_000, moved + 1
     assert moved == 2 and fund.call("nav_e8") == 10**8 * 10_020 // 10_000 * 10_020 // 10_000
     chain.advance_time(86_400)
-    fund.send("set_nav", nav * 10_050 // 10_000, sender=world.op)  # a new day: +0.50% from its opening
+    fund.send("set_nav", nav * 10_050 // 10_000, sender=world.agent)  # a new day: +0.50% from its opening
     with pytest.raises(TransactionReverted, match="daily bound"):
-        fund.send("set_nav", nav * 10_051 // 10_000, sender=world.op)
-    fund.send("set_nav", nav * 9_950 // 10_000, sender=world.op)  # down within the day's band is allowed
+        fund.send("set_nav", nav * 10_051 // 10_000, sender=world.agent)
+    fund.send("set_nav", nav * 9_950 // 10_000, sender=world.agent)  # down within the day's band is allowed
 
 
 def test_dividend_fund_pays_income_in_new_units(world):
     fund = world.ledger.token("TMMFD")
     with pytest.raises(TransactionReverted, match="NAV is fixed"):
-        fund.send("set_nav", 100_010_000, sender=world.op)
+        fund.send("set_nav", 100_010_000, sender=world.agent)
     world.ledger.issue("TMMFD", world.m1, 1_000_000 * USD)
     daily = 1_000_000 * USD * 4 // 100 // 365  # 4% a year, one day, in units
-    receipt = fund.send("pay_dividend", [world.m1], [daily], 20230310, sender=world.op)
+    receipt = fund.send("pay_dividend", [world.m1], [daily], 20230310, sender=world.agent)
     assert [e.args["units"] for e in fund.events(receipt, "DividendPaid")] == [daily]
     assert fund.call("balanceOf", world.m1) == 1_000_000 * USD + daily
     assert fund.call("price_e8") == 10**8

@@ -193,7 +193,7 @@ def test_a_replay_is_a_no_op_whatever_changed_since(world):
 
 def test_set_prices_refuses_zero_unlisted_and_self_priced_assets(world):
     ledger = world.ledger
-    vault, op = ledger.vault, ledger.operator
+    vault, op = ledger.vault, ledger.roles.parameter
     with pytest.raises(TransactionReverted, match="vault: price must be positive"):
         ledger.set_prices({"WETH": 0})
     with pytest.raises(TransactionReverted, match="vault: asset not listed"):

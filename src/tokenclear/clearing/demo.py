@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -44,6 +44,7 @@ from tokenclear.collateral.valuation import post_haircut_micro
 from tokenclear.errors import ConfigurationError
 from tokenclear.instruments.catalogue import load_catalogue
 from tokenclear.ledger.chain import Chain
+from tokenclear.ledger.connect import deployment_roles
 from tokenclear.ledger.ledger import Ledger
 from tokenclear.ledger.privacy import account_id
 from tokenclear.settings import Settings
@@ -144,6 +145,7 @@ class Demo:
         self.check(scenario, members)
         self.settings, self.chain, self.store, self.scenario = settings, chain, store, scenario
         self.members, self.progress = members, progress
+        self.deployment_warnings: list[str] = []
         start, end, self.description = SCENARIOS[scenario]
         self.days = np.arange(np.datetime64(start), np.datetime64(end) + 1)
         rng = np.random.default_rng(SEED)
@@ -181,8 +183,9 @@ class Demo:
     def setup(self) -> DemoResult:
         """Deploy, onboard the members, open their accounts and post the opening collateral."""
         self.progress("deploying the contracts")
-        # over JSON-RPC the clearing house signs with the configured key, so a restart can act for it
-        ledger = Ledger.deploy(self.chain, operator=getattr(self.chain, "funder", None))
+        # a key per role; over JSON-RPC the configured keys, so a restart can act for each
+        roles, self.deployment_warnings = deployment_roles(self.settings, self.chain)
+        ledger = Ledger.deploy(self.chain, roles=roles)
         record_deployment(self.store, ledger)
         workflow = self._workflow(ledger)
         self.progress("onboarding members and opening accounts")
@@ -220,7 +223,8 @@ class Demo:
             {**b.__dict__, "book_units": str(b.book_units), "chain_units": str(b.chain_units)} for b in breaks]}
         result.calls = self._call_totals()
         result.chain = {"name": self.chain.name, "chain_id": self.chain.chain_id, "operator": self.ledger.operator,
-                        "contracts": self.ledger.addresses()}
+                        "roles": asdict(self.ledger.roles), "contracts": self.ledger.addresses(),
+                        "warnings": self.deployment_warnings}
         with self.store.session() as session:
             for holding in session.scalars(select(Holding)):  # summed in Python: exact on every database
                 totals = result.book_totals_units

@@ -278,8 +278,8 @@ def _refuse_unsafe(data: bytes, source: str) -> ElementTree.Element:
         return fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as error:
         raise InputError(f"DTDs and entities are not accepted ({type(error).__name__})", path=source) from None
-    except ElementTree.ParseError as error:
-        raise InputError(f"not well-formed XML: {error}", path=source) from None
+    except (ElementTree.ParseError, LookupError, UnicodeError, ValueError) as error:  # LookupError: an encoding
+        raise InputError(f"not well-formed XML: {error}", path=source) from None  # the declaration names
 
 
 def _namespace(data: bytes, source: str) -> str:

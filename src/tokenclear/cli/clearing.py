@@ -104,7 +104,8 @@ def emit_demo(result, output: str) -> None:
             key = name.replace(" ", "_").replace("-", "_")
             row[f"{key}_calls"], row[key] = entry["calls"], Decimal(entry["usd"])
         rows.append(row)
-    warnings = [f"{step['as_of']}: {w}" for step in body["steps"] for w in dict.fromkeys(step.get("warnings", []))]
+    warnings = body["chain"].get("warnings", []) + [
+        f"{step['as_of']}: {w}" for step in body["steps"] for w in dict.fromkeys(step.get("warnings", []))]
     metadata = {"scenario": body["scenario"], "description": body["description"], "members": body["members"],
                 "accounts": body["accounts"], "currency": "USD", "book": body["database"],
                 "drivers": "USD each driver added to the shortfall of every account since the previous cycle "
@@ -210,6 +211,7 @@ def book_load(
     from tokenclear.clearing import onboarding, system
     from tokenclear.errors import ConfigurationError
     from tokenclear.instruments.catalogue import load_catalogue
+    from tokenclear.ledger.connect import deployment_roles
     from tokenclear.ledger.ledger import Ledger
 
     try:
@@ -225,7 +227,10 @@ def book_load(
                 ledger = Ledger.attach(chain, onboarding.read_deployment(deployment))
                 stderr.print(f"recorded the deployment of {deployment}: vault {ledger.vault.address}")
             else:
-                ledger = Ledger.deploy(chain, operator=getattr(chain, "funder", None))
+                roles, notes = deployment_roles(settings, chain)
+                ledger = Ledger.deploy(chain, roles=roles)
+                for note in notes:
+                    stderr.print(f"[yellow]warning:[/] {note}")
                 stderr.print(f"deployed the clearing system on chain {chain.chain_id}: vault {ledger.vault.address}")
             system.record_deployment(store, ledger)
         else:

@@ -42,15 +42,18 @@ def ledger_deploy(
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
     """Deploy registry, collateral tokens, vault, settlement, HTLC and bid-bond escrow; print addresses."""
-    from tokenclear.ledger.connect import open_chain
+    from dataclasses import asdict
+
+    from tokenclear.ledger.connect import deployment_roles, open_chain
     from tokenclear.ledger.ledger import Ledger
 
     try:
-        chain = open_chain(get_settings(), rpc_url)
-        ledger = Ledger.deploy(chain, operator=getattr(chain, "funder", None))
+        settings = get_settings()
+        chain = open_chain(settings, rpc_url)
+        roles, warnings = deployment_roles(settings, chain)
+        ledger = Ledger.deploy(chain, roles=roles)
     except TokenclearError as error:
         raise fail(error) from None
-    warnings = []
     if chain.name == "embedded":
         warnings.append("the embedded EVM lives only as long as this command: these contracts are gone when it "
                         "exits; deploy to a node (--rpc-url, e.g. anvil --state FILE) to keep them")
@@ -58,6 +61,7 @@ def ledger_deploy(
         write_text(json.dumps(ledger.record(), indent=2), out)
     rows = [{"contract": name, "address": address} for name, address in ledger.addresses().items()]
     metadata = {"chain": chain.name, "chain_id": chain.chain_id, "operator": ledger.operator,
+                "roles": asdict(ledger.roles),
                 "deployed_block": ledger.deployed_block, "record": None if out is None else str(out)}
 
     def table(_: Report) -> None:

@@ -36,6 +36,7 @@ class AnvilNode:
     url: str
     chain_id: int
     funder_key: str  # a development key anvil generated for this run; never logged
+    role_keys: tuple[str, ...] = ()  # four more funded development keys (one per other role of a deployment)
 
 
 @contextmanager
@@ -46,7 +47,7 @@ def anvil(chain_id: int = 31337, start_time: int | None = None) -> Iterator[Anvi
         config = Path(tmp) / "node.json"
         port = free_port()
         args = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-                "--config-out", str(config), "--silent", "--accounts", "2",
+                "--config-out", str(config), "--silent", "--accounts", "6",
                 # keep no past states: without this anvil writes them under ~/.foundry/anvil/tmp (GBs a
                 # test session) and a killed node never removes them
                 "--prune-history"]
@@ -61,8 +62,8 @@ def anvil(chain_id: int = 31337, start_time: int | None = None) -> Iterator[Anvi
                 if time.monotonic() > deadline:
                     raise ChainUnavailable(f"anvil did not answer on port {port} within 30 s")
                 time.sleep(0.05)
-            key = json.loads(config.read_text())["private_keys"][0]
-            yield AnvilNode(f"http://127.0.0.1:{port}", chain_id, key)
+            keys = json.loads(config.read_text())["private_keys"]
+            yield AnvilNode(f"http://127.0.0.1:{port}", chain_id, keys[0], tuple(keys[2:6]))
         finally:
             proc.terminate()
             try:

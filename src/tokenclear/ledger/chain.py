@@ -170,6 +170,9 @@ class EmbeddedChain(Chain):
 
 #: Blocks per eth_getLogs request.
 LOG_RANGE = 5_000
+#: A nonce another process sharing the key has used: take the node's pending count and sign again.
+NONCE_TAKEN = ("nonce too low", "already known", "replacement transaction underpriced")
+NONCE_RETRIES = 5
 
 
 class RpcChain(Chain):
@@ -177,14 +180,9 @@ class RpcChain(Chain):
     comes from the settings (environment or keystore) and is never logged."""
 
     def __init__(self, url: str, funder_key: str, *, timeout_s: float = 30.0) -> None:
-        from eth_account import Account
         from web3 import Web3
 
-        try:
-            funder = Account.from_key(funder_key)
-        except Exception:  # binascii.Error, ValueError: the message may quote the key, so none is shown
-            raise InputError("not a private key: 32 bytes in hex, 0x-prefixed, between 1 and the curve order "
-                             "(the value is not shown)", field="TOKENCLEAR_PRIVATE_KEY") from None
+        funder = _account(funder_key, "TOKENCLEAR_PRIVATE_KEY")
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
         self.url = shown_url(url)  # in every message: without credentials
         self.name = "json-rpc"
@@ -207,6 +205,12 @@ class RpcChain(Chain):
         except (OSError, ValueError) as exc:
             raise LedgerError(f"{keystore}: cannot decrypt the keystore: {exc}") from None
         return cls(url, key.hex())
+
+    def add_key(self, key: str, field: str) -> str:
+        """Sign with one more key (a role's); returns its address. ``field`` names its setting in errors."""
+        account = _account(key, field)
+        self._keys[account.address] = account
+        return account.address
 
     @contextmanager
     def _node(self, what: str) -> Iterator[None]:
@@ -270,18 +274,16 @@ class RpcChain(Chain):
                       maxPriorityFeePerGas=tip)
         tx.pop("from")
         with self._node("sending a transaction"):
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(self._keys[sender].sign_transaction(tx).raw_transaction)
-            except Web3RPCError as exc:  # another process signed with this key since: take the node's count, once
-                if "nonce too low" not in str(exc).lower():
-                    raise self._refused(exc, sender) from None
-                self._nonces.pop(sender, None)
-                tx["nonce"] = self._nonce(sender)
+            for attempt in range(NONCE_RETRIES):
                 try:
                     tx_hash = self.w3.eth.send_raw_transaction(
                         self._keys[sender].sign_transaction(tx).raw_transaction)
-                except Web3RPCError as again:
-                    raise self._refused(again, sender) from None
+                    break
+                except Web3RPCError as exc:  # another process signed with this key since: the node's count
+                    if not any(text in str(exc).lower() for text in NONCE_TAKEN) or attempt == NONCE_RETRIES - 1:
+                        raise self._refused(exc, sender) from None
+                    self._nonces.pop(sender, None)
+                    tx["nonce"] = self._nonce(sender)
         self._nonces[sender] += 1
         self._sent += 1
         with self._node(f"waiting for transaction 0x{bytes(tx_hash).hex()}"):
@@ -353,6 +355,16 @@ class RpcChain(Chain):
                                              "toBlock": min(start + LOG_RANGE - 1, end)})
         return [RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
                        bytes(log["data"]), int(log["blockNumber"])) for log in raw]
+
+
+def _account(key: str, field: str):
+    from eth_account import Account
+
+    try:
+        return Account.from_key(key)
+    except Exception:  # binascii.Error, ValueError: the message may quote the key, so none is shown
+        raise InputError("not a private key: 32 bytes in hex, 0x-prefixed, between 1 and the curve order "
+                         "(the value is not shown)", field=field) from None
 
 
 def shown_url(url: str) -> str:

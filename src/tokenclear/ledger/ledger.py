@@ -7,7 +7,7 @@ decimals (``_e8``); values micro-USD (6 decimals). Conversion from ``Decimal`` b
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from eth_utils import keccak
 
@@ -97,11 +97,41 @@ class AssetParameters:
     price_e8: int
 
 
+@dataclass(frozen=True)
+class Roles:
+    """Who holds each power on chain (addresses). ``admin`` deploys and may grant or revoke roles, and operates
+    nothing; ``operator`` (the clearing house's cash wallet) opens accounts, releases, posts floors and settles
+    (vault OPERATOR, settlement SETTLER, registry REGISTRAR, bid-bond AUTHORITY); ``parameter`` sets prices,
+    haircuts and price ages (vault PARAMETER); ``default_manager`` declares defaults and seizes (vault
+    DEFAULT_MANAGER); ``token_agent`` mints, freezes and publishes NAVs (tokens ISSUER, AGENT, NAV_AGENT)."""
+
+    admin: str
+    operator: str
+    parameter: str
+    default_manager: str
+    token_agent: str
+
+    @classmethod
+    def one_key(cls, address: str) -> Roles:
+        return cls(address, address, address, address, address)
+
+    @classmethod
+    def separate(cls, chain: Chain) -> Roles:
+        """A new key per role (where the chain can make and keep keys: the embedded EVM)."""
+        return cls(*(chain.new_account() for _ in range(5)))
+
+    @property
+    def shared(self) -> bool:
+        """Whether one key holds more than one role."""
+        return len({self.admin, self.operator, self.parameter, self.default_manager, self.token_agent}) < 5
+
+
 class Ledger:
-    def __init__(self, chain: Chain, operator: str, contracts: dict[str, Contract],
+    def __init__(self, chain: Chain, roles: Roles, contracts: dict[str, Contract],
                  tokens: dict[str, Contract], specs: dict[str, AssetSpec], deployed_block: int) -> None:
         self.chain = chain
-        self.operator = operator
+        self.roles = roles
+        self.operator = roles.operator
         self.registry = contracts["registry"]
         self.vault = contracts["vault"]
         self.settlement = contracts["settlement"]
@@ -113,34 +143,50 @@ class Ledger:
 
     # ---- deployment -------------------------------------------------------------------------
     @classmethod
-    def deploy(cls, chain: Chain, operator: str | None = None,
-               assets: Sequence[AssetSpec] = DEFAULT_ASSETS) -> Ledger:
-        """Deploy registry, tokens, vault, settlement, HTLC and bid-bond escrow; ``operator`` (the
-        clearing house) holds every admin role."""
-        op = operator or chain.new_account()
+    def deploy(cls, chain: Chain, operator: str | None = None, assets: Sequence[AssetSpec] = DEFAULT_ASSETS,
+               roles: Roles | None = None) -> Ledger:
+        """Deploy registry, tokens, vault, settlement, HTLC and bid-bond escrow. ``roles``: who holds each power;
+        default: ``operator`` (or a new key) holds every one. The admin deploys, grants each role to its key
+        and gives up every role it does not hold itself."""
+        roles = roles or Roles.one_key(operator or chain.new_account())
+        admin = roles.admin
         first_block = chain.block_number() + 1
-        registry = deploy(chain, "identity_registry", sender=op)
+        registry = deploy(chain, "identity_registry", sender=admin)
         tokens: dict[str, Contract] = {}
         for spec in assets:
-            tokens[spec.symbol] = _deploy_token(chain, spec, registry.address, op)
+            tokens[spec.symbol] = _deploy_token(chain, spec, registry.address, admin)
         contracts = {"registry": registry}
         for name in ("vault", "settlement", "htlc", "bid_bond"):
-            contracts[name] = deploy(chain, name, sender=op)
-        registry.send("register", op, CLEARING_HOUSE, sender=op)
+            contracts[name] = deploy(chain, name, sender=admin)
+        holders = {"registry": {"REGISTRAR": roles.operator},
+                   "vault": {"OPERATOR": roles.operator, "PARAMETER": roles.parameter,
+                             "DEFAULT_MANAGER": roles.default_manager},
+                   "settlement": {"SETTLER": roles.operator}, "bid_bond": {"AUTHORITY": roles.operator}}
+        for name, granted in holders.items():
+            _hand_over(contracts[name], granted, admin)
+        specs = assets_by(assets)
+        for symbol, token in tokens.items():
+            granted = {"ISSUER": roles.token_agent, "AGENT": roles.token_agent}
+            if specs[symbol].kind.startswith("fund"):
+                granted["NAV_AGENT"] = roles.token_agent
+            _hand_over(token, granted, admin)
+        registry.send("register_many", sorted({roles.operator, roles.default_manager}), CLEARING_HOUSE,
+                      sender=roles.operator)
         registry.send("register_many", [contracts[n].address for n in ("vault", "settlement", "htlc", "bid_bond")],
-                      SETTLEMENT_CONTRACT, sender=op)
-        ledger = cls(chain, op, contracts, tokens, {s.symbol: s for s in assets}, first_block)
+                      SETTLEMENT_CONTRACT, sender=roles.operator)
+        ledger = cls(chain, roles, contracts, tokens, specs, first_block)
         for spec in assets:
             ledger.set_asset(spec.symbol, haircut_bps=spec.haircut_bps, price_e8=spec.price_e8)
-            ledger.vault.send("set_max_age", tokens[spec.symbol].address, spec.max_price_age_s, sender=op)
+            ledger.vault.send("set_max_age", tokens[spec.symbol].address, spec.max_price_age_s,
+                              sender=roles.parameter)
         for token in tokens.values():
-            token.send("approve", contracts["settlement"].address, MAX_UINT, sender=op)
+            token.send("approve", contracts["settlement"].address, MAX_UINT, sender=roles.operator)
         return ledger
 
     def record(self) -> dict:
         """What :meth:`attach` needs to find this deployment again (store it with the book)."""
-        return {"chain_id": self.chain.chain_id, "operator": self.operator, "deployed_block": self.deployed_block,
-                "addresses": self.addresses(), "assets": sorted(self.specs)}
+        return {"chain_id": self.chain.chain_id, "operator": self.operator, "roles": asdict(self.roles),
+                "deployed_block": self.deployed_block, "addresses": self.addresses(), "assets": sorted(self.specs)}
 
     @classmethod
     def attach(cls, chain: Chain, record: dict, assets: Sequence[AssetSpec] = DEFAULT_ASSETS) -> Ledger:
@@ -158,7 +204,8 @@ class Ledger:
             ("bid_bond", "bid_bond"))}
         tokens = {symbol: contract(_token_contract(spec.kind), addresses[f"token:{symbol}"])
                   for symbol, spec in specs.items()}
-        return cls(chain, record["operator"], contracts, tokens, specs, record["deployed_block"])
+        roles = Roles(**record["roles"]) if "roles" in record else Roles.one_key(record["operator"])
+        return cls(chain, roles, contracts, tokens, specs, record["deployed_block"])
 
     def addresses(self) -> dict[str, str]:
         out = {name: c.address for name, c in (("registry", self.registry), ("vault", self.vault),
@@ -178,12 +225,12 @@ class Ledger:
         """Push a haircut and price on chain; fund shares and bills price themselves (NAV, accretion)."""
         from_token = self.specs[symbol].kind in _PRICED_KINDS
         return self.vault.send("set_asset", self.token(symbol).address, eligible, int(haircut_bps),
-                               0 if from_token else int(price_e8), from_token, sender=self.operator)
+                               0 if from_token else int(price_e8), from_token, sender=self.roles.parameter)
 
     def set_prices(self, prices_e8: dict[str, int]) -> Receipt:
         symbols = [s for s in prices_e8 if self.specs[s].kind not in _PRICED_KINDS]
         return self.vault.send("set_prices", [self.token(s).address for s in symbols],
-                               [int(prices_e8[s]) for s in symbols], sender=self.operator)
+                               [int(prices_e8[s]) for s in symbols], sender=self.roles.parameter)
 
     # ---- members ------------------------------------------------------------------------------
     def onboard(self, members: Iterable[str]) -> None:
@@ -199,8 +246,8 @@ class Ledger:
             token.send("approve", self.settlement.address, MAX_UINT, sender=member)
 
     def issue(self, symbol: str, holder: str, units: int) -> Receipt:
-        """Issuer mints ``units`` to an allow-listed holder (the operator holds the issuer role here)."""
-        return self.token(symbol).send("mint", holder, int(units), sender=self.operator)
+        """The token agent mints ``units`` to an allow-listed holder."""
+        return self.token(symbol).send("mint", holder, int(units), sender=self.roles.token_agent)
 
     def open_account(self, account: bytes, member: str, segregation: int) -> Receipt:
         return self.vault.send("open_account", account, member, segregation, sender=self.operator)
@@ -220,11 +267,11 @@ class Ledger:
                                int(out_units), self.token(in_symbol).address, int(in_units), sender=member)
 
     def declare_default(self, account: bytes) -> Receipt:
-        return self.vault.send("declare_default", account, sender=self.operator)
+        return self.vault.send("declare_default", account, sender=self.roles.default_manager)
 
     def seize(self, key: str | bytes, account: bytes, symbol: str, units: int, receiver: str) -> Receipt:
         return self.vault.send("seize", instruction_key(key), account, self.token(symbol).address, int(units),
-                               receiver, sender=self.operator)
+                               receiver, sender=self.roles.default_manager)
 
     def set_requirements(self, key: str, floors: Sequence[Floor], chunk: int = FLOOR_CHUNK) -> list[Receipt]:
         """Post floors and commitments, ``chunk`` accounts a transaction, each idempotent on ``key#i``."""
@@ -332,6 +379,20 @@ def _token_contract(kind: str) -> str:
     if kind not in names:
         raise LedgerError(f"unknown token kind '{kind}'")
     return names[kind]
+
+
+def assets_by(assets: Sequence[AssetSpec]) -> dict[str, AssetSpec]:
+    return {spec.symbol: spec for spec in assets}
+
+
+def _hand_over(contract: Contract, granted: dict[str, str], admin: str) -> None:
+    """Grant each named role (``contract.NAME()``) to its holder; the admin, which got every role from the
+    constructor, gives up those it does not hold itself and keeps only the admin role."""
+    for name, holder in granted.items():
+        role = contract.call(name)
+        if holder != admin:
+            contract.send("grantRole", role, holder, sender=admin)
+            contract.send("renounceRole", role, admin, sender=admin)
 
 
 def _deploy_token(chain: Chain, spec: AssetSpec, registry: str, operator: str) -> Contract:
