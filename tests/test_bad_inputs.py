@@ -4,6 +4,7 @@ hypothesis fuzz of the CSV loaders (the colr.004 parser's fuzz is in tests/clear
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -66,6 +67,8 @@ CASES = [
     (["haircuts", "--position-usd", "nan"], {}, "'--position-usd': must be a number in [0, inf), not nan"),
     (["haircuts", "--mpor-days", "10000"], {}, "'--mpor-days': must be a number in [1, 20], not 10000"),
     (["haircuts", "--depeg-half-life", "0"], {}, "'--depeg-half-life': must be a number in (0, inf), not 0"),
+    (["margin", "--method", "notional", "--confidence", "0.9"], {}, "--confidence: does not apply to --method "
+                                                                       "notional"),
     (["margin", "--lookback", "5"], {}, "--lookback: must be >= min_scenarios (60), not 5"),
     (["margin", "--lookback", "80"], {}, "--lookback: 80 scenarios leave no loss beyond the 99.00% quantile: "
                                          "at least 100 are needed"),
@@ -112,6 +115,27 @@ def test_a_bad_input_is_one_error_naming_its_source(tmp_path, args, env, words):
     assert done.stdout == "" and "Traceback" not in done.stderr
     assert " ".join(words.split()) in text, text
     assert not (tmp_path / "a-file").is_dir()
+
+
+def test_span_scan_ranges_follow_the_confidence_asked_for():
+    """--confidence used to be ignored by --method span; its scan ranges are now the moves' quantile at it."""
+    def total(confidence: str) -> float:
+        done = tokenclear_env(["margin", "--method", "span", "--confidence", confidence, "--format", "json"], {})
+        assert done.returncode == 0, done.stderr
+        return sum(float(row["margin"]) for row in json.loads(done.stdout)["rows"])
+
+    assert total("0.9") < total("0.99") < total("0.999")
+
+
+def test_a_data_folder_without_a_reference_file_says_which_default_applies(tmp_path):
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    (tmp_path / "data" / "margin_classes.csv").unlink()
+    (tmp_path / "data" / "span_intercommodity.csv").unlink()
+    done = tokenclear_env(["margin", "--method", "span", "--format", "csv"], {"TOKENCLEAR_DATA_DIR": str(tmp_path /
+                                                                                                    "data")})
+    assert done.returncode == 0, done.stderr
+    assert "margin_classes.csv not found: the EMIR defaults apply" in done.stdout  # in every format's preamble
+    assert "span_intercommodity.csv not found: no inter-commodity spread credit" in done.stdout
 
 
 def test_credentials_in_a_node_url_are_never_shown():

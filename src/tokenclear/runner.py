@@ -200,7 +200,11 @@ def run_book_margin(settings: Settings, inputs: Inputs, setup: RiskSetup, *, as_
                        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
                        capacity=concentration_capacity(settings, inputs.prices_dir),
                        stress_addon=load_stress_addon(stress_addon, inputs.book.accounts) if stress_addon else None)
-    return replace(run, warnings=list(dict.fromkeys([*inputs.warnings, *gaps, *run.warnings])))
+    missing = [f"{settings.margin_classes_file} not found: the EMIR defaults apply (listed 99% over 2 days, OTC "
+               "99.5% over 5 days)"] if not settings.margin_classes_file.is_file() else []
+    if method == "span" and not settings.intercommodity_file.is_file():
+        missing.append(f"{settings.intercommodity_file} not found: no inter-commodity spread credit")
+    return replace(run, warnings=list(dict.fromkeys([*missing, *inputs.warnings, *gaps, *run.warnings])))
 
 
 def concentration_capacity(settings: Settings, prices_dir: Path) -> Callable[[Context], np.ndarray | None]:

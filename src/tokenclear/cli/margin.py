@@ -130,6 +130,12 @@ def margin(
                 setup = replace(setup, options=replace(setup.options, span_parameters=load_span_parameters(params)))
                 notes.append(f"SPAN parameters from {params} (as of "
                              f"{setup.options.span_parameters.as_of}), not calibrated")
+            if method is Method.notional and confidence is not None:
+                raise runner.InputError("does not apply to --method notional: its margin is a schedule of rates on "
+                                        "notional, with no confidence level", field="--confidence")
+            if params is not None and confidence is not None:
+                raise runner.InputError("does not apply to published SPAN parameters: their scan ranges were set "
+                                        "at the publisher's coverage", field="--confidence")
             fixed = method is Method.asvar or params is not None
             if fixed and apc is None and setup.options.apc in ("floor10y", "stressed-weight"):
                 setup = replace(setup, options=replace(setup.options, apc="buffer"))

@@ -45,7 +45,8 @@ def build_method(context: Context, method: str, rows: np.ndarray, *,
     if method == "span" and span_parameters is not None:  # published parameters: no calibration
         return span.Span.build(context, span_parameters.for_factors(list(context.factors.names)))
     if method == "span":
-        return span.Span.build(context, span.calibrate(context, rows, pairs=span_pairs))
+        return span.Span.build(context, span.calibrate(context, rows, coverage=context.config.confidence,
+                                                       pairs=span_pairs))
     if method == "asvar":
         return asvar.Asvar.build(context, asvar.calibrate(context))
     if method == "notional":
