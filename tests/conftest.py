@@ -46,7 +46,11 @@ def context_of(prices: dict[str, np.ndarray], instruments: list[Instrument], ent
 
 @pytest.fixture(scope="session")
 def shipped_market() -> MarketData:
-    return load_folder(PROJECT_DATA / "market")
+    from tokenclear.instruments.underlyings import load_underlyings
+
+    absolute = {name for name, spec in load_underlyings(PROJECT_DATA / "underlyings.csv").items()
+                if spec.returns == "absolute"}
+    return load_folder(PROJECT_DATA / "market", absolute=absolute)
 
 
 def random_walk(seed: int, size: int, *, start: float = 100.0, vol: float = 0.02, skew: float = 0.0) -> np.ndarray:

@@ -1,0 +1,127 @@
+"""``tokenclear stress``: the scenario library on a book and its collateral: losses, Cover 2, contributions."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from tokenclear.cli.app import AsOfOpt, Format, PositionsOpt, app, fail, get_settings, stderr, stdout, within
+from tokenclear.cli.output import Report, digest, emit
+from tokenclear.errors import InputError, TokenclearError
+
+
+@app.command()
+def stress(
+    scenarios: Annotated[str, typer.Option(help="all, or scenario names separated by commas (data/stress/"
+                                                "scenarios.csv)")] = "all",
+    positions: PositionsOpt = None,
+    collateral: Annotated[Path | None, typer.Option(help="CSV account,asset,quantity: what each account holds "
+                                                         "(default: the demo book's, data/demo/collateral.csv)")]
+    = None,
+    groups: Annotated[Path | None, typer.Option(help="CSV member,group: affiliates that default together "
+                                                     "(default: each member alone)")] = None,
+    as_of: AsOfOpt = None,
+    skin_in_the_game: Annotated[float, typer.Option("--skin-in-the-game", callback=within(0),
+                                                    help="the CCP's own capital used before the survivors' "
+                                                         "contributions, USD")] = 0.0,
+    chart: Annotated[Path | None, typer.Option(help="write a PNG of the uncovered loss by scenario here")] = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """Every scenario's loss per member beyond its collateral after stress, the Cover 2 default fund, each
+    member's contribution and the reverse stress multiple that would exhaust the prefunded resources."""
+    from tokenclear.stress.run import stress as run_stress
+
+    settings = get_settings()
+    try:
+        report = run_stress(settings, scenarios=scenarios, positions=positions, collateral=collateral,
+                            groups=groups, as_of=as_of, skin_in_the_game=Decimal(repr(skin_in_the_game)))
+    except TokenclearError as error:
+        raise fail(error) from None
+    from tokenclear.stress.run import usd
+
+    names = [one.name for one in report.scenarios]
+    result = report.losses
+    index = {group: g for g, group in enumerate(report.groups)}
+    rows = []
+    for s, name in enumerate(names):
+        for group in report.groups:
+            accounts = [a for a, owner in enumerate(report.group_of_account) if owner == group]
+            rows.append({"scenario": name, "member": group, "loss": usd(result.loss[s, accounts].sum()),
+                         "collateral_after_stress": usd(result.collateral[s, accounts].sum()),
+                         "uncovered": usd(result.by_group[s, index[group]]),
+                         "sets_cover2": group in report.top[s] and result.by_group[s, index[group]] > 0})
+    summary = [{"scenario": name, "type": one.type, "builds_on": one.builds_on, "cover2": report.per_scenario[s],
+                "members": " + ".join(member for member in report.top[s]
+                                      if result.by_group[s, index[member]] > 0) or "none",
+                "reverse_multiple": None if math.isinf(report.reverse[s]) else round(report.reverse[s], 4),
+                "description": one.description, "source": one.source,
+                "feed_outage_h": one.hours("feed_outage"), "chain_outage_h": one.hours("chain_outage")}
+               for s, (name, one) in enumerate(zip(names, report.scenarios, strict=True))]
+    fund = [{"member": group, "contribution": report.contributions[g]} for g, group in enumerate(report.groups)]
+    metadata = {"as_of": report.as_of, "currency": settings.margin_currency, "default_fund": report.fund,
+                "loss": "net over the member's accounts, > 0 a loss; uncovered: summed per account (segregation)",
+                "fund_scenario": report.fund_scenario, "fund_members": " + ".join(report.fund_groups),
+                "skin_in_the_game": usd(report.skin_in_the_game),
+                "contribution_rule": "pro rata to each member's largest uncovered loss over the scenarios",
+                "reverse_multiple": "the multiple of a scenario's shocks at which the two largest uncovered "
+                                    "losses reach the default fund plus skin in the game (blank: not within 100x)",
+                "scenarios": len(names),
+                "inputs": {"positions": digest(positions or settings.demo_positions_file),
+                           "collateral": digest(collateral or settings.data_dir / "demo" / "collateral.csv"),
+                           "scenarios": digest(settings.data_dir / "stress")}}
+    if chart is not None:
+        write_chart(chart, summary, report.fund)
+        metadata["chart"] = str(chart)
+
+    def table(_: Report) -> None:
+        view = Table(title=f"stress as of {report.as_of}: Cover 2 default fund {report.fund:,.2f} USD, set by "
+                           f"{report.fund_scenario} ({' + '.join(report.fund_groups)})", box=box.SIMPLE_HEAD)
+        for name in ("scenario", "Cover 2 USD", "members", "reverse x"):
+            view.add_column(name, justify="left" if name in ("scenario", "members") else "right")
+        for one in summary:
+            view.add_row(one["scenario"], f"{one['cover2']:,.2f}", one["members"],
+                         "" if one["reverse_multiple"] is None else f"{one['reverse_multiple']:.3f}")
+        stdout.print(view)
+        members = Table(title="contributions to the default fund (USD)", box=box.SIMPLE_HEAD)
+        members.add_column("member")
+        members.add_column("worst uncovered", justify="right")
+        members.add_column("contribution", justify="right")
+        for g, group in enumerate(report.groups):
+            members.add_row(group, f"{usd(result.by_group[:, g].max()):,.2f}", f"{report.contributions[g]:,.2f}")
+        stdout.print(members)
+
+    emit(Report("stress", rows, metadata, report.notes, {"scenarios": summary, "contributions": fund}),
+         output.value, table)
+    if chart is not None:
+        stderr.print(f"wrote {chart}")
+
+
+def write_chart(path: Path, summary: list[dict], fund: Decimal) -> None:
+    """A bar per scenario of its Cover 2 uncovered loss, with the fund as a line (matplotlib, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    axes.bar([one["scenario"] for one in summary], [float(one["cover2"]) / 1e6 for one in summary],
+             color="#4878a8")
+    axes.axhline(float(fund) / 1e6, color="#c0392b", linestyle="--", label=f"default fund {float(fund) / 1e6:,.2f} m")
+    axes.set_ylabel("uncovered loss of the two largest members, million USD")
+    axes.set_title("Stress: loss beyond collateral after stress, by scenario")
+    axes.legend()
+    plt.setp(axes.get_xticklabels(), rotation=35, ha="right")
+    figure.tight_layout()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+    except OSError as error:
+        raise fail(InputError(f"cannot write ({error.strerror})", path=path)) from None
+    finally:
+        plt.close(figure)
