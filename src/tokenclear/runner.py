@@ -143,20 +143,30 @@ def capacity_usd(settings: Settings, context: Context, prices_dir: Path) -> np.n
     """participation x ADV (USD) per instrument of the book; inf where no rule applies."""
     if not settings.concentration_file.is_file():
         return None
-    rules = load_concentration(settings.concentration_file)
+    adv, participation = factor_adv_usd(settings, context, prices_dir)
+    per_factor = np.where(np.isfinite(adv) & (adv > 0), participation * adv, np.inf)
+    return per_factor[context.resolved.underlying_index]
+
+
+def factor_adv_usd(settings: Settings, context: Context, prices_dir: Path,
+                   volumes: dict[str, MarketData] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ADV in USD, participation) per factor of the context, from concentration.csv (nan, 0 without a rule);
+    ``volumes``, when given, receives each factor's volume series read on the way."""
+    rules = load_concentration(settings.concentration_file) if settings.concentration_file.is_file() else {}
     factor_names = context.factors.names
-    per_factor = np.full(len(factor_names), np.inf)
-    for j, name in enumerate(factor_names):
+    adv, participation = np.full(len(factor_names), np.nan), np.zeros(len(factor_names))
+    for j, name in enumerate(factor_names):  # a loop over the book's factors (a handful)
         rule = rules.get(name)
         if rule is None:
             continue
-        volumes = load_folder(settings.volumes_dir, [name], value_column="volume") if rule.adv_usd is None else \
+        read = load_folder(settings.volumes_dir, [name], value_column="volume") if rule.adv_usd is None else \
             MarketData()
+        if volumes is not None and name in read.series:
+            volumes[name] = read
         prices = load_folder(prices_dir, [name]) if rule.volume_unit == "shares" else MarketData()
-        adv = average_daily_volume_usd(rule, volumes=volumes, prices=prices, as_of=context.as_of)
-        if np.isfinite(adv) and adv > 0:
-            per_factor[j] = rule.participation * adv
-    return per_factor[context.resolved.underlying_index]
+        adv[j] = average_daily_volume_usd(rule, volumes=read, prices=prices, as_of=context.as_of)
+        participation[j] = rule.participation
+    return adv, participation
 
 
 def load_stress_addon(path: Path, accounts: list[str]) -> np.ndarray:

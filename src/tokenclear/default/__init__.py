@@ -1,0 +1,1 @@
+"""Default management: close-out costs in the market, the default waterfall."""

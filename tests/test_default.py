@@ -1,0 +1,96 @@
+"""Default management, first part (issue 15): the close-out cost by the square-root law on weekday volumes and
+the waterfall in its order, worked by hand; the `tokenclear default` replay in every format."""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import context_of, future
+from tests.test_cli import tokenclear
+from tokenclear.default import closeout, waterfall
+
+
+def test_weekday_profiles_come_from_the_volumes_and_the_calendar():
+    days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-15"))  # Monday 1st .. Sunday 14th
+    volumes = np.where((days.astype(np.int64) + 3) % 7 >= 5, 50.0, 100.0)  # weekends trade half
+    profile = closeout.weekday_profile(days, volumes)
+    mean = volumes.mean()
+    assert profile[1] == pytest.approx(100 / mean) and profile[5] == pytest.approx(50 / mean)
+    assert closeout.weekday(np.datetime64("2024-01-06")) == 5  # a Saturday
+    assert list(closeout.calendar_profile("XNYS")) == [1, 1, 1, 1, 1, 0, 0]
+    assert list(closeout.next_open(np.stack([closeout.calendar_profile("XNYS"), np.ones(7)]), 5)) == [2, 0]
+
+
+def test_the_square_root_cost_and_the_saturday_premium():
+    # 100 m USD to sell, 1 bn a day on average, 2% daily vol: 0.02 x sqrt(0.1) x 100 m = 632,455.53
+    cost = closeout.impact_cost(np.array([-100e6]), np.array([1e9]), np.array([0.02]), np.array([1.0]))
+    assert cost[0] == pytest.approx(0.02 * math.sqrt(0.1) * 100e6)
+    saturday = closeout.impact_cost(np.array([100e6]), np.array([1e9]), np.array([0.02]), np.array([0.8]))
+    assert saturday[0] / cost[0] == pytest.approx(math.sqrt(1 / 0.8))  # thinner volume: sqrt(1/0.8) dearer
+    closed = closeout.impact_cost(np.array([1.0, 0.0]), np.array([1e9, 1e9]), np.array([0.02, 0.02]),
+                                  np.array([0.0, 0.0]))
+    assert math.isnan(closed[0]) and closed[1] == 0  # no market that day; nothing to trade
+
+
+def test_exposure_is_the_delta_equivalent_notional():
+    context = context_of({"x": np.linspace(90.0, 100.0, 300)}, [future("XF", "x", "10")], [("A", "XF", 3)])
+    exposure = closeout.exposures(context.resolved, context.book.quantity.astype(float), 1)
+    assert exposure[0, 0] == pytest.approx(3 * 10 * context.resolved.forward[0])
+
+
+def test_the_waterfall_uses_each_layer_in_order():
+    flow = waterfall.run(Decimal("1000.00"), margin=Decimal("400"), own_contribution=Decimal("100"),
+                         skin_in_the_game=Decimal("50"), survivors={"B": Decimal("200"), "C": Decimal("100")},
+                         assessment_multiple=Decimal("0.5"), vm_gains={"B": Decimal("30"), "C": Decimal("-5")})
+    used = [layer.used for layer in flow.layers]
+    # 400 margin, 100 own, 50 capital, 300 survivors, 150 assessments (0.5 x): 1,000; VM gains untouched
+    assert used == [400, 100, 50, 300, 150, 0]
+    assert flow.tear_up == Decimal("0") and flow.layers[5].used == Decimal("0")
+    short = waterfall.run(Decimal("1100.00"), margin=Decimal("400"), own_contribution=Decimal("100"),
+                          skin_in_the_game=Decimal("50"), survivors={"B": Decimal("200"), "C": Decimal("100")},
+                          assessment_multiple=Decimal("0.5"), vm_gains={"B": Decimal("30")})
+    assert short.layers[5].used == Decimal("30") and short.tear_up == Decimal("70")
+    assert short.survivors_paid == {"B": Decimal("330.00"), "C": Decimal("150.00")}
+    covered = waterfall.run(Decimal("300"), margin=Decimal("400"), own_contribution=Decimal("100"),
+                            skin_in_the_game=Decimal(0), survivors={"B": Decimal("200")})
+    assert [layer.used for layer in covered.layers][1:] == [0] * 5 and covered.tear_up == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.decimals(0, 10**7, places=2), st.dictionaries(st.sampled_from("BCDEF"), st.decimals(0, 10**6, places=2),
+                                                         max_size=5))
+def test_the_waterfall_accounts_for_every_cent(loss, survivors):
+    flow = waterfall.run(loss, margin=Decimal("1000"), own_contribution=Decimal("10"),
+                         skin_in_the_game=Decimal("5"), survivors=survivors)
+    assert sum((layer.used for layer in flow.layers), Decimal(0)) + flow.tear_up == loss
+    for layer in flow.layers:
+        assert layer.used <= max(layer.available, Decimal(0))
+        if layer.by_member:
+            assert sum(layer.by_member.values(), Decimal(0)) == layer.used
+
+
+@pytest.mark.integration
+def test_the_default_replay_costs_more_on_a_saturday_and_its_waterfall_adds_up():
+    done = tokenclear("default", "--scenario", "lehman", "--member", "M13", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    sat, tue = out["rows"]
+    assert (sat["day"], tue["day"]) == ("sat", "tue")
+    assert Decimal(sat["closeout_cost"]) > Decimal(tue["closeout_cost"]) > 0  # bitcoin trades ~20% less
+    for row in out["rows"]:
+        layers = sum(Decimal(value) for key, value in row.items()
+                     if key not in ("day", "closeout_cost", "days_to_close_out", "waits_for", "loss"))
+        assert layers == Decimal(row["loss"])  # every cent of the loss is met by a layer or left for tear-up
+        assert Decimal(row["loss"]) == Decimal(out["metadata"]["position_loss"]) + Decimal(row["closeout_cost"])
+    assert out["metadata"]["closed_out"] == "M13-HOUSE"
+    bad = tokenclear("default", "--scenario", "lehman", "--member", "M99")
+    assert bad.returncode == 2 and "--member: no member 'M99'" in bad.stderr
+    table = tokenclear("default", "--scenario", "ftx", "--member", "M09", "--days", "sun,wed")
+    assert table.returncode == 0 and "close-out cost" in table.stdout and "sun" in table.stdout
