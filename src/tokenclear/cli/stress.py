@@ -40,7 +40,7 @@ def stress(
     settings = get_settings()
     try:
         report = run_stress(settings, scenarios=scenarios, positions=positions, collateral=collateral,
-                            groups=groups, as_of=as_of, skin_in_the_game=Decimal(repr(skin_in_the_game)))
+                            groups=groups, as_of=as_of, skin_in_the_game=Decimal(repr(skin_in_the_game)).quantize(Decimal("0.01")))
     except TokenclearError as error:
         raise fail(error) from None
     from tokenclear.stress.run import usd
@@ -150,7 +150,7 @@ def default_command(
     try:
         result = replay(settings, scenario=scenario, member=member,
                         days=[day.strip() for day in days.split(",") if day.strip()], positions=positions,
-                        collateral=collateral, skin_in_the_game=Decimal(repr(skin_in_the_game)),
+                        collateral=collateral, skin_in_the_game=Decimal(repr(skin_in_the_game)).quantize(Decimal("0.01")),
                         assessment_multiple=Decimal(repr(assessment_multiple)))
     except TokenclearError as error:
         raise fail(error) from None
