@@ -35,6 +35,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_workflow.py
 	$(BIN)/python bench/weekday_margin.py
 	$(BIN)/python bench/procyclicality.py
+	$(BIN)/python bench/bench_stress.py
 
 contracts: $(STAMP)
 	$(BIN)/python -m tokenclear.ledger.build
