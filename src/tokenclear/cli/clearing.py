@@ -260,7 +260,6 @@ def cycle(
 
     from tokenclear.clearing import system
     from tokenclear.clearing.interfaces import SimulatedClock, SystemClock
-    from tokenclear.errors import InputError
     from tokenclear.runner import parse_as_of
 
     try:
@@ -326,7 +325,6 @@ def calls_command(
     from sqlalchemy import select
 
     from tokenclear.clearing import calls as lifecycle
-    from tokenclear.errors import InputError
     from tokenclear.store.models import MarginCall
     from tokenclear.store.queries import utc
 
@@ -378,7 +376,6 @@ def answer_command(
     from datetime import UTC, datetime
 
     from tokenclear.clearing import call_desk
-    from tokenclear.errors import InputError
 
     try:
         if not message.is_file():
@@ -424,7 +421,6 @@ def instructions_list(
 ) -> None:
     """Instructions in the book by state, oldest first, each with its reason when it failed or expired."""
     from tokenclear.clearing.instructions import CONFIRMED, EXPIRED, FAILED, PENDING
-    from tokenclear.errors import InputError
     from tokenclear.store.queries import instructions_in, utc
 
     choices = {"stuck": (PENDING, FAILED), "all": (PENDING, CONFIRMED, FAILED, EXPIRED),

@@ -40,7 +40,7 @@ def stress(
     settings = get_settings()
     try:
         report = run_stress(settings, scenarios=scenarios, positions=positions, collateral=collateral,
-                            groups=groups, as_of=as_of, skin_in_the_game=Decimal(repr(skin_in_the_game)).quantize(Decimal("0.01")))
+                            groups=groups, as_of=as_of, skin_in_the_game=cents(skin_in_the_game))
     except TokenclearError as error:
         raise fail(error) from None
     from tokenclear.stress.run import usd
@@ -102,6 +102,11 @@ def stress(
         stderr.print(f"wrote {chart}")
 
 
+def cents(value: float) -> Decimal:
+    """An amount option (USD) as exact cents."""
+    return Decimal(repr(value)).quantize(Decimal("0.01"))
+
+
 def write_chart(path: Path, summary: list[dict], fund: Decimal) -> None:
     """A bar per scenario of its Cover 2 uncovered loss, with the fund as a line (matplotlib, no display)."""
     import matplotlib
@@ -150,7 +155,7 @@ def default_command(
     try:
         result = replay(settings, scenario=scenario, member=member,
                         days=[day.strip() for day in days.split(",") if day.strip()], positions=positions,
-                        collateral=collateral, skin_in_the_game=Decimal(repr(skin_in_the_game)).quantize(Decimal("0.01")),
+                        collateral=collateral, skin_in_the_game=cents(skin_in_the_game),
                         assessment_multiple=Decimal(repr(assessment_multiple)))
     except TokenclearError as error:
         raise fail(error) from None
