@@ -25,7 +25,8 @@ def rows(settings: Settings) -> list[str]:
     inputs = runner.load_inputs(settings, positions=None, instruments=None, prices=None)
     run = runner.run_book_margin(settings, inputs, setup, as_of=None, method="hsvar")
     names = sorted({name for mix in MIXES for name in mix})
-    price, haircut, _ = collateral_terms(settings, names, runner.parse_as_of(run.as_of))
+    terms = collateral_terms(settings, names, runner.parse_as_of(run.as_of))
+    price, haircut = terms.price, terms.haircut
     out = ["account,asset,quantity"]
     for row in run.accounts:
         member = int(member_of(row.account).lstrip("M"))

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import context_of, future
-from tests.test_cli import tokenclear
+from tests.test_cli import ROOT, tokenclear
 from tokenclear.default import closeout, waterfall
 
 
@@ -86,11 +86,62 @@ def test_the_default_replay_costs_more_on_a_saturday_and_its_waterfall_adds_up()
     assert Decimal(sat["closeout_cost"]) > Decimal(tue["closeout_cost"]) > 0  # bitcoin trades ~20% less
     for row in out["rows"]:
         layers = sum(Decimal(value) for key, value in row.items()
-                     if key not in ("day", "closeout_cost", "days_to_close_out", "waits_for", "loss"))
+                     if key not in ("day", "closeout_cost", "collateral_sale_cost", "survivors_collateral_fall",
+                                    "newly_uncovered", "days_to_close_out", "waits_for", "loss"))
         assert layers == Decimal(row["loss"])  # every cent of the loss is met by a layer or left for tear-up
-        assert Decimal(row["loss"]) == Decimal(out["metadata"]["position_loss"]) + Decimal(row["closeout_cost"])
+        assert Decimal(row["loss"]) == Decimal(out["metadata"]["position_loss"]) + Decimal(row["closeout_cost"]) \
+            + Decimal(row["collateral_sale_cost"])
     assert out["metadata"]["closed_out"] == "M13-HOUSE"
     bad = tokenclear("default", "--scenario", "lehman", "--member", "M99")
     assert bad.returncode == 2 and "--member: no member 'M99'" in bad.stderr
     table = tokenclear("default", "--scenario", "ftx", "--member", "M09", "--days", "sun,wed")
     assert table.returncode == 0 and "close-out cost" in table.stdout and "sun" in table.stdout
+
+
+@pytest.mark.integration
+def test_selling_the_defaulters_ether_moves_its_price_and_uncovers_a_survivor(tmp_path):
+    """The depeg spiral's step on ether: A defaults in ftx holding 20,000 ETH; selling them at their stressed
+    price Q costs sigma x sqrt(Q / ADV) x Q and takes ether down by sigma x sqrt(Q / ADV), which B, covered by
+    its ether before the sale, feels. Every figure is recomputed here from the shipped files."""
+    import csv as csvlib
+
+    (tmp_path / "book.csv").write_text("account,instrument,quantity\nA-HOUSE,BTCZ23,300\nB-HOUSE,BTCZ23,2\n")
+    with open(ROOT / "data" / "market" / "eth_usd.csv") as handle:
+        closes_by_date = [(np.datetime64(r["date"]), float(r["close"])) for r in csvlib.DictReader(handle)]
+    closes = np.array([c for _, c in closes_by_date])
+    dates = np.array([d for d, _ in closes_by_date])
+    as_of = np.datetime64("2023-08-28")
+    price = closes[dates <= as_of][-1]
+    window = (dates >= np.datetime64("2022-11-07")) & (dates <= np.datetime64("2022-11-11"))
+    ratio = closes[window].min() / closes[dates < np.datetime64("2022-11-07")][-1]
+    with open(ROOT / "data" / "volume" / "eth_usd.csv") as handle:
+        volume = [(np.datetime64(r["date"]), float(r["volume"])) for r in csvlib.DictReader(handle)]
+    adv = np.mean([v for d, v in volume if d <= as_of][-60:])
+    sigma = np.std(np.diff(np.log(closes)))
+    probe = _write(tmp_path, "probe.csv", "account,asset,quantity\nA-HOUSE,ETH,20000\nB-HOUSE,ETH,1\n")
+    done = tokenclear("stress", "--positions", str(tmp_path / "book.csv"), "--collateral", str(probe),
+                      "--scenarios", "ftx", "--as-of", "2023-08-28", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    b = next(row for row in json.loads(done.stdout)["rows"] if row["member"] == "B")
+    per_unit = float(b["collateral_after_stress"])  # one ETH after the ftx low and its haircut
+    units = float(b["loss"]) / per_unit * 1.0005  # B's ether covers its loss by 0.05%
+    collateral = _write(tmp_path, "collateral.csv",
+                        f"account,asset,quantity\nA-HOUSE,ETH,20000\nB-HOUSE,ETH,{units}\n")
+    done = tokenclear("default", "--scenario", "ftx", "--member", "A", "--positions", str(tmp_path / "book.csv"),
+                      "--collateral", str(collateral), "--days", "tue", "--as-of", "2023-08-28", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    q = 20_000 * price * ratio
+    impact = sigma * math.sqrt(q / adv)
+    (row,) = out["rows"]
+    assert float(row["collateral_sale_cost"]) == pytest.approx(impact * q, rel=1e-6)
+    (after,) = out["prices_after_sale"]
+    assert after["asset"] == "ETH" and after["price"] == pytest.approx(price * ratio * (1 - impact), rel=1e-9)
+    assert float(row["survivors_collateral_fall"]) == pytest.approx(units * per_unit * impact, abs=0.01)
+    assert row["newly_uncovered"] == "B-HOUSE"  # covered before the sale, short after it
+
+
+def _write(folder, name: str, text: str):
+    path = folder / name
+    path.write_text(text)
+    return path

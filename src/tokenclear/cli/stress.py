@@ -141,6 +141,7 @@ def default_command(
     positions: PositionsOpt = None,
     collateral: Annotated[Path | None, typer.Option(help="CSV account,asset,quantity (default: the demo book's)")]
     = None,
+    as_of: AsOfOpt = None,
     skin_in_the_game: Annotated[float, typer.Option("--skin-in-the-game", callback=within(0),
                                                     help="the CCP's own capital in the waterfall, USD")] = 0.0,
     assessment_multiple: Annotated[float, typer.Option(callback=within(0), help="cap of the assessments on each "
@@ -155,11 +156,13 @@ def default_command(
     try:
         result = replay(settings, scenario=scenario, member=member,
                         days=[day.strip() for day in days.split(",") if day.strip()], positions=positions,
-                        collateral=collateral, skin_in_the_game=cents(skin_in_the_game),
+                        collateral=collateral, as_of=as_of, skin_in_the_game=cents(skin_in_the_game),
                         assessment_multiple=Decimal(repr(assessment_multiple)))
     except TokenclearError as error:
         raise fail(error) from None
-    rows = [{"day": one.day, "closeout_cost": one.cost, "days_to_close_out": one.days,
+    rows = [{"day": one.day, "closeout_cost": one.cost, "collateral_sale_cost": one.collateral_cost,
+             "survivors_collateral_fall": one.survivors_collateral_fall,
+             "newly_uncovered": " ".join(one.newly_uncovered or []), "days_to_close_out": one.days,
              "waits_for": " ".join(one.waited), "loss": one.loss,
              **{layer.name: layer.used for layer in one.waterfall.layers}, "tear_up": one.waterfall.tear_up}
             for one in result.closeouts]
@@ -168,10 +171,14 @@ def default_command(
                 "position_loss": result.position_loss, "margin_after_stress": result.margin,
                 "default_fund": result.fund,
                 "impact": "cost = sigma x sqrt(|Q| / V) x |Q| (Almgren et al. 2005; Toth et al. 2011), V the "
-                          "weekday's share of ADV x the scenario's liquidity multiplier",
+                          "weekday's share of ADV x the scenario's liquidity multiplier; selling collateral moves "
+                          "its price by sigma x sqrt(Q / V), which every survivor holding it feels",
                 "on_chain": "not executed: this replay computes; seizure, sale and the waterfall on chain are the "
                             "next part of issue 15"}
-    sections = {"survivors_paid": [{"day": one.day, "member": name, "paid": amount}
+    sections = {"prices_after_sale": [{"day": one.day, "asset": asset, "price": price}
+                                      for one in result.closeouts for asset, price in (one.prices_after_sale or
+                                                                                       {}).items()],
+                "survivors_paid": [{"day": one.day, "member": name, "paid": amount}
                                    for one in result.closeouts
                                    for name, amount in sorted(one.waterfall.survivors_paid.items()) if amount > 0]}
 
@@ -185,6 +192,11 @@ def default_command(
         for one in result.closeouts:
             view.add_column(one.day, justify="right")
         view.add_row("close-out cost", *(f"{one.cost:,.2f}" for one in result.closeouts))
+        view.add_row("collateral sale cost", *(f"{one.collateral_cost:,.2f}" for one in result.closeouts))
+        view.add_row("survivors' collateral falls by", *(f"{one.survivors_collateral_fall:,.2f}"
+                                                         for one in result.closeouts))
+        view.add_row("accounts it leaves uncovered", *(str(len(one.newly_uncovered or []))
+                                                       for one in result.closeouts))
         view.add_row("days to close out", *(str(one.days) for one in result.closeouts))
         view.add_row("loss", *(f"{one.loss:,.2f}" for one in result.closeouts))
         for i, layer in enumerate(result.closeouts[0].waterfall.layers):

@@ -28,8 +28,12 @@ class CloseOut:
     cost: Decimal  # market impact of the close-out, USD
     days: int  # days from the default until the last factor is closed out
     waited: list[str]  # factors whose market is closed that day
-    loss: Decimal  # position loss under the scenario plus the cost
+    loss: Decimal  # position loss under the scenario plus both costs
     waterfall: waterfall.Waterfall
+    collateral_cost: Decimal = Decimal(0)  # market impact of selling the defaulter's collateral, USD
+    prices_after_sale: dict[str, float] | None = None  # asset -> its price after the sale (the spiral's step)
+    survivors_collateral_fall: Decimal = Decimal(0)  # what the sale takes off the survivors' collateral, USD
+    newly_uncovered: list[str] | None = None  # survivors' accounts the fall leaves uncovered
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,12 @@ class DefaultReplay:
 
 
 def replay(settings: Settings, *, scenario: str, member: str, days: list[str], positions: Path | None = None,
-           collateral: Path | None = None, skin_in_the_game: Decimal = Decimal(0),
+           collateral: Path | None = None, as_of: str | None = None, skin_in_the_game: Decimal = Decimal(0),
            assessment_multiple: Decimal = Decimal(1)) -> DefaultReplay:
     for day in days:
         if day not in closeout.WEEKDAYS:
             raise InputError(f"'{day}' is not a weekday (mon..sun)", field="--days")
-    report = stress(settings, scenarios="all", positions=positions, collateral=collateral,
+    report = stress(settings, scenarios="all", positions=positions, collateral=collateral, as_of=as_of,
                     skin_in_the_game=skin_in_the_game)
     names = [one.name for one in report.scenarios]
     if scenario not in names:
@@ -95,14 +99,12 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
                      "cost is not counted")
     position_loss = usd(loss[closed].sum()) if closed else Decimal(0)
     margin = usd(kept[closed].sum()) if closed else Decimal(0)
+    spiral = collateral_sale(report, s, closed)
     results = []
     for day in days:
         index = closeout.WEEKDAYS.index(day)
         wait = closeout.next_open(profiles, index)
-        multiplier = np.ones(factors)
-        for shock in chosen.of("liquidity"):
-            if shock.target in ("*", day):
-                multiplier *= shock.value
+        multiplier = np.full(factors, multiplier_for(chosen, day))
         trading = np.array([profiles[f, (index + max(int(wait[f]), 0)) % 7] for f in range(factors)])
         cost = closeout.impact_cost(exposure, np.nan_to_num(adv, nan=np.inf), sigma, trading, multiplier)
         cost = np.where(np.isfinite(cost), cost, 0.0)
@@ -110,13 +112,50 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
         per_day = np.where(np.isfinite(adv), np.maximum(participation, 1e-9) * np.nan_to_num(adv) * trading, np.inf)
         spread = np.where(size > 0, np.ceil(size / np.maximum(per_day, 1e-300)), 0)
         needed = int(np.max(np.where(size > 0, np.maximum(wait, 0) + spread, 0), initial=0))
-        total = position_loss + usd(cost.sum())  # the loss the waterfall meets, to the cent
+        sold = spiral(multiplier_for(chosen, day))
+        total = position_loss + usd(cost.sum()) + sold["cost"]  # the loss the waterfall meets, to the cent
         flow = waterfall.run(total, margin=margin, own_contribution=contributions.get(member, Decimal(0)),
                              skin_in_the_game=skin_in_the_game, survivors=survivors,
                              assessment_multiple=assessment_multiple, vm_gains=gains)
         results.append(CloseOut(day, usd(cost.sum()), needed,
                                 [name for name, w in zip(context.factors.names, wait, strict=True)
-                                 if w > 0 and size[context.factors.names.index(name)] > 0], total, flow))
+                                 if w > 0 and size[context.factors.names.index(name)] > 0], total, flow,
+                                sold["cost"], sold["prices"], sold["fall"], sold["uncovered"]))
     return DefaultReplay(scenario, member, report.as_of, [report.accounts[a] for a in ported],
                          [report.accounts[a] for a in closed], position_loss, margin, report.fund, results,
                          list(dict.fromkeys(notes)))
+
+
+def multiplier_for(scenario, day: str) -> float:
+    """The scenario's liquidity multiplier on a weekday (the product of its shocks for that day and for *)."""
+    value = 1.0
+    for shock in scenario.of("liquidity"):
+        if shock.target in ("*", day):
+            value *= shock.value
+    return value
+
+
+def collateral_sale(report, s: int, closed: list[int]):
+    """A function of the day's liquidity multiplier: selling the closed-out accounts' collateral (at its stressed
+    price) costs sigma x sqrt(Q / V) x Q per asset, and moves the asset's price down by sigma x sqrt(Q / V): every
+    survivor holding it sees its collateral fall (the depeg spiral's step), and some may become uncovered."""
+    terms, shock, units = report.terms, report.shocks[s], report.units
+    stressed = terms.price * shock.price_ratio
+    sellable = ~shock.frozen & np.isfinite(terms.adv_usd) & (terms.adv_usd > 0)
+    value = units[closed].sum(axis=0) * stressed if closed else np.zeros(len(report.assets))
+    others = [a for a in range(len(report.accounts)) if a not in closed]
+    uncovered_before = report.losses.uncovered[s]
+
+    def sell(multiplier: float) -> dict:
+        volume = np.where(sellable, terms.adv_usd * multiplier, np.inf)
+        impact = np.where(sellable & (value > 0), terms.sigma * np.sqrt(value / volume), 0.0)
+        fall = (units[others] * stressed * impact * (1.0 - shock.haircut)).sum(axis=1)  # [survivor accounts]
+        after = report.losses.collateral[s, others] - fall
+        newly = [report.accounts[a] for a, left in zip(others, after, strict=True)
+                 if report.losses.loss[s, a] > left and uncovered_before[a] == 0]
+        prices = {name: float(stressed[j] * (1.0 - impact[j])) for j, name in enumerate(report.assets)
+                  if value[j] > 0 and impact[j] > 0}
+        return {"cost": usd(float((impact * value).sum())), "prices": prices, "fall": usd(float(fall.sum())),
+                "uncovered": newly}
+
+    return sell

@@ -15,6 +15,7 @@ from tokenclear.collateral import files as collateral_files
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
 from tokenclear.csvfiles import parse_float, read_rows
 from tokenclear.errors import InputError
+from tokenclear.market.history import MarketData
 from tokenclear.settings import Settings
 from tokenclear.stress import history
 from tokenclear.stress.losses import Losses, Shocks, StressBook, contributions, cover2, losses, reverse_multiple
@@ -51,6 +52,10 @@ class StressReport:
     accounts: list[str]
     group_of_account: list[str]
     notes: list[str] = field(default_factory=list)
+    assets: list[str] = field(default_factory=list)  # the collateral assets held
+    units: np.ndarray | None = None  # units[account, asset]
+    terms: CollateralTerms | None = None  # today's price, haircut, ADV and daily vol per asset
+    shocks: list[Shocks] = field(default_factory=list)  # each scenario in numbers
 
 
 def usd(value: float) -> Decimal:
@@ -110,7 +115,8 @@ def stress(settings: Settings, *, scenarios: str = "all", positions: Path | None
     registry = collateral_files.load_reference(settings.collateral_dir).registry
     held = read_collateral(collateral or settings.data_dir / "demo" / "collateral.csv", registry.names)
     day = context.as_of
-    price, haircut, prices = collateral_terms(settings, held.assets, day)
+    terms = collateral_terms(settings, held.assets, day)
+    price, haircut, prices = terms.price, terms.haircut, terms.prices
     assets = [registry.get(name) for name in held.assets]
 
     accounts = list(dict.fromkeys([*context.book.accounts, *held.accounts]))
@@ -143,11 +149,23 @@ def stress(settings: Settings, *, scenarios: str = "all", positions: Path | None
                         [usd(v) for v in cover.per_scenario],
                         [(group_names[a], group_names[b]) for a, b in cover.top], [usd(v) for v in share],
                         skin_in_the_game, reverse, accounts, [group_map[m] for m in members],
-                        list(dict.fromkeys(notes)))
+                        list(dict.fromkeys(notes)), held.assets, units, terms, shocks)
 
 
-def collateral_terms(settings: Settings, names: list[str], day: np.datetime64):
-    """(price[asset] USD a unit on ``day``, published haircut[asset], the collateral price data) of ``names``."""
+@dataclass(frozen=True)
+class CollateralTerms:
+    """Per asset on a day: ``price`` USD a unit, published ``haircut``, ``adv_usd`` (inf: no volume limit) and
+    ``sigma`` the daily volatility of its price series (0 without one); ``prices`` the collateral price data."""
+
+    price: np.ndarray
+    haircut: np.ndarray
+    adv_usd: np.ndarray
+    sigma: np.ndarray
+    prices: MarketData
+
+
+def collateral_terms(settings: Settings, names: list[str], day: np.datetime64) -> CollateralTerms:
+    """The :class:`CollateralTerms` of ``names`` on ``day``."""
     reference = collateral_files.load_reference(settings.collateral_dir)
     registry = reference.registry.subset(names)  # only what is held: another asset's stale prices do not matter
     prices, volumes = collateral_files.load_market(settings.prices_dir, settings.volumes_dir, registry,
@@ -170,7 +188,10 @@ def collateral_terms(settings: Settings, names: list[str], day: np.datetime64):
             price[j] = series.closes[keep][-1]
         else:
             raise InputError(f"{asset.asset} has no price series to value it", field=asset.asset)
-    return price, np.array([table.of(name) for name in names]), prices
+    sigma = np.array([history.daily_vol(prices.get(registry.get(name).price_series))
+                      if registry.get(name).price_series else 0.0 for name in names])
+    return CollateralTerms(price, np.array([table.of(name) for name in names]),
+                           np.array([table.adv_usd[table.index(name)] for name in names]), sigma, prices)
 
 
 def scenario_shocks(scenario: Scenario, library: dict[str, Scenario], factor_names: list[str], specs, all_specs,
