@@ -91,7 +91,8 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
     # daily volatility as a fraction (an absolute factor's EWMA vol is in price units: over its level)
     sigma = context.daily_vol[-1] / np.where(context.factors.is_absolute, np.abs(context.factors.spot), 1.0)
     chosen = report.scenarios[s]
-    notes = list(report.notes)
+    others = [f"{name}: " for name in names if name != scenario]
+    notes = [note for note in report.notes if not note.startswith(tuple(others))]  # this scenario's and the inputs'
     missing = [name for name, value in zip(context.factors.names, adv, strict=True) if not np.isfinite(value)
                and exposure[context.factors.names.index(name)] != 0]
     if missing:
