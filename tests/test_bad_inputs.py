@@ -109,12 +109,13 @@ CASES = [
 @pytest.mark.parametrize("args, env, words", CASES, ids=lambda case: None)
 def test_a_bad_input_is_one_error_naming_its_source(tmp_path, args, env, words):
     args = args(tmp_path) if callable(args) else args
+    before = sorted(tmp_path.rglob("*"))
     done = tokenclear_env(args, env)
     text = " ".join(done.stderr.replace("│", " ").split())
     assert done.returncode == 2, (args, done.stderr)
     assert done.stdout == "" and "Traceback" not in done.stderr
     assert " ".join(words.split()) in text, text
-    assert not (tmp_path / "a-file").is_dir()
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
 
 
 def test_span_scan_ranges_follow_the_confidence_asked_for():

@@ -73,9 +73,10 @@ def test_a_release_the_chain_refuses_fails_with_its_reason_and_recovery_goes_on(
     assert workflow.reconcile() == []
 
 
-def crash_before_release(workflow, key: str, account: Account, units: int) -> None:
-    def die(stage: str, kind: str) -> None:
-        if (stage, kind) == ("before-send", "release"):
+def crash_in_release(workflow, key: str, account: Account, units: int, stage: str = "before-send") -> None:
+    """The process dies at ``stage`` of the release (before-send: recorded, not sent; after-send: mined)."""
+    def die(at: str, kind: str) -> None:
+        if (at, kind) == (stage, "release"):
             raise SimulatedCrash
 
     instructions.failpoint_hook = die
@@ -90,7 +91,7 @@ def test_a_pending_release_that_became_unsafe_expires_unsent_on_recovery(demo):
     workflow, ledger = demo.workflow, demo.ledger
     account, tmmf = covered_account(demo)
     onchain = bytes.fromhex(account.onchain_id[2:])
-    crash_before_release(workflow, "rel:stale", account, 10**6)
+    crash_in_release(workflow, "rel:stale", account, 10**6)
     assert status(demo, "rel:stale")[0] == "pending"
     with demo.store.session() as session:  # while the process was down the account got a margin call
         cycle = session.scalar(select(Cycle).order_by(Cycle.at.desc()))
@@ -115,16 +116,7 @@ def test_a_release_the_vault_carried_out_before_the_crash_is_confirmed_not_expir
     account, _ = covered_account(demo)
     onchain = bytes.fromhex(account.onchain_id[2:])
 
-    def die(stage: str, kind: str) -> None:
-        if (stage, kind) == ("after-send", "release"):
-            raise SimulatedCrash
-
-    instructions.failpoint_hook = die
-    try:
-        with pytest.raises(SimulatedCrash):
-            workflow.request_release("rel:mined", account.id, "TMMF", 10**6)
-    finally:
-        instructions.failpoint_hook = None
+    crash_in_release(workflow, "rel:mined", account, 10**6, stage="after-send")
     held = ledger.held(onchain, "TMMF")
     assert ledger.carried_out("rel:mined", "release") and status(demo, "rel:mined")[0] == "pending"
     with demo.store.session() as session:  # a call now would refuse a new release, not this one: it happened
@@ -143,7 +135,7 @@ def test_a_release_the_vault_carried_out_before_the_crash_is_confirmed_not_expir
 def test_an_operator_expires_a_stuck_instruction(demo):
     workflow = demo.workflow
     account, _ = covered_account(demo)
-    crash_before_release(workflow, "rel:operator", account, 10**6)
+    crash_in_release(workflow, "rel:operator", account, 10**6)
     workflow.expire("rel:operator", "member withdrew the request")
     assert status(demo, "rel:operator") == ("expired", {"reason": "member withdrew the request"})
     assert len(workflow.recover()) == 0

@@ -48,14 +48,11 @@ def stress(
     names = [one.name for one in report.scenarios]
     result = report.losses
     index = {group: g for g, group in enumerate(report.groups)}
-    rows = []
-    for s, name in enumerate(names):
-        for group in report.groups:
-            accounts = [a for a, owner in enumerate(report.group_of_account) if owner == group]
-            rows.append({"scenario": name, "member": group, "loss": usd(result.loss[s, accounts].sum()),
-                         "collateral_after_stress": usd(result.collateral[s, accounts].sum()),
-                         "uncovered": usd(result.by_group[s, index[group]]),
-                         "sets_cover2": group in report.top[s] and result.by_group[s, index[group]] > 0})
+    loss, kept = report.by_group(result.loss), report.by_group(result.collateral)
+    rows = [{"scenario": name, "member": group, "loss": usd(loss[s, g]), "collateral_after_stress": usd(kept[s, g]),
+             "uncovered": usd(result.by_group[s, g]),
+             "sets_cover2": group in report.top[s] and result.by_group[s, g] > 0}
+            for s, name in enumerate(names) for g, group in enumerate(report.groups)]
     summary = [{"scenario": name, "type": one.type, "builds_on": one.builds_on, "cover2": report.per_scenario[s],
                 "members": " + ".join(member for member in report.top[s]
                                       if result.by_group[s, index[member]] > 0) or "none",

@@ -19,7 +19,7 @@ from tokenclear import runner
 from tokenclear.default import closeout, waterfall
 from tokenclear.errors import InputError
 from tokenclear.settings import Settings
-from tokenclear.stress.run import member_of, stress, usd
+from tokenclear.stress.run import stress, usd
 
 
 @dataclass(frozen=True)
@@ -65,24 +65,19 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
         raise InputError(f"no member '{member}' in the book (members: {', '.join(report.groups)})", field="--member")
     s = names.index(scenario)
     loss, kept = report.losses.loss[s], report.losses.collateral[s]
-    mine = [a for a, account in enumerate(report.accounts) if member_of(account) == member]
-    ported = [a for a in mine if "HOUSE" not in report.accounts[a] and loss[a] <= kept[a]]
-    closed = [a for a in mine if a not in ported]
+    mine = report.book.group == report.groups.index(member)
+    customer = np.array(["HOUSE" not in account for account in report.accounts])
+    ported = mine & customer & (loss <= kept)
+    closed = mine & ~ported
     contributions = dict(zip(report.groups, report.contributions, strict=True))
     survivors = {group: amount for group, amount in contributions.items() if group != member}
-    gains = {}
-    for a, account in enumerate(report.accounts):  # VM owed to survivors under the scenario (their gains)
-        if member_of(account) != member and loss[a] < 0:
-            gains[member_of(account)] = gains.get(member_of(account), Decimal(0)) + usd(-loss[a])
+    owed = report.by_group(np.maximum(-report.losses.loss, 0.0))[s]  # VM owed to each group: its gains
+    gains = {group: usd(owed[g]) for g, group in enumerate(report.groups) if group != member and owed[g] > 0}
 
     # the close-out: delta-equivalent exposure per factor of the accounts closed out, traded on each day
-    config = runner.risk_setup(settings, stress_period="none").config
-    inputs, context = runner.load_context(settings, config, positions=positions, instruments=None, prices=None,
-                                          as_of=report.as_of)
-    book_rows = [context.book.accounts.index(report.accounts[a]) for a in closed
-                 if report.accounts[a] in context.book.accounts]
+    inputs, context = report.inputs, report.context
     factors = len(context.factors.names)
-    exposure = closeout.exposures(context.resolved, context.book.quantity[book_rows].astype(float), factors).sum(0)
+    exposure = closeout.exposures(report.book.resolved, report.book.quantity[closed], factors).sum(axis=0)
     volumes: dict = {}
     adv, participation = runner.factor_adv_usd(settings, context, inputs.prices_dir, volumes)
     profiles = np.stack([closeout.weekday_profile(volumes[name].get(name).dates, volumes[name].get(name).closes)
@@ -98,15 +93,14 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
     if missing:
         notes.append(f"no average daily volume for {', '.join(missing)} (concentration.csv): their close-out "
                      "cost is not counted")
-    position_loss = usd(loss[closed].sum()) if closed else Decimal(0)
-    margin = usd(kept[closed].sum()) if closed else Decimal(0)
+    position_loss, margin = usd(loss[closed].sum()), usd(kept[closed].sum())
     spiral = collateral_sale(report, s, closed)
     results = []
     for day in days:
         index = closeout.WEEKDAYS.index(day)
         wait = closeout.next_open(profiles, index)
         multiplier = np.full(factors, multiplier_for(chosen, day))
-        trading = np.array([profiles[f, (index + max(int(wait[f]), 0)) % 7] for f in range(factors)])
+        trading = profiles[np.arange(factors), (index + np.maximum(wait, 0)) % 7]
         cost = closeout.impact_cost(exposure, np.nan_to_num(adv, nan=np.inf), sigma, trading, multiplier)
         cost = np.where(np.isfinite(cost), cost, 0.0)
         size = np.abs(exposure)
@@ -122,8 +116,9 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
                                 [name for name, w in zip(context.factors.names, wait, strict=True)
                                  if w > 0 and size[context.factors.names.index(name)] > 0], total, flow,
                                 sold["cost"], sold["prices"], sold["fall"], sold["uncovered"]))
-    return DefaultReplay(scenario, member, report.as_of, [report.accounts[a] for a in ported],
-                         [report.accounts[a] for a in closed], position_loss, margin, report.fund, results,
+    accounts = np.array(report.accounts)
+    return DefaultReplay(scenario, member, report.as_of, list(accounts[ported]), list(accounts[closed]),
+                         position_loss, margin, report.fund, results,
                          list(dict.fromkeys(notes)))
 
 
@@ -136,24 +131,23 @@ def multiplier_for(scenario, day: str) -> float:
     return value
 
 
-def collateral_sale(report, s: int, closed: list[int]):
+def collateral_sale(report, s: int, closed: np.ndarray):
     """A function of the day's liquidity multiplier: selling the closed-out accounts' collateral (at its stressed
     price) costs sigma x sqrt(Q / V) x Q per asset, and moves the asset's price down by sigma x sqrt(Q / V): every
     survivor holding it sees its collateral fall (the depeg spiral's step), and some may become uncovered."""
-    terms, shock, units = report.terms, report.shocks[s], report.units
+    terms, shock, units = report.terms, report.shocks[s], report.book.collateral
     stressed = terms.price * shock.price_ratio
     sellable = ~shock.frozen & np.isfinite(terms.adv_usd) & (terms.adv_usd > 0)
-    value = units[closed].sum(axis=0) * stressed if closed else np.zeros(len(report.assets))
-    others = [a for a in range(len(report.accounts)) if a not in closed]
-    uncovered_before = report.losses.uncovered[s]
+    value = units[closed].sum(axis=0) * stressed
+    others = ~closed
+    covered_before = report.losses.uncovered[s] == 0
 
     def sell(multiplier: float) -> dict:
         volume = np.where(sellable, terms.adv_usd * multiplier, np.inf)
         impact = np.where(sellable & (value > 0), terms.sigma * np.sqrt(value / volume), 0.0)
-        fall = (units[others] * stressed * impact * (1.0 - shock.haircut)).sum(axis=1)  # [survivor accounts]
-        after = report.losses.collateral[s, others] - fall
-        newly = [report.accounts[a] for a, left in zip(others, after, strict=True)
-                 if report.losses.loss[s, a] > left and uncovered_before[a] == 0]
+        fall = (units * stressed * impact * (1.0 - shock.haircut)).sum(axis=1) * others  # [accounts], survivors'
+        short = others & covered_before & (report.losses.loss[s] > report.losses.collateral[s] - fall)
+        newly = list(np.array(report.accounts)[short])
         prices = {name: float(stressed[j] * (1.0 - impact[j])) for j, name in enumerate(report.assets)
                   if value[j] > 0 and impact[j] > 0}
         return {"cost": usd(float((impact * value).sum())), "prices": prices, "fall": usd(float(fall.sum())),

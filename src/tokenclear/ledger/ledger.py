@@ -353,8 +353,7 @@ class Ledger:
     def carried_out(self, key: str | bytes, function: str, caller: str | None = None) -> bool:
         """Whether ``caller`` (default: the operator) has used ``key`` in the vault's ``function`` (keys are bound
         to caller and function on chain: a replay after a crash is told apart from a new instruction)."""
-        claimed = self.vault.call("claimed", caller or self.operator, function, instruction_key(key))
-        return int.from_bytes(claimed if isinstance(claimed, bytes) else bytes.fromhex(claimed[2:]), "big") != 0
+        return self.vault.call("claimed", caller or self.operator, function, instruction_key(key)) != bytes(32)
 
     def is_defaulted(self, account: bytes) -> bool:
         """Whether the vault has the account in default."""

@@ -75,9 +75,14 @@ def losses(book: StressBook, shocks: list[Shocks]) -> Losses:
     collateral = (book.collateral * book.price) @ keep.T  # [accounts, scenarios]
     loss = -pnl.T
     uncovered = np.maximum(loss - collateral.T, 0.0)
-    by_group = np.zeros((len(shocks), len(book.groups)))
-    np.add.at(by_group.T, book.group, uncovered.T)
-    return Losses(loss, collateral.T, uncovered, by_group)
+    return Losses(loss, collateral.T, uncovered, group_sums(uncovered, book.group, len(book.groups)))
+
+
+def group_sums(values: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+    """float64[scenarios, groups]: ``values[scenarios, accounts]`` summed over each group's accounts."""
+    out = np.zeros((values.shape[0], groups))
+    np.add.at(out.T, group, values.T)
+    return out
 
 
 @dataclass(frozen=True)

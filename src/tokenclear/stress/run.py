@@ -4,7 +4,7 @@ it reads, resolves and converts (float64 inside, ``Decimal`` cents out)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
@@ -15,13 +15,26 @@ from tokenclear.collateral import files as collateral_files
 from tokenclear.collateral.haircuts import HaircutConfig, calibrate
 from tokenclear.csvfiles import parse_float, read_rows
 from tokenclear.errors import InputError
+from tokenclear.margin.context import Context
+from tokenclear.margin.variation import close_on
 from tokenclear.market.history import MarketData
 from tokenclear.settings import Settings
 from tokenclear.stress import history
-from tokenclear.stress.losses import Losses, Shocks, StressBook, contributions, cover2, losses, reverse_multiple
+from tokenclear.stress.losses import (
+    Losses,
+    Shocks,
+    StressBook,
+    contributions,
+    cover2,
+    group_sums,
+    losses,
+    reverse_multiple,
+)
 from tokenclear.stress.scenarios import Scenario, load_library, select
 
 CENT = Decimal("0.01")
+#: Calendar days a collateral price may lag the as-of date (a week: weekends and holidays pass).
+STALE_DAYS = 7
 #: Collateral price models valued at one USD a unit (fund shares at NAV 1, bills at face): no price series.
 PAR_MODELS = ("par", "duration")
 
@@ -49,13 +62,21 @@ class StressReport:
     contributions: list[Decimal]
     skin_in_the_game: Decimal
     reverse: list[float]
-    accounts: list[str]
-    group_of_account: list[str]
-    notes: list[str] = field(default_factory=list)
-    assets: list[str] = field(default_factory=list)  # the collateral assets held
-    units: np.ndarray | None = None  # units[account, asset]
-    terms: CollateralTerms | None = None  # today's price, haircut, ADV and daily vol per asset
-    shocks: list[Shocks] = field(default_factory=list)  # each scenario in numbers
+    notes: list[str]
+    book: StressBook  # accounts, their groups, positions and collateral units (accounts in report order)
+    assets: list[str]  # the collateral assets held
+    terms: CollateralTerms  # today's price, haircut, ADV and daily vol per asset
+    shocks: list[Shocks]  # each scenario in numbers
+    inputs: runner.Inputs  # what was read, and the resolved context: a default replay reuses them
+    context: Context
+
+    @property
+    def accounts(self) -> list[str]:
+        return self.book.accounts
+
+    def by_group(self, values: np.ndarray) -> np.ndarray:
+        """``values[scenarios, accounts]`` summed per group."""
+        return group_sums(values, self.book.group, len(self.groups))
 
 
 def usd(value: float) -> Decimal:
@@ -148,8 +169,8 @@ def stress(settings: Settings, *, scenarios: str = "all", positions: Path | None
                         (group_names[cover.groups[0]], group_names[cover.groups[1]]),
                         [usd(v) for v in cover.per_scenario],
                         [(group_names[a], group_names[b]) for a, b in cover.top], [usd(v) for v in share],
-                        skin_in_the_game, reverse, accounts, [group_map[m] for m in members],
-                        list(dict.fromkeys(notes)), held.assets, units, terms, shocks)
+                        skin_in_the_game, reverse, list(dict.fromkeys(notes)), book, held.assets, terms, shocks,
+                        inputs, context)
 
 
 @dataclass(frozen=True)
@@ -181,11 +202,7 @@ def collateral_terms(settings: Settings, names: list[str], day: np.datetime64) -
         if asset.price_model in PAR_MODELS:
             price[j] = 1.0
         elif asset.price_series:
-            series = prices.get(asset.price_series)
-            keep = series.dates <= day
-            if not keep.any() or (day - series.dates[keep][-1]).astype(int) > 7:
-                raise InputError(f"no close of '{asset.price_series}' within 7 days before {day}", field=asset.asset)
-            price[j] = series.closes[keep][-1]
+            price[j] = float(close_on(prices, asset.price_series, day, max_stale_days=STALE_DAYS))
         else:
             raise InputError(f"{asset.asset} has no price series to value it", field=asset.asset)
     sigma = np.array([history.daily_vol(prices.get(registry.get(name).price_series))
