@@ -30,7 +30,7 @@ def test_migrations_make_the_schema_and_rerun_as_no_op(database_url):
             "alembic_version"} <= tables
     again = open_store(database_url)
     with again.engine.connect() as connection:
-        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0004"
+        assert connection.execute(text("select version_num from alembic_version")).scalar() == "0005"
 
 
 def test_calls_issued_before_message_ids_get_theirs(tmp_path):

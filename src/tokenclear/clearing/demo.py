@@ -99,6 +99,8 @@ class DemoResult:
     chain: dict = field(default_factory=dict)
     book_totals_units: dict[str, int] = field(default_factory=dict)
     database: str = ""
+    default_fund: dict = field(default_factory=dict)  # the sizing collected at the opening
+    default: dict = field(default_factory=dict)  # the managed default (--default), its plan and results
 
     def to_dict(self) -> dict:
         times = sorted(self.settle_times_s)
@@ -111,8 +113,12 @@ class DemoResult:
             "chain_time_per_pledge_s": statistics.median(self.chain_seconds) if self.chain_seconds else None,
             "reconciliation": self.reconciliation, "chain": self.chain,
             "book_totals_units": {symbol: str(units) for symbol, units in self.book_totals_units.items()},
-            "database": self.database,
+            "database": self.database, "default_fund": self.default_fund, "default": self.default,
         }
+
+
+def member_name(i: int, members: int) -> str:
+    return f"M{i:02d}" if members < 100 else f"M{i:04d}"
 
 
 def demo_entries(members: int, rng: np.random.Generator) -> list[tuple[str, str, int]]:
@@ -121,7 +127,7 @@ def demo_entries(members: int, rng: np.random.Generator) -> list[tuple[str, str,
     book is flat and VM paid equals VM received)."""
     entries = []
     for i in range(1, members + 1):
-        name = f"M{i:02d}" if members < 100 else f"M{i:04d}"
+        name = member_name(i, members)
         for instrument, size in INSTRUMENTS:
             if rng.random() < 0.7:
                 entries.append((f"{name}-HOUSE", instrument, int(rng.integers(1, size + 1)) * int(rng.choice([-1, 1]))))
@@ -140,9 +146,13 @@ def demo_entries(members: int, rng: np.random.Generator) -> list[tuple[str, str,
 
 
 class Demo:
+    SALT = SALT
+
     def __init__(self, *, settings: Settings, chain: Chain, store: Store, scenario: str, members: int,
-                 progress: Callable[[str], None] = lambda _: None) -> None:
-        self.check(scenario, members)
+                 progress: Callable[[str], None] = lambda _: None, default_member: str | None = None,
+                 default_scenario: str | None = None) -> None:
+        self.check(scenario, members, default_member)
+        self.default_member, self.default_scenario = default_member, default_scenario or scenario
         self.settings, self.chain, self.store, self.scenario = settings, chain, store, scenario
         self.members, self.progress = members, progress
         self.deployment_warnings: list[str] = []
@@ -157,12 +167,16 @@ class Demo:
         self.clock = SimulatedClock(self._at(self.days[0] - 1))
 
     @staticmethod
-    def check(scenario: str, members: int) -> None:
-        """Refuse an unknown scenario or a member count outside 2..MAX_MEMBERS."""
+    def check(scenario: str, members: int, default_member: str | None = None) -> None:
+        """Refuse an unknown scenario, a member count outside 2..MAX_MEMBERS or a defaulter not in the book."""
         if scenario not in SCENARIOS:
             raise ConfigurationError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
         if not 2 <= members <= MAX_MEMBERS:
             raise ConfigurationError(f"members must lie in 2..{MAX_MEMBERS}")
+        names = {member_name(i, members) for i in range(1, members + 1)}
+        if default_member is not None and default_member not in names:
+            raise ConfigurationError(f"--default {default_member}: the demo's members are {member_name(1, members)}"
+                                     f"..{member_name(members, members)}")
 
     @staticmethod
     def _at(day: np.datetime64, hour: int = CYCLE_HOUR_UTC) -> datetime:
@@ -171,14 +185,23 @@ class Demo:
 
     @property
     def stages(self) -> int:
-        """Progress steps of :meth:`run`: three of set-up, one a day, one for reconciliation."""
-        return 3 + len(self.days) + 1
+        """Progress steps of :meth:`run`: four of set-up, one a day, one for a default, one for reconciliation."""
+        return 4 + len(self.days) + (self.default_member is not None) + 1
 
     def run(self) -> DemoResult:
         result = self.setup()
         for day in self.days:
             self.step(day, result)
+        if self.default_member is not None:
+            self.manage_default(result)
         return self.finish(result)
+
+    def manage_default(self, result: DemoResult) -> None:
+        """After the last cycle: the member's default managed on chain (:mod:`tokenclear.default.drill`)."""
+        from tokenclear.default import drill
+
+        self.progress(f"default management of {self.default_member}")
+        result.default = drill.drill(self, self.default_member, self.default_scenario)
 
     def setup(self) -> DemoResult:
         """Deploy, onboard the members, open their accounts and post the opening collateral."""
@@ -192,7 +215,16 @@ class Demo:
         self.plans = self._onboard(ledger)
         self.progress("opening collateral")
         self._opening_pledges(workflow, ledger, self.plans)
-        return DemoResult(self.scenario, self.description, self.members, len(self.book.accounts))
+        self.progress("sizing and collecting the default fund")
+        from tokenclear.default import drill
+
+        sizing = drill.collect_fund(self, as_of=str(self.days[0] - 1))
+        result = DemoResult(self.scenario, self.description, self.members, len(self.book.accounts))
+        result.default_fund = {"as_of": sizing.as_of, "fund": str(sizing.fund), "scenario": sizing.scenario,
+                               "members": list(sizing.members),
+                               "skin_in_the_game": str((sizing.fund * drill.SKIN_SHARE).quantize(Decimal("0.01"))),
+                               "contributions": {m: str(v) for m, v in sizing.contributions.items() if v > 0}}
+        return result
 
     def step(self, day: np.datetime64, result: DemoResult) -> dict[str, float]:
         """One day's cycle and the members' answers; returns seconds per stage."""
@@ -255,7 +287,8 @@ class Demo:
         wallets = {name: self.chain.new_account() for name in names}
         plans = {}
         for index, name in enumerate(names):
-            behaviour = "unresponsive" if index % 10 == 7 else "partial" if index % 10 in (3, 8) else "prompt"
+            behaviour = "unresponsive" if index % 10 == 7 or name == self.default_member else \
+                "partial" if index % 10 in (3, 8) else "prompt"
             plans[name] = MemberPlan(name, wallets[name], behaviour, 30 + (index * 37) % 570)
         rows = []
         for account in book.accounts:
@@ -345,13 +378,22 @@ class Demo:
         return STABLECOIN_MIX if int(member[1:]) % 4 == 1 else OPENING_MIX
 
     def wallets(self) -> list[str]:
+        """The clearing members' wallets, by member id (not the CCP's own fund account nor the liquidity
+        provider)."""
+        from tokenclear.default import drill, fund
+
         with self.store.session() as session:
-            return [member.wallet for member in session.scalars(select(Member).order_by(Member.id))]
+            return [member.wallet for member in session.scalars(select(Member).order_by(Member.id))
+                    if member.id not in (fund.CCP, drill.LIQUIDITY_MEMBER)]
 
     def store_account(self, account: str) -> str:
         """On-chain id (hex) of a book account."""
         with self.store.session() as session:
             return session.get(Account, account).onchain_id
+
+    @staticmethod
+    def units_for_value(ledger: Ledger, symbol: str, value_micro: int) -> int:
+        return Demo._units(ledger, symbol, value_micro)
 
     @staticmethod
     def _units(ledger: Ledger, symbol: str, value_micro: int) -> int:

@@ -31,7 +31,8 @@ from tokenclear.store.models import Instruction
 log = structlog.get_logger("tokenclear.instructions")
 
 #: What the workflow sends the chain; each kind can be sent again from its stored parameters.
-InstructionKind = Literal["set_asset", "settle_payments", "release", "declare_default", "set_requirements"]
+InstructionKind = Literal["set_asset", "settle_payments", "release", "declare_default", "set_requirements",
+                          "open_account", "port", "seize", "apply_fund", "dvp"]
 
 
 PENDING, CONFIRMED, FAILED, EXPIRED = "pending", "confirmed", "failed", "expired"
@@ -135,7 +136,7 @@ class Instructions:
             return {"tx": receipt.tx_hash, "block": receipt.block}
         if kind == "settle_payments":
             legs = [Payment(payer, receiver, int(units)) for payer, receiver, units in params["legs"]]
-            receipts = ledger.settle_payments(key, legs)
+            receipts = ledger.settle_payments(key, legs, params.get("symbol", "TUSD"))
             return {"tx": [r.tx_hash for r in receipts], "block": receipts[-1].block if receipts else None}
         if kind == "release":
             receipt = ledger.release(key, bytes.fromhex(params["onchain_id"][2:]), params["symbol"], params["units"])
@@ -146,12 +147,38 @@ class Instructions:
                 return {"tx": None, "block": ledger.block_number()}
             receipt = ledger.declare_default(account)
             return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "open_account":  # not keyed on chain: an account already open is the replay
+            account = _account(params["onchain_id"])
+            if ledger.is_open(account):
+                return {"tx": None, "block": ledger.block_number()}
+            receipt = ledger.open_account(account, params["wallet"], int(params["segregation"]))
+            return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "port":
+            receipt = ledger.port(key, _account(params["onchain_id"]), params["symbol"], int(params["units"]),
+                                  _account(params["to_onchain_id"]))
+            return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "seize":
+            receipt = ledger.seize(key, _account(params["onchain_id"]), params["symbol"], int(params["units"]),
+                                   params["receiver"])
+            return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "apply_fund":
+            receipt = ledger.apply_fund(key, _account(params["onchain_id"]), params["symbol"], int(params["units"]),
+                                        _account(params["defaulted_onchain_id"]), params["receiver"])
+            return {"tx": receipt.tx_hash, "block": receipt.block}
+        if kind == "dvp":
+            receipt = ledger.dvp(key, params["asset"], params["seller"], int(params["units"]), params["cash"],
+                                 params["buyer"], int(params["cash_units"]))
+            return {"tx": receipt.tx_hash, "block": receipt.block}
         if kind == "set_requirements":
             floors = [Floor(bytes.fromhex(onchain[2:]), int(floor), bytes.fromhex(committed[2:]))
                       for onchain, floor, committed, _ in params["floors"]]
             receipts = ledger.set_requirements(key, floors)
             return {"tx": [r.tx_hash for r in receipts], "block": receipts[-1].block if receipts else None}
         raise WorkflowError(f"unknown instruction kind '{kind}'")
+
+
+def _account(onchain_id: str) -> bytes:
+    return bytes.fromhex(onchain_id[2:])
 
 
 def expire(store: StorePort, key: str, reason: str, now) -> None:

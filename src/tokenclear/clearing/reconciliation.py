@@ -57,7 +57,7 @@ def holding_changes(event, symbol_of: dict[str, str]) -> list[tuple[str, str, in
     """(on-chain account id hex, token symbol, signed units) of one vault event. A token the book does not
     track is left out, never a crash: the vault's total of it then differs from the book's (reconciliation)."""
     args = event.args
-    if event.name in ("Pledged", "Released", "Seized"):
+    if event.name in ("Pledged", "Released", "Seized", "FundApplied"):
         symbol = symbol_of.get(str(args["token"]).lower())
         sign = 1 if event.name == "Pledged" else -1
         return [] if symbol is None else [("0x" + bytes(args["account"]).hex(), symbol, sign * int(args["amount"]))]
@@ -66,6 +66,11 @@ def holding_changes(event, symbol_of: dict[str, str]) -> list[tuple[str, str, in
         legs = [(symbol_of.get(str(args["token_out"]).lower()), -int(args["amount_out"])),
                 (symbol_of.get(str(args["token_in"]).lower()), int(args["amount_in"]))]
         return [(account, symbol, units) for symbol, units in legs if symbol is not None]
+    if event.name == "Ported":
+        symbol = symbol_of.get(str(args["token"]).lower())
+        units = int(args["amount"])
+        return [] if symbol is None else [("0x" + bytes(args["account"]).hex(), symbol, -units),
+                                          ("0x" + bytes(args["to_account"]).hex(), symbol, units)]
     return []
 
 

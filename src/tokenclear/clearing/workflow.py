@@ -245,7 +245,7 @@ class Workflow:
                                 "holiday": {a: str(v) for a, v in measured.holiday_addon_usd.items()}}
             if previous is not None and previous.id == cycle.id:  # a rerun of a closed cycle
                 previous = queries.previous_closed_cycle(session, cycle)
-            accounts = queries.accounts(session)
+            accounts = queries.margin_accounts(session)
             needed = {account.id: measured.requirement_usd.get(account.id, Decimal("0.00"))
                       + unpaid.get(account.id, Decimal(0)) for account in accounts}
             counted = self.count.counted(session, accounts, needed, risk)

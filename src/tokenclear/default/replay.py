@@ -31,7 +31,8 @@ class CloseOut:
     loss: Decimal  # position loss under the scenario plus both costs
     waterfall: waterfall.Waterfall
     collateral_cost: Decimal = Decimal(0)  # market impact of selling the defaulter's collateral, USD
-    prices_after_sale: dict[str, float] | None = None  # asset -> its price after the sale (the spiral's step)
+    prices_after_sale: dict[str, float] | None = None  # asset -> the price it sells at (the spiral's step); a
+    # frozen asset cannot be sold and has none
     survivors_collateral_fall: Decimal = Decimal(0)  # what the sale takes off the survivors' collateral, USD
     newly_uncovered: list[str] | None = None  # survivors' accounts the fall leaves uncovered
 
@@ -48,6 +49,8 @@ class DefaultReplay:
     fund: Decimal
     closeouts: list[CloseOut]
     notes: list[str]
+    frozen: list[str]  # collateral assets the scenario freezes: they cannot be sold
+    vm_gains: dict[str, Decimal]  # survivor -> the variation margin the scenario owes it (its gains), USD
 
 
 def replay(settings: Settings, *, scenario: str, member: str, days: list[str], positions: Path | None = None,
@@ -118,8 +121,9 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
                                 sold["cost"], sold["prices"], sold["fall"], sold["uncovered"]))
     accounts = np.array(report.accounts)
     return DefaultReplay(scenario, member, report.as_of, list(accounts[ported]), list(accounts[closed]),
-                         position_loss, margin, report.fund, results,
-                         list(dict.fromkeys(notes)))
+                         position_loss, margin, report.fund, results, list(dict.fromkeys(notes)),
+                         [name for name, frozen in zip(report.assets, report.shocks[s].frozen, strict=True) if frozen],
+                         gains)
 
 
 def multiplier_for(scenario, day: str) -> float:
@@ -149,7 +153,7 @@ def collateral_sale(report, s: int, closed: np.ndarray):
         short = others & covered_before & (report.losses.loss[s] > report.losses.collateral[s] - fall)
         newly = list(np.array(report.accounts)[short])
         prices = {name: float(stressed[j] * (1.0 - impact[j])) for j, name in enumerate(report.assets)
-                  if value[j] > 0 and impact[j] > 0}
+                  if value[j] > 0 and not shock.frozen[j]}
         return {"cost": usd(float((impact * value).sum())), "prices": prices, "fall": usd(float(fall.sum())),
                 "uncovered": newly}
 

@@ -17,7 +17,7 @@ from tokenclear.ledger.chain import Chain, Receipt
 from tokenclear.ledger.contract import Contract, artifact, deploy
 
 MAX_UINT = 2**256 - 1
-HOUSE, CUSTOMER = 1, 2
+HOUSE, CUSTOMER, DEFAULT_FUND = 1, 2, 3
 #: Holder classes on the identity registry.
 MEMBER, CLEARING_HOUSE, SETTLEMENT_CONTRACT = 1, 2, 3
 #: Legs per on-chain VM batch: keeps a batch near 7.5 M gas, under every chain's per-transaction cap
@@ -179,8 +179,9 @@ class Ledger:
             ledger.set_asset(spec.symbol, haircut_bps=spec.haircut_bps, price_e8=spec.price_e8)
             ledger.vault.send("set_max_age", tokens[spec.symbol].address, spec.max_price_age_s,
                               sender=roles.parameter)
-        for token in tokens.values():
-            token.send("approve", contracts["settlement"].address, MAX_UINT, sender=roles.operator)
+        for token in tokens.values():  # the CCP's cash wallet and its liquidation wallet settle through it
+            for wallet in dict.fromkeys((roles.operator, roles.default_manager)):
+                token.send("approve", contracts["settlement"].address, MAX_UINT, sender=wallet)
         return ledger
 
     def record(self) -> dict:
@@ -272,6 +273,17 @@ class Ledger:
     def seize(self, key: str | bytes, account: bytes, symbol: str, units: int, receiver: str) -> Receipt:
         return self.vault.send("seize", instruction_key(key), account, self.token(symbol).address, int(units),
                                receiver, sender=self.roles.default_manager)
+
+    def port(self, key: str | bytes, account: bytes, symbol: str, units: int, to_account: bytes) -> Receipt:
+        """Move a defaulted customer account's units to its new clearing member's customer account."""
+        return self.vault.send("port", instruction_key(key), account, self.token(symbol).address, int(units),
+                               to_account, sender=self.roles.default_manager)
+
+    def apply_fund(self, key: str | bytes, account: bytes, symbol: str, units: int, defaulted: bytes,
+                   receiver: str) -> Receipt:
+        """Use a default-fund account's units towards the declared default of ``defaulted``."""
+        return self.vault.send("apply_fund", instruction_key(key), account, self.token(symbol).address, int(units),
+                               defaulted, receiver, sender=self.roles.default_manager)
 
     def set_requirements(self, key: str, floors: Sequence[Floor], chunk: int = FLOOR_CHUNK) -> list[Receipt]:
         """Post floors and commitments, ``chunk`` accounts a transaction, each idempotent on ``key#i``."""

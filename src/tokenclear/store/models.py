@@ -154,3 +154,32 @@ class Position(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     instrument: Mapped[str] = mapped_column(String(64), primary_key=True)
     quantity: Mapped[int] = mapped_column(BigInteger)
+
+
+class DefaultCase(Base):
+    """A member's default in the default manager's hands: the plan fixed when it opened (ports, seizures, sales,
+    the waterfall's transfers, each under its idempotency key) and each step's result, so a restart carries on
+    from the stored plan and never re-plans on a book the first steps already changed."""
+
+    __tablename__ = "default_cases"
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    scenario: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # open or closed
+    plan: Mapped[dict] = mapped_column(JSON)
+    done: Mapped[dict] = mapped_column(JSON, default=dict)  # step key -> its result
+    opened_at: Mapped[datetime] = mapped_column(UTC_TIME)
+    closed_at: Mapped[datetime | None] = mapped_column(UTC_TIME, nullable=True)
+
+
+class FundSizing(Base):
+    """One sizing of the default fund (Cover 2 over the stress library on the book as it stood), monthly or on
+    demand: the fund, the scenario and members that set it, and each member's contribution (USD, text)."""
+
+    __tablename__ = "fund_sizings"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTC_TIME)
+    as_of: Mapped[str] = mapped_column(String(10))
+    fund: Mapped[Decimal] = mapped_column(Money)
+    scenario: Mapped[str] = mapped_column(String(64))
+    contributions: Mapped[dict] = mapped_column(JSON)  # member -> USD as text
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)  # the two members, the inputs' sha256, the rule

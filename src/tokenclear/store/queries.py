@@ -9,7 +9,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tokenclear.clearing.calls import DEFAULTED, OPEN_STATES
-from tokenclear.store.models import Account, Cycle, Holding, Instruction, MarginCall, Member, Position, Requirement
+from tokenclear.store.models import (
+    Account,
+    Cycle,
+    DefaultCase,
+    Holding,
+    Instruction,
+    MarginCall,
+    Member,
+    Position,
+    Requirement,
+)
 
 
 def open_call(session: Session, account_id: str) -> MarginCall | None:
@@ -18,9 +28,13 @@ def open_call(session: Session, account_id: str) -> MarginCall | None:
 
 
 def in_default(session: Session, account_id: str) -> bool:
-    """An account with a defaulted call is in default management's hands."""
-    return session.scalar(select(MarginCall.id).where(MarginCall.account_id == account_id,
-                                                      MarginCall.state == DEFAULTED)) is not None
+    """An account with a defaulted call, or of a member whose default is managed, is in default management's
+    hands."""
+    if session.scalar(select(MarginCall.id).where(MarginCall.account_id == account_id,
+                                                  MarginCall.state == DEFAULTED)) is not None:
+        return True
+    account = session.get(Account, account_id)
+    return account is not None and session.get(DefaultCase, account.member_id) is not None
 
 
 def call_by_key(session: Session, key: str) -> MarginCall | None:
@@ -75,6 +89,12 @@ def instruction_keys(session: Session) -> list[str]:
 
 def accounts(session: Session) -> list[Account]:
     return list(session.scalars(select(Account).order_by(Account.id)))
+
+
+def margin_accounts(session: Session) -> list[Account]:
+    """The accounts the margin cycle covers: house and customer (a default-fund account is neither)."""
+    return list(session.scalars(select(Account).where(Account.segregation.in_(("HOUSE", "CUSTOMER")))
+                                .order_by(Account.id)))
 
 
 def wallets(session: Session) -> dict[str, str]:

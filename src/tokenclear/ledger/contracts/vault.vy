@@ -3,9 +3,12 @@
 """
 @title Segregated collateral vault
 @notice Holds pledged collateral per account; an account belongs to one
-        member and is either HOUSE (1) or CUSTOMER (2), and nothing moves
-        between accounts, so customer collateral never meets a house
-        default. Accounts are known only by pseudonymous 32-byte ids.
+        member and is either HOUSE (1) or CUSTOMER (2), or holds a member's
+        default-fund contribution (DEFAULT_FUND, 3). Nothing moves between
+        accounts, so customer collateral never meets a house default, with
+        one exception: the default manager ports a defaulted member's
+        customer account to a surviving member's customer account. A
+        default-fund account pays out only towards a declared default. Accounts are known only by pseudonymous 32-byte ids.
         The clearing house's parameter role keeps each asset's price and
         haircut on chain; an account's floor is the post-haircut value
         (micro-USD, 6 decimals) that releases and substitutions may not
@@ -29,6 +32,7 @@ DEFAULT_MANAGER: public(constant(bytes32)) = keccak256("DEFAULT_MANAGER")
 
 HOUSE: constant(uint8) = 1
 CUSTOMER: constant(uint8) = 2
+DEFAULT_FUND: constant(uint8) = 3
 MAX_ASSETS: constant(uint256) = 16
 MAX_FLOORS: public(constant(uint256)) = 128  # accounts per set_requirements call (about 6.5 M gas)
 BPS: constant(uint256) = 10_000
@@ -94,6 +98,21 @@ event RequirementPosted:
     account: indexed(bytes32)
     floor: uint256
     commitment: bytes32
+
+event Ported:
+    key: indexed(bytes32)
+    account: indexed(bytes32)
+    token: indexed(address)
+    amount: uint256
+    to_account: bytes32
+
+event FundApplied:
+    key: indexed(bytes32)
+    account: indexed(bytes32)
+    token: indexed(address)
+    amount: uint256
+    defaulted: bytes32
+    receiver: address
 
 event DefaultDeclared:
     account: indexed(bytes32)
@@ -303,12 +322,12 @@ def open_account(account: bytes32, member: address, segregation: uint8):
     @notice Operator opens an account; an id is never reused.
     @param account The account's pseudonymous 32-byte id.
     @param member The member's wallet, the only one that may pledge or substitute.
-    @param segregation 1 (house) or 2 (customer).
+    @param segregation 1 (house), 2 (customer) or 3 (default fund).
     """
     access_control._check_role(OPERATOR, msg.sender)
     assert account != empty(bytes32), "vault: empty account id"
     assert member != empty(address), "vault: zero member address"
-    assert segregation == HOUSE or segregation == CUSTOMER, "vault: segregation must be 1 (house) or 2 (customer)"
+    assert segregation == HOUSE or segregation == CUSTOMER or segregation == DEFAULT_FUND, "vault: segregation must be 1 (house), 2 (customer) or 3 (default fund)"
     assert self.accounts[account].member == empty(address), "vault: account exists"
     self.accounts[account] = Account(member=member, segregation=segregation, defaulted=False)
     log AccountOpened(account=account, member=member, segregation=segregation)
@@ -474,4 +493,60 @@ def seize(key: bytes32, account: bytes32, token: address, amount: uint256, recei
     self.total_held[token] -= amount
     assert extcall IERC20(token).transfer(receiver, amount, default_return_value=True), "vault: token transfer failed"
     log Seized(key=key, account=account, token=token, amount=amount, receiver=receiver)
+    return True
+
+
+@external
+@nonreentrant
+def port(key: bytes32, account: bytes32, token: address, amount: uint256, to_account: bytes32) -> bool:
+    """
+    @notice Default manager moves a defaulted member's customer collateral to
+            the customer's account at a surviving member (porting): the
+            units never leave the vault.
+    @param key Idempotency key of the instruction.
+    @param account The customer account in default.
+    @param token The collateral token; `amount` its base units.
+    @param to_account An open customer account of another member, not in default.
+    @return False when `key` was already carried out (no second effect).
+    """
+    access_control._check_role(DEFAULT_MANAGER, msg.sender)
+    if not idempotency._claim(key, "port", keccak256(abi_encode("port", account, token, amount, to_account))):
+        return False
+    source: Account = self._account(account)
+    target: Account = self._account(to_account)
+    assert source.defaulted, "vault: account not in default"
+    assert source.segregation == CUSTOMER and target.segregation == CUSTOMER, "vault: only customer accounts are ported"
+    assert not target.defaulted, "vault: receiving account in default"
+    assert target.member != source.member, "vault: porting stays with the defaulted member"
+    assert self.held[account][token] >= amount, "vault: amount exceeds the account's holding"
+    self.held[account][token] -= amount
+    self.held[to_account][token] += amount
+    log Ported(key=key, account=account, token=token, amount=amount, to_account=to_account)
+    return True
+
+
+@external
+@nonreentrant
+def apply_fund(key: bytes32, account: bytes32, token: address, amount: uint256, defaulted: bytes32, receiver: address) -> bool:
+    """
+    @notice Default manager uses a default-fund contribution (or the clearing
+            house's own capital, held the same way) towards the loss of a
+            declared default.
+    @param key Idempotency key of the instruction.
+    @param account A default-fund account.
+    @param token The token it holds; `amount` its base units.
+    @param defaulted The defaulted account whose loss it meets.
+    @param receiver Where the units go (the default manager's liquidation wallet).
+    @return False when `key` was already carried out (no second effect).
+    """
+    access_control._check_role(DEFAULT_MANAGER, msg.sender)
+    if not idempotency._claim(key, "apply_fund", keccak256(abi_encode("apply_fund", account, token, amount, defaulted, receiver))):
+        return False
+    assert self._account(account).segregation == DEFAULT_FUND, "vault: not a default-fund account"
+    assert self._account(defaulted).defaulted, "vault: no declared default"
+    assert self.held[account][token] >= amount, "vault: amount exceeds the account's holding"
+    self.held[account][token] -= amount
+    self.total_held[token] -= amount
+    assert extcall IERC20(token).transfer(receiver, amount, default_return_value=True), "vault: token transfer failed"
+    log FundApplied(key=key, account=account, token=token, amount=amount, defaulted=defaulted, receiver=receiver)
     return True
