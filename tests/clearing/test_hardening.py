@@ -15,7 +15,8 @@ from tokenclear.clearing.reconciliation import holding_changes
 from tokenclear.clearing.system import TOKENS
 from tokenclear.ledger.chain import EmbeddedChain
 from tokenclear.settings import Settings
-from tokenclear.store.models import Account, Cycle, Holding, Instruction, MarginCall
+from tokenclear.store import queries
+from tokenclear.store.models import Cycle, Holding, Instruction, MarginCall
 from tokenclear.store.store import open_store
 
 
@@ -24,7 +25,7 @@ def test_the_book_tracks_every_token_the_vault_lists_and_a_substitution_into_any
     workflow, ledger, store = demo.workflow, demo.ledger, demo.store
     assert {token.symbol for token in TOKENS} == set(ledger.specs)  # one asset list (TMMFD included)
     with store.session() as session:
-        account = session.scalars(select(Account).order_by(Account.id)).first()
+        account = queries.margin_accounts(session)[0]
         tusd = int(session.get(Holding, (account.id, "TUSD")).units)
     wallet = demo.wallets()[int(account.member_id[1:]) - 1]
     ledger.issue("TMMFD", wallet, tusd)
@@ -98,7 +99,7 @@ def test_a_default_is_recorded_with_the_call_and_sent_after_a_crash(tmp_path, mo
     workflow, store = demo.workflow, demo.store
     with store.session() as session:
         cycle = session.scalar(select(Cycle).order_by(Cycle.at.desc()))
-        account = session.scalars(select(Account).order_by(Account.id)).first()
+        account = queries.margin_accounts(session)[0]
         session.add(MarginCall(key="call:late", account_id=account.id, cycle_id=cycle.id, amount=Decimal("10.00"),
                                currency="USD", issued_at=demo.clock.now(), deadline=demo.clock.now(),
                                state=calls.ESCALATED, cured_amount=Decimal("0.00")))

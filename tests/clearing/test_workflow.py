@@ -20,6 +20,7 @@ from tokenclear.clearing.workflow import WorkflowError
 from tokenclear.collateral.limits import Limit, resolve_limits
 from tokenclear.ledger.chain import EmbeddedChain
 from tokenclear.settings import Settings
+from tokenclear.store import queries
 from tokenclear.store.models import Account, CallEvent, Cycle, Holding, Instruction, MarginCall, Requirement
 from tokenclear.store.store import open_store
 
@@ -256,7 +257,7 @@ def test_a_members_substitution_on_chain_reaches_the_book(tmp_path):
     demo, _ = run_demo(f"sqlite:///{tmp_path / 'book.db'}", members=4)
     workflow, ledger, store = demo.workflow, demo.ledger, demo.store
     with store.session() as session:
-        account = session.scalars(select(Account).order_by(Account.id)).first()
+        account = queries.margin_accounts(session)[0]
         tusd = int(session.get(Holding, (account.id, "TUSD")).units)
         tbill = int(session.get(Holding, (account.id, "TBILL")).units)
     wallet = demo.wallets()[int(account.member_id[1:]) - 1]

@@ -39,8 +39,13 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
     verbose: Annotated[bool, typer.Option(help="log every instruction, price decision and call (stderr)")] = False,
+    default: Annotated[str | None, typer.Option("--default", help="after the last cycle, manage this member's "
+                                                "default on chain (it answers no call), e.g. M07")] = None,
+    default_scenario: Annotated[str | None, typer.Option(help="the stress scenario the default is managed under "
+                                                         "(data/stress; default: --scenario)")] = None,
 ) -> None:
-    """Replay a real stress window end to end: margin, haircuts, calls cured on chain, reconciliation."""
+    """Replay a real stress window end to end: margin, haircuts, calls cured on chain, the default fund, a
+    member's default managed on chain (--default), reconciliation."""
     from tokenclear import logs
     from tokenclear.clearing.demo import Demo, default_database
     from tokenclear.ledger.connect import open_chain
@@ -49,7 +54,14 @@ def demo(
     settings = get_settings()
     logs.configure(level=logging.INFO if verbose else logging.ERROR)  # the report carries the warnings
     try:
-        Demo.check(scenario, members)  # before anything is created: a refused run leaves no file behind
+        Demo.check(scenario, members, default)  # before anything is created: a refused run leaves no file behind
+        if default_scenario is not None:
+            from tokenclear.stress.scenarios import load_library
+
+            library = load_library(settings.data_dir / "stress")
+            if default_scenario not in library:
+                raise InputError(f"unknown scenario '{default_scenario}'; choose one of {', '.join(library)}",
+                                 field="--default-scenario")
         with progress_bar("{task.description:<40}") as progress:
             task = progress.add_task("opening the book", total=None)
             chain = open_chain(settings, rpc_url)
@@ -61,7 +73,7 @@ def demo(
                 progress.update(task, description=text, advance=1)
 
             runner = Demo(settings=settings, chain=chain, store=store, scenario=scenario, members=members,
-                          progress=advance)
+                          progress=advance, default_member=default, default_scenario=default_scenario)
             progress.update(task, total=runner.stages)
             result = runner.run()
     except TokenclearError as error:
@@ -105,12 +117,14 @@ def emit_demo(result, output: str) -> None:
             row[f"{key}_calls"], row[key] = entry["calls"], Decimal(entry["usd"])
         rows.append(row)
     warnings = body["chain"].get("warnings", []) + [
-        f"{step['as_of']}: {w}" for step in body["steps"] for w in dict.fromkeys(step.get("warnings", []))]
+        f"{step['as_of']}: {w}" for step in body["steps"] for w in dict.fromkeys(step.get("warnings", []))] + [
+        f"default of {body['default']['member']}: {note}" for note in (body["default"] or {}).get("notes", [])]
     metadata = {"scenario": body["scenario"], "description": body["description"], "members": body["members"],
                 "accounts": body["accounts"], "currency": "USD", "book": body["database"],
                 "drivers": "USD each driver added to the shortfall of every account since the previous cycle "
                            "(> 0 raises it); *_calls: calls it was the main driver of"}
     sections = {"calls": body["calls"], "reconciliation": body["reconciliation"], "chain": body["chain"],
+                "default_fund": body["default_fund"], **({"default": body["default"]} if body["default"] else {}),
                 "book_totals_units": body["book_totals_units"],
                 "price_move_to_settled_s": body["price_move_to_settled_s"],
                 "chain_time_per_pledge_s": body["chain_time_per_pledge_s"]}
@@ -146,6 +160,14 @@ def emit_demo(result, output: str) -> None:
             stdout.print(f"price move to collateral settled on chain: median {timing['median'] / 60:.1f} min, "
                          f"max {timing['max'] / 60:.1f} min (the member's answer included; the chain itself took "
                          f"{body['chain_time_per_pledge_s'] * 1000:.0f} ms a pledge)")
+        fund = body["default_fund"]
+        stdout.print(f"default fund (Cover 2 on the opening book, as of {fund['as_of']}): "
+                     f"{float(fund['fund']):,.2f} USD, set by {fund['scenario']} ({' + '.join(fund['members'])}), "
+                     f"collected on chain; CCP skin in the game {float(fund['skin_in_the_game']):,.2f}")
+        if body["default"]:
+            from tokenclear.cli.stress import print_case
+
+            print_case(body["default"])
         recon = body["reconciliation"]
         verdict = "clean: book == chain for every account and token" if recon["clean"] else \
             f"{len(recon['breaks'])} break(s)"

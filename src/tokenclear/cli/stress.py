@@ -11,7 +11,18 @@ import typer
 from rich import box
 from rich.table import Table
 
-from tokenclear.cli.app import AsOfOpt, Format, PositionsOpt, app, fail, get_settings, stderr, stdout, within
+from tokenclear.cli.app import (
+    AsOfOpt,
+    Format,
+    PositionsOpt,
+    RpcUrlOpt,
+    app,
+    fail,
+    get_settings,
+    stderr,
+    stdout,
+    within,
+)
 from tokenclear.cli.output import Report, digest, emit
 from tokenclear.errors import InputError, TokenclearError
 
@@ -143,10 +154,23 @@ def default_command(
                                                     help="the CCP's own capital in the waterfall, USD")] = 0.0,
     assessment_multiple: Annotated[float, typer.Option(callback=within(0), help="cap of the assessments on each "
                                                        "survivor, times its contribution")] = 1.0,
+    database: Annotated[str | None, typer.Option("--database", help="a book (SQLAlchemy URL): manage the default "
+                                                 "on its chain (with --rpc-url), or resume the case it holds")]
+    = None,
+    rpc_url: RpcUrlOpt = None,
+    liquidity_account: Annotated[str, typer.Option(help="with --database: the book account of the liquidity "
+                                                        "provider that buys the collateral and takes the positions")]
+    = "LP-HOUSE",
+    port_to: Annotated[str | None, typer.Option(help="with --database: the member customers are ported to "
+                                                     "(default: the first member not in default)")] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
 ) -> None:
-    """A member's default under a scenario, off chain: what is ported, the close-out cost on each weekday
-    (square-root impact on the shipped volumes), and each layer of the waterfall it uses."""
+    """A member's default under a scenario: off chain, what is ported, the close-out cost on each weekday
+    (square-root impact on the shipped volumes) and each layer of the waterfall it uses; with --database, the
+    same carried out on the book's chain (declare, port, seize, sell, the waterfall's transfers), resumable."""
+    if database is not None:
+        return manage_on_chain(scenario, member, database, rpc_url, liquidity_account, port_to,
+                               Decimal(repr(assessment_multiple)), as_of, output)
     from tokenclear.default.replay import replay
 
     settings = get_settings()
@@ -170,8 +194,7 @@ def default_command(
                 "impact": "cost = sigma x sqrt(|Q| / V) x |Q| (Almgren et al. 2005; Toth et al. 2011), V the "
                           "weekday's share of ADV x the scenario's liquidity multiplier; selling collateral moves "
                           "its price by sigma x sqrt(Q / V), which every survivor holding it feels",
-                "on_chain": "not executed: this replay computes; seizure, sale and the waterfall on chain are the "
-                            "next part of issue 15"}
+                "on_chain": "not executed: pass --database (and --rpc-url) to carry it out on a book's chain"}
     sections = {"prices_after_sale": [{"day": one.day, "asset": asset, "price": price}
                                       for one in result.closeouts for asset, price in (one.prices_after_sale or
                                                                                        {}).items()],
@@ -202,3 +225,79 @@ def default_command(
         stdout.print(view)
 
     emit(Report("default", rows, metadata, result.notes, sections), output.value, table)
+
+
+def manage_on_chain(scenario: str, member: str, database: str, rpc_url: str | None, liquidity_account: str,
+                    port_to: str | None, assessment_multiple: Decimal, as_of: str | None, output: Format) -> None:
+    """``tokenclear default --database``: open (or resume) the member's default case on the book and run it."""
+    from tokenclear.clearing import system
+    from tokenclear.clearing.interfaces import SystemClock
+    from tokenclear.cli.clearing import _open
+    from tokenclear.default import drill, manage
+    from tokenclear.store.models import Account, Member
+
+    try:
+        settings, store, chain = _open(database, rpc_url)
+        workflow = system.open_workflow(settings, store, chain, SystemClock())
+        recovery = workflow.recover()
+        with store.session() as session:
+            account = session.get(Account, liquidity_account)
+            if account is None:
+                raise InputError(f"no account '{liquidity_account}' in the book", field="--liquidity-account")
+            wallet = session.get(Member, account.member_id).wallet
+        parties = manage.Parties(wallet, liquidity_account, port_to, assessment_multiple)
+        case = manage.open_case(settings, workflow, member, scenario, parties, at=workflow.clock.now(), as_of=as_of)
+        if case.scenario != scenario:
+            raise InputError(f"{member}'s default is already managed under '{case.scenario}'", field="--scenario")
+        case = manage.run(workflow, member)
+        breaks = workflow.reconcile()
+    except TokenclearError as error:
+        raise fail(error) from None
+    emit_case(drill.summary(case), {"clean": not breaks, "breaks": [b.__dict__ for b in breaks],
+                                    "instructions_recovered": len(recovery)}, output.value)
+
+
+def case_sections(summary: dict) -> dict:
+    """A managed default's layers and survivors' payments, as report sections."""
+    layers = [{"layer": one["name"], "available": Decimal(one["available"]), "used": Decimal(one["used"])}
+              for one in summary["layers"]]
+    paid = [{"member": name, "layer": one["name"], "paid": Decimal(amount)}
+            for one in summary["layers"] for name, amount in sorted(one["by_member"].items())]
+    return {"layers": layers, "survivors_paid": paid}
+
+
+def print_case(summary: dict) -> None:
+    """The table view of a managed default (also used by ``tokenclear demo --default``)."""
+    stdout.print(f"{summary['member']} in default ({summary['scenario']}, closed out on a {summary['day']}, "
+                 f"{summary['days_to_close_out']} day(s)): ported {' '.join(summary['ported']) or 'none'} to "
+                 f"{summary['receiver']}; closed out {' '.join(summary['closed_out']) or 'none'}", highlight=False)
+    stdout.print(f"positions' loss (< 0 a gain) {Decimal(summary['position_loss']):,.2f} + close-out cost "
+                 f"{Decimal(summary['closeout_cost']):,.2f} = {Decimal(summary['loss']):,.2f} USD; seizure and sale "
+                 f"raised {Decimal(summary['raised']):,.2f}; returned to the defaulter "
+                 f"{Decimal(summary['surplus']):,.2f}; left for partial tear-up {Decimal(summary['tear_up']):,.2f}"
+                 + (f"; frozen, unsold: {', '.join(summary['frozen'])}" if summary["frozen"] else ""),
+                 highlight=False)
+    view = Table(title="the waterfall, on chain (USD)", box=box.SIMPLE_HEAD)
+    for name in ("layer", "available", "used"):
+        view.add_column(name, justify="left" if name == "layer" else "right")
+    for one in case_sections(summary)["layers"]:
+        view.add_row(one["layer"], f"{one['available']:,.2f}", f"{one['used']:,.2f}")
+    stdout.print(view)
+    done = sum(1 for step in summary["steps"] if step["result"] is not None)
+    stdout.print(f"{done} of {len(summary['steps'])} steps done ({summary['status']}); each under its key "
+                 f"dm:{summary['member']}:…", highlight=False)
+
+
+def emit_case(summary: dict, reconciliation: dict, output: str) -> None:
+    rows = [{"key": step["key"], "what": step["what"], "done": step["result"] is not None,
+             "refused": (step["result"] or {}).get("refused", "")} for step in summary["steps"]]
+    metadata = {k: v for k, v in summary.items() if k not in ("steps", "layers", "notes")}
+    metadata["currency"] = "USD"
+    metadata["reconciliation"] = "clean" if reconciliation["clean"] else f"{len(reconciliation['breaks'])} break(s)"
+    sections = {**case_sections(summary), "reconciliation": reconciliation}
+
+    def table(_: Report) -> None:
+        print_case(summary)
+        stdout.print(f"reconciliation: {metadata['reconciliation']}")
+
+    emit(Report("default", rows, metadata, summary["notes"], sections), output, table)

@@ -195,18 +195,19 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
     available = usd_of(raised) + own.used + skin.used + survivors.used + assessed.used + gain
     to_lp = min(close.cost, available)
     to_ccp = min(max(priced.position_loss, Decimal(0)), available - to_lp)
-    surplus = available - to_lp - to_ccp
-    for key, payer, target, amount, what in (
-            ("pay:gain", ledger.operator, liquidation, gain, "the positions' gain under the scenario, owed to the "
-                                                             "defaulter, from the CCP's settlement wallet"),
-            ("pay:closeout", liquidation, parties.liquidity_provider, to_lp,
+    # the rest, to the micro-unit (the sale's sub-cent remainder included): nothing stays in the wallet
+    surplus = raised + micro(available - usd_of(raised)) - micro(to_lp) - micro(to_ccp)
+    for key, payer, target, units, what in (
+            ("pay:gain", ledger.operator, liquidation, micro(gain),
+             "the positions' gain under the scenario, owed to the defaulter, from the CCP's settlement wallet"),
+            ("pay:closeout", liquidation, parties.liquidity_provider, micro(to_lp),
              "pay the close-out cost to the liquidity provider"),
-            ("pay:loss", liquidation, ledger.operator, to_ccp,
+            ("pay:loss", liquidation, ledger.operator, micro(to_ccp),
              "pay the positions' loss to the CCP's settlement wallet (owed to survivors)"),
             ("pay:surplus", liquidation, wallets[member], surplus, "return what is left to the defaulter")):
-        if amount > 0:
-            step(key, "settle_payments", {"legs": [[payer, target, micro(amount)]], "symbol": CASH},
-                 f"{what}: {amount} USD")
+        if units > 0:
+            step(key, "settle_payments", {"legs": [[payer, target, units]], "symbol": CASH},
+                 f"{what}: {Decimal(units) / MICRO} USD")
             if key in ("pay:loss", "pay:surplus"):  # an assessment the chain refuses is not there to pay
                 steps[-1]["less_refused_assessments"] = True
     return {"scenario": scenario, "day": day, "as_of": priced.as_of, "receiver": receiver,
@@ -216,7 +217,7 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
             "layers": [{"name": layer.name, "available": str(layer.available), "used": str(layer.used),
                         "by_member": {m: str(v) for m, v in layer.by_member.items() if v > 0}}
                        for layer in flow.layers],
-            "tear_up": str(flow.tear_up), "surplus": str(surplus), "inputs": digests,
+            "tear_up": str(flow.tear_up), "surplus": str(Decimal(surplus) / MICRO), "inputs": digests,
             "sizing": None if sizing is None else sizing.id, "notes": priced.notes, "steps": steps}
 
 
