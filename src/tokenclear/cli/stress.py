@@ -301,3 +301,84 @@ def emit_case(summary: dict, reconciliation: dict, output: str) -> None:
         stdout.print(f"reconciliation: {metadata['reconciliation']}")
 
     emit(Report("default", rows, metadata, summary["notes"], sections), output, table)
+
+
+@app.command()
+def spiral(
+    scenario: Annotated[str, typer.Option(help="a historical scenario, or one that builds on one and sets the "
+                                               "asset's price (usdc_low)")] = "svb",
+    asset: Annotated[str, typer.Option(help="the collateral asset that depegs (a registry asset with price and "
+                                            "volume series)")] = "USDC",
+    round_hours: Annotated[int, typer.Option(callback=within(1, 24), help="hours between margin cycles")] = 4,
+    rounds: Annotated[int, typer.Option(callback=within(1, 1000), help="the round limit")] = 20,
+    buffer_share: Annotated[float, typer.Option(callback=within(0), help="bills each account keeps outside the "
+                                                "CCP to answer calls, as a share of its requirement")] = 0.05,
+    scale: Annotated[float, typer.Option(callback=within(1e-6, 1e6), help="multiply the book (its sales then "
+                                         "weigh that much more against the real volumes)")] = 1.0,
+    positions: PositionsOpt = None,
+    collateral: Annotated[Path | None, typer.Option(help="CSV account,asset,quantity (default: the demo book's)")]
+    = None,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+) -> None:
+    """The depeg spiral round by round on the same book and shock under three haircut policies: (a) the haircut
+    follows the spot, (b) an anti-procyclical buffer with smoothing, (c) (b) plus a 40% diversification limit."""
+    from tokenclear.default import depeg
+    from tokenclear.stress.run import usd
+
+    settings = get_settings()
+    try:
+        result = depeg.run(settings, scenario=scenario, asset=asset, round_hours=round_hours, rounds=rounds,
+                           buffer_share=buffer_share, scale=scale, positions=positions, collateral=collateral)
+    except TokenclearError as error:
+        raise fail(error) from None
+    rows = [{"policy": policy.name, "round": r, "day": result.days[r], "price": round(float(one.price[r]), 8),
+             "haircut": round(float(one.haircut[r]), 6), "calls": int(one.calls[r]), "called": usd(one.called[r]),
+             "forced_sales": usd(one.sold[r]), "defaults": int(one.defaults[r]), "fund_use": usd(one.fund[r])}
+            for policy, one in zip(result.policies, result.results, strict=True) for r in range(one.price.size)]
+    summary = [{"policy": policy.name, "buffer": policy.buffer, "smoothing": policy.smoothing, "cap": policy.cap,
+                "rounds": int(one.price.size), "forced_sales": usd(one.forced_sales),
+                "peak_price_drop": round(one.peak_drop(result.p0), 6), "defaults": int(one.defaults.sum()),
+                "fund_use": usd(one.fund.sum()), "calls": int(one.calls.sum())}
+               for policy, one in zip(result.policies, result.results, strict=True)]
+    a, b = summary[0], summary[1]
+    pairs = [(b[k], a[k]) for k in ("forced_sales", "defaults", "fund_use")]
+    if all(x <= y for x, y in pairs) and any(x < y for x, y in pairs):
+        verdict = "b dampens the spiral against a: "
+    elif all(x >= y for x, y in pairs):
+        verdict = ("b does not dampen the spiral against a: the shock lasts, so the smoothed haircut reaches the "
+                   "spot's, and the buffer's extra units are sold too; ")
+    else:
+        verdict = "b and a differ both ways: "
+    verdict += (f"forced sales {b['forced_sales']:,.2f} vs {a['forced_sales']:,.2f} USD, defaults {b['defaults']} vs "
+                f"{a['defaults']}, fund use {b['fund_use']:,.2f} vs {a['fund_use']:,.2f}")
+    metadata = {"scenario": result.scenario, "asset": result.asset, "window": f"{result.start}..{result.end}",
+                "calm_price": result.p0, "sigma_daily": round(result.sigma, 6),
+                "published_haircut": result.base_haircut, "accounts": result.members,
+                "round_hours": result.round_hours, "currency": "USD", "verdict": verdict,
+                "model": "haircut = max(base x buffer, s x previous + (1 - s) x (base + discount)); sales move the "
+                         "price by sigma x sqrt(Q / V) with V the day's real volume (docs/default.md)",
+                "fund_use": "what defaulters' collateral no longer covers of their requirement (an upper bound)"}
+
+    def table(_: Report) -> None:
+        view = Table(title=f"the {result.asset} depeg spiral, {result.scenario} ({result.start}..{result.end}), "
+                           f"{result.members} accounts, a cycle every {result.round_hours} h", box=box.SIMPLE_HEAD)
+        for name in ("policy", "forced sales", "peak drop", "calls", "defaults", "fund use"):
+            view.add_column(name, justify="left" if name == "policy" else "right")
+        for one in summary:
+            view.add_row(one["policy"], f"{one['forced_sales']:,.2f}", f"{one['peak_price_drop']:.4%}",
+                         str(one["calls"]), str(one["defaults"]), f"{one['fund_use']:,.2f}")
+        stdout.print(view)
+        rounds_view = Table(title="round by round: price / haircut / calls", box=box.SIMPLE_HEAD)
+        rounds_view.add_column("round")
+        rounds_view.add_column("day")
+        for policy in result.policies:
+            rounds_view.add_column(policy.name.split(":")[0], justify="right")
+        longest = max(one.price.size for one in result.results)
+        for r in range(longest):
+            cells = [f"{one.price[r]:.4f} / {one.haircut[r]:.2%} / {one.calls[r]}" if r < one.price.size else ""
+                     for one in result.results]
+            rounds_view.add_row(str(r), result.days[r], *cells)
+        stdout.print(rounds_view)
+        stdout.print(verdict, highlight=False)
+
+    emit(Report("spiral", rows, metadata, result.notes, {"policies": summary}), output.value, table)
