@@ -36,6 +36,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/weekday_margin.py
 	$(BIN)/python bench/procyclicality.py
 	$(BIN)/python bench/bench_stress.py
+	$(BIN)/python bench/bench_default.py
 
 contracts: $(STAMP)
 	$(BIN)/python -m tokenclear.ledger.build

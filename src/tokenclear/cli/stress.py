@@ -268,9 +268,10 @@ def case_sections(summary: dict) -> dict:
 
 def print_case(summary: dict) -> None:
     """The table view of a managed default (also used by ``tokenclear demo --default``)."""
+    ported = f"{' '.join(summary['ported'])} to {summary['receiver']}" if summary["ported"] else "none"
     stdout.print(f"{summary['member']} in default ({summary['scenario']}, closed out on a {summary['day']}, "
-                 f"{summary['days_to_close_out']} day(s)): ported {' '.join(summary['ported']) or 'none'} to "
-                 f"{summary['receiver']}; closed out {' '.join(summary['closed_out']) or 'none'}", highlight=False)
+                 f"{summary['days_to_close_out']} day(s)): ported {ported}; closed out "
+                 f"{' '.join(summary['closed_out']) or 'none'}", highlight=False)
     stdout.print(f"positions' loss (< 0 a gain) {Decimal(summary['position_loss']):,.2f} + close-out cost "
                  f"{Decimal(summary['closeout_cost']):,.2f} = {Decimal(summary['loss']):,.2f} USD; seizure and sale "
                  f"raised {Decimal(summary['raised']):,.2f}; returned to the defaulter "
