@@ -83,10 +83,13 @@ def test_the_default_replay_costs_more_on_a_saturday_and_its_waterfall_adds_up()
     out = json.loads(done.stdout)
     sat, tue = out["rows"]
     assert (sat["day"], tue["day"]) == ("sat", "tue")
-    assert Decimal(sat["closeout_cost"]) > Decimal(tue["closeout_cost"]) > 0  # bitcoin trades ~20% less
+    assert Decimal(sat["market_closeout_cost"]) > Decimal(tue["market_closeout_cost"]) > 0  # bitcoin: ~20% less
+    for row in (sat, tue):  # each lot at the lower of its winning bid and the market
+        assert Decimal(row["closeout_cost"]) <= Decimal(row["market_closeout_cost"])
     for row in out["rows"]:
         layers = sum(Decimal(value) for key, value in row.items()
-                     if key not in ("day", "closeout_cost", "collateral_sale_cost", "survivors_collateral_fall",
+                     if key not in ("day", "closeout_cost", "market_closeout_cost", "collateral_sale_cost",
+                                    "survivors_collateral_fall",
                                     "newly_uncovered", "days_to_close_out", "waits_for", "loss"))
         assert layers == Decimal(row["loss"])  # every cent of the loss is met by a layer or left for tear-up
         assert Decimal(row["loss"]) == Decimal(out["metadata"]["position_loss"]) + Decimal(row["closeout_cost"]) \
@@ -145,3 +148,28 @@ def _write(folder, name: str, text: str):
     path = folder / name
     path.write_text(text)
     return path
+
+
+def test_a_sealed_bid_auction_with_known_bids():
+    from tokenclear.default import auction
+
+    # two lots: 10 m USD long bitcoin (daily vol 4%, market close-out 900,000), 1 m short oil (2%, 500)
+    exposure, sigma, reserve = np.array([10e6, -1e6]), np.array([0.04, 0.02]), np.array([900_000.0, 500.0])
+    own = np.array([[-4e6, 0.0],  # A: short 4 m bitcoin, takes the lot partly as a hedge
+                    [0.0, 0.0],  # B: flat, the most appetite
+                    [5e6, 0.0]])  # C: long already, and too small for the bitcoin lot
+    capacity, appetite = np.array([50e6, 50e6, 5e6]), np.array([0.2, 0.6, 0.9])
+    prices = auction.bids(exposure, sigma, own, capacity, appetite)
+    risk = 2.326 * 0.04 * np.sqrt(2.0) * 10e6
+    added_a = (abs(-4e6 + 10e6) - 4e6) / 10e6  # 0.2 of the lot adds to A's exposure
+    assert prices[0, 0] == pytest.approx(0.8 * risk * added_a)
+    assert prices[1, 0] == pytest.approx(0.4 * risk)
+    assert np.isnan(prices[2, 0])  # beyond C's capacity: no bid
+    oil = 2.326 * 0.02 * np.sqrt(2.0) * 1e6
+    assert prices[2, 1] == pytest.approx(0.1 * oil)  # C flat in oil, appetite 0.9
+    lots = auction.award(["btc_usd", "wti"], exposure, reserve, prices, ["A", "B", "C"], capacity)
+    btc, wti = lots
+    assert btc.winner == "A" and btc.price == pytest.approx(0.8 * risk * added_a)  # 210,526 < 900,000
+    assert [(b.member, b.won) for b in btc.bids] == [("A", True), ("B", False)]  # the losing bid is kept
+    assert wti.winner is None and wti.price == 500.0  # every bid (>= 6,580) costs more than the market's 500
+    assert len(wti.bids) == 3 and not any(b.won for b in wti.bids)

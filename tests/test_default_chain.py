@@ -128,14 +128,28 @@ def test_waterfall_layers_worked_by_hand(managed):
         share = Decimal(assessed["by_member"][member])
         assert ledger.balance("TUSD", demo.wallets()[int(member[1:]) - 1]) == \
             before["balances"][demo.wallets()[int(member[1:]) - 1]] - int(share * 10**6)
-    lp_cost = Decimal(plan["closeout_cost"])
+    won = sum(Decimal(lot["price"]) for lot in plan["auction"] if lot["winner"])  # paid to auction winners
+    lp_cost = Decimal(plan["closeout_cost"]) - won
     assert ledger.balance("TUSD", wallet) - before["lp"] == int(lp_cost * 10**6) - sum(
         int(Decimal(s["params"]["cash_units"])) for s in plan["steps"] if s["kind"] == "dvp")
     covered = sum(got) + paid_in  # what came into the liquidation wallet
     to_ccp = ledger.balance("TUSD", ledger.operator) - before["balances"][ledger.operator]
-    assert Decimal(to_ccp) / 10**6 == (covered - lp_cost).quantize(CENT, rounding=ROUND_DOWN)
+    assert Decimal(to_ccp) / 10**6 == (covered - lp_cost - won).quantize(CENT, rounding=ROUND_DOWN)
     assert refused == Decimal(assessed["by_member"]["M05"])
     assert ledger.balance("TUSD", ledger.roles.default_manager) == before["balances"][ledger.roles.default_manager]
+
+
+def test_every_lot_is_auctioned_and_closed_at_the_lower_of_its_best_bid_and_the_market(managed):
+    _, _, case, _, _ = managed
+    plan = case.plan
+    assert plan["auction"] and Decimal(plan["closeout_cost"]) <= Decimal(plan["market_closeout_cost"])
+    for lot in plan["auction"]:
+        best = min((Decimal(b["price"]) for b in lot["bids"]), default=None)
+        if lot["winner"] is None:
+            assert best is None or best > Decimal(lot["reserve"])
+        else:
+            assert Decimal(lot["price"]) == best <= Decimal(lot["reserve"])
+        assert all(b["member"] not in (MEMBER, "M08", "LP") for b in lot["bids"])  # not the defaulters nor the LP
 
 
 def test_a_second_run_does_nothing(managed):

@@ -172,6 +172,7 @@ def default_command(
         return manage_on_chain(scenario, member, database, rpc_url, liquidity_account, port_to,
                                Decimal(repr(assessment_multiple)), as_of, output)
     from tokenclear.default.replay import replay
+    from tokenclear.stress.run import usd
 
     settings = get_settings()
     try:
@@ -181,7 +182,8 @@ def default_command(
                         assessment_multiple=Decimal(repr(assessment_multiple)))
     except TokenclearError as error:
         raise fail(error) from None
-    rows = [{"day": one.day, "closeout_cost": one.cost, "collateral_sale_cost": one.collateral_cost,
+    rows = [{"day": one.day, "closeout_cost": one.cost, "market_closeout_cost": one.market_cost,
+             "collateral_sale_cost": one.collateral_cost,
              "survivors_collateral_fall": one.survivors_collateral_fall,
              "newly_uncovered": " ".join(one.newly_uncovered or []), "days_to_close_out": one.days,
              "waits_for": " ".join(one.waited), "loss": one.loss,
@@ -191,6 +193,9 @@ def default_command(
                 "ported": " ".join(result.ported) or "none", "closed_out": " ".join(result.closed_out) or "none",
                 "position_loss": result.position_loss, "margin_after_stress": result.margin,
                 "default_fund": result.fund,
+                "auction": "sealed bids per lot (factor), first price, lowest wins if below the market cost "
+                           "(docs/default.md); bidders: survivors' house accounts, capacity 10 x their collateral "
+                           "after stress, appetite 0.5 (assumptions)",
                 "impact": "cost = sigma x sqrt(|Q| / V) x |Q| (Almgren et al. 2005; Toth et al. 2011), V the "
                           "weekday's share of ADV x the scenario's liquidity multiplier; selling collateral moves "
                           "its price by sigma x sqrt(Q / V), which every survivor holding it feels",
@@ -198,6 +203,9 @@ def default_command(
     sections = {"prices_after_sale": [{"day": one.day, "asset": asset, "price": price}
                                       for one in result.closeouts for asset, price in (one.prices_after_sale or
                                                                                        {}).items()],
+                "auction": [{"day": one.day, "lot": lot.factor, "exposure": round(lot.exposure, 2),
+                             "reserve": usd(lot.reserve), "bidder": bid.member, "bid": usd(bid.price), "won": bid.won}
+                            for one in result.closeouts for lot in one.lots for bid in lot.bids],
                 "survivors_paid": [{"day": one.day, "member": name, "paid": amount}
                                    for one in result.closeouts
                                    for name, amount in sorted(one.waterfall.survivors_paid.items()) if amount > 0]}
@@ -211,7 +219,10 @@ def default_command(
         view.add_column("")
         for one in result.closeouts:
             view.add_column(one.day, justify="right")
-        view.add_row("close-out cost", *(f"{one.cost:,.2f}" for one in result.closeouts))
+        view.add_row("close-out cost (auction or market)", *(f"{one.cost:,.2f}" for one in result.closeouts))
+        view.add_row("all in the market", *(f"{one.market_cost:,.2f}" for one in result.closeouts))
+        view.add_row("lots won at auction", *(f"{sum(lot.winner is not None for lot in one.lots)} of {len(one.lots)}"
+                                              for one in result.closeouts))
         view.add_row("collateral sale cost", *(f"{one.collateral_cost:,.2f}" for one in result.closeouts))
         view.add_row("survivors' collateral falls by", *(f"{one.survivors_collateral_fall:,.2f}"
                                                          for one in result.closeouts))
@@ -278,6 +289,13 @@ def print_case(summary: dict) -> None:
                  f"{Decimal(summary['surplus']):,.2f}; left for partial tear-up {Decimal(summary['tear_up']):,.2f}"
                  + (f"; frozen, unsold: {', '.join(summary['frozen'])}" if summary["frozen"] else ""),
                  highlight=False)
+    for lot in summary.get("auction", []):
+        best = min((Decimal(b["price"]) for b in lot["bids"]), default=None)
+        outcome = f"won by {lot['winner']} for {Decimal(lot['price']):,.2f}" if lot["winner"] else \
+            "sold into the market"
+        stdout.print(f"auction, lot {lot['lot']} ({lot['exposure']:,.0f} USD of exposure): {len(lot['bids'])} bid(s)"
+                     + (f", best {best:,.2f}" if best is not None else "") + f" against the market's "
+                     f"{Decimal(lot['reserve']):,.2f}: {outcome}", highlight=False)
     view = Table(title="the waterfall, on chain (USD)", box=box.SIMPLE_HEAD)
     for name in ("layer", "available", "used"):
         view.add_column(name, justify="left" if name == "layer" else "right")
@@ -292,10 +310,13 @@ def print_case(summary: dict) -> None:
 def emit_case(summary: dict, reconciliation: dict, output: str) -> None:
     rows = [{"key": step["key"], "what": step["what"], "done": step["result"] is not None,
              "refused": (step["result"] or {}).get("refused", "")} for step in summary["steps"]]
-    metadata = {k: v for k, v in summary.items() if k not in ("steps", "layers", "notes")}
+    metadata = {k: v for k, v in summary.items() if k not in ("steps", "layers", "notes", "auction")}
     metadata["currency"] = "USD"
     metadata["reconciliation"] = "clean" if reconciliation["clean"] else f"{len(reconciliation['breaks'])} break(s)"
-    sections = {**case_sections(summary), "reconciliation": reconciliation}
+    sections = {**case_sections(summary), "auction": [
+        {"lot": lot["lot"], "exposure": lot["exposure"], "reserve": lot["reserve"], "bidder": bid["member"],
+         "bid": bid["price"], "won": bid["won"]} for lot in summary.get("auction", []) for bid in lot["bids"]],
+        "reconciliation": reconciliation}
 
     def table(_: Report) -> None:
         print_case(summary)

@@ -42,6 +42,7 @@ from tokenclear.ledger.privacy import account_id
 from tokenclear.settings import Settings
 from tokenclear.store import queries
 from tokenclear.store.models import Account, DefaultCase, Holding, Member, Position
+from tokenclear.stress.run import usd
 
 log = structlog.get_logger("tokenclear.default")
 CASH = fund.FUND_TOKEN
@@ -98,7 +99,7 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
         digests = snapshot.write(store, ledger, workflow.tokens, Path(folder))
         priced = replay(settings, scenario=scenario, member=member, days=[day],
                         positions=Path(folder) / "positions.csv", collateral=Path(folder) / "collateral.csv",
-                        as_of=as_of)
+                        as_of=as_of, excluded=(*_in_default(store, member), _member_of(store, parties)))
     (close,) = priced.closeouts
     asset_of = {token.symbol: token.asset for token in workflow.tokens}
     with store.session() as session:
@@ -108,6 +109,9 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
         holdings = {(h.account_id, h.asset): int(h.units) for h in session.scalars(select(Holding)) if int(h.units)}
         sizing = fund.latest(session)
         fund_held = {m: fund.held(session, m) for m in wallets}
+        house = {}
+        for a in session.scalars(select(Account).where(Account.segregation == "HOUSE").order_by(Account.id)):
+            house.setdefault(a.member_id, a.id)
         lp = session.get(Account, parties.liquidity_account)
         if lp is None:
             raise WorkflowError(f"no liquidity-provider account '{parties.liquidity_account}' in the book")
@@ -150,8 +154,14 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
                 raised += units
             else:
                 unsold[symbol] = unsold.get(symbol, 0) + units
+        for lot in close.lots:  # a lot won at auction goes to the winner's house account
+            if lot.winner is not None:
+                target = house[lot.winner]
+                step(f"positions:{name}:{lot.factor}", "book_positions",
+                     {"from": name, "to": target, "instruments": priced.lot_instruments[lot.factor]},
+                     f"move {name}'s {lot.factor} lot to {target} (won at auction for {usd(lot.price)} USD)")
         step(f"positions:{name}", "book_positions", {"from": name, "to": lp.id},
-             f"close out {name}'s positions to the liquidity provider ({lp.id})")
+             f"close out {name}'s other positions to the liquidity provider ({lp.id})")
     prices = close.prices_after_sale or {}
     frozen = []
     for symbol, units in unsold.items():
@@ -165,7 +175,7 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
         step(f"sell:{symbol}", "dvp", {"asset": symbol, "seller": liquidation, "units": units, "cash": CASH,
                                        "buyer": parties.liquidity_provider, "cash_units": cash},
              f"sell {units} {symbol} units to the liquidity provider for {usd_of(cash)} USD ({price:.6g} a unit)")
-    loss = priced.position_loss + close.cost
+    loss = priced.position_loss + close.cost  # close.cost: each lot at its auction price or the market's
     contributions = {m: usd_of(fund_held[m]) for m in wallets if m not in (member, fund.CCP)}
     flow = waterfall.run(loss, margin=usd_of(raised), own_contribution=usd_of(fund_held.get(member, 0)),
                          skin_in_the_game=usd_of(fund_held.get(fund.CCP, 0)),
@@ -193,13 +203,24 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
     # settlement wallet pays it in; what is left goes back to the defaulter's wallet
     gain = max(-priced.position_loss, Decimal(0))
     available = usd_of(raised) + own.used + skin.used + survivors.used + assessed.used + gain
-    to_lp = min(close.cost, available)
-    to_ccp = min(max(priced.position_loss, Decimal(0)), available - to_lp)
-    # the rest, to the micro-unit (the sale's sub-cent remainder included): nothing stays in the wallet
-    surplus = raised + micro(available - usd_of(raised)) - micro(to_lp) - micro(to_ccp)
+    won: dict[str, Decimal] = {}
+    for lot in close.lots:
+        if lot.winner is not None:
+            won[lot.winner] = won.get(lot.winner, Decimal(0)) + usd(lot.price)
+    to_lp = min(close.cost - sum(won.values(), Decimal(0)), available)
+    left = available - to_lp
+    to_winners = {}
+    for winner, price in sorted(won.items()):  # the winners next, in member order, as far as it goes
+        to_winners[winner] = min(price, left)
+        left -= to_winners[winner]
+    to_ccp = min(max(priced.position_loss, Decimal(0)), left)
+    surplus = raised + micro(available - usd_of(raised)) - micro(to_lp) - micro(to_ccp) \
+        - sum(micro(amount) for amount in to_winners.values())
     for key, payer, target, units, what in (
             ("pay:gain", ledger.operator, liquidation, micro(gain),
              "the positions' gain under the scenario, owed to the defaulter, from the CCP's settlement wallet"),
+            *((f"pay:auction:{winner}", liquidation, wallets[winner], micro(amount), f"pay {winner} its winning bids")
+              for winner, amount in to_winners.items()),
             ("pay:closeout", liquidation, parties.liquidity_provider, micro(to_lp),
              "pay the close-out cost to the liquidity provider"),
             ("pay:loss", liquidation, ledger.operator, micro(to_ccp),
@@ -214,6 +235,11 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
             "ported": priced.ported, "closed_out": priced.closed_out, "loss": str(loss),
             "position_loss": str(priced.position_loss), "closeout_cost": str(close.cost),
             "days_to_close_out": close.days, "raised": str(usd_of(raised)), "frozen": frozen,
+            "market_closeout_cost": str(close.market_cost),
+            "auction": [{"lot": lot.factor, "exposure": round(lot.exposure, 2), "reserve": str(usd(lot.reserve)),
+                         "winner": lot.winner, "price": str(usd(lot.price)),
+                         "bids": [{"member": b.member, "price": str(usd(b.price)), "won": b.won} for b in lot.bids]}
+                        for lot in close.lots],
             "layers": [{"name": layer.name, "available": str(layer.available), "used": str(layer.used),
                         "by_member": {m: str(v) for m, v in layer.by_member.items() if v > 0}}
                        for layer in flow.layers],
@@ -225,11 +251,26 @@ def _held(holdings: dict[tuple[str, str], int], account: str) -> list[str]:
     return sorted(symbol for (name, symbol) in holdings if name == account)
 
 
+def _member_of(store, parties: Parties) -> str:
+    """The liquidity provider's member id (it buys in the market; it does not bid at the auction)."""
+    with store.session() as session:
+        account = session.get(Account, parties.liquidity_account)
+        if account is None:
+            raise WorkflowError(f"no liquidity-provider account '{parties.liquidity_account}' in the book")
+        return account.member_id
+
+
+def _in_default(store, member: str) -> tuple[str, ...]:
+    """The members in default besides ``member`` (they may not bid nor receive ported customers)."""
+    with store.session() as session:
+        return tuple(sorted({a.member_id for a in session.scalars(select(Account))
+                             if a.member_id != member and queries.in_default(session, a.id)}))
+
+
 def _receiving_member(store, member: str, wallets: dict[str, str], liquidity_member: str) -> str:
     """The receiving member when none is named: the first member by id that is not in default (nor the
     defaulter, the liquidity provider or the CCP)."""
-    with store.session() as session:
-        defaulted = {a.member_id for a in session.scalars(select(Account)) if queries.in_default(session, a.id)}
+    defaulted = set(_in_default(store, member))
     survivors = sorted(m for m in wallets if m not in (member, fund.CCP, liquidity_member) and m not in defaulted)
     if not survivors:
         raise WorkflowError("no surviving member to port to")
@@ -311,10 +352,12 @@ def _book_account(workflow, member: str, one: dict) -> dict:
 
 def _book_positions(workflow, member: str, one: dict) -> dict:
     """Move every position of one account to another, and mark the step, in one transaction."""
-    source, target = one["params"]["from"], one["params"]["to"]
+    source, target, only = one["params"]["from"], one["params"]["to"], one["params"].get("instruments")
     moved = 0
     with workflow.store.session() as session:
         for row in list(session.scalars(select(Position).where(Position.account_id == source))):
+            if only is not None and row.instrument not in only:
+                continue
             existing = session.get(Position, (target, row.instrument))
             if existing is None:
                 session.add(Position(account_id=target, instrument=row.instrument, quantity=row.quantity))

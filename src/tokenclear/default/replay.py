@@ -9,14 +9,14 @@ account its collateral does not cover are closed out in the market.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
 from tokenclear import runner
-from tokenclear.default import closeout, waterfall
+from tokenclear.default import auction, closeout, waterfall
 from tokenclear.errors import InputError
 from tokenclear.settings import Settings
 from tokenclear.stress.run import stress, usd
@@ -25,7 +25,7 @@ from tokenclear.stress.run import stress, usd
 @dataclass(frozen=True)
 class CloseOut:
     day: str
-    cost: Decimal  # market impact of the close-out, USD
+    cost: Decimal  # what closing the positions out costs, USD: the auction's price per lot, or the market's
     days: int  # days from the default until the last factor is closed out
     waited: list[str]  # factors whose market is closed that day
     loss: Decimal  # position loss under the scenario plus both costs
@@ -35,6 +35,8 @@ class CloseOut:
     # frozen asset cannot be sold and has none
     survivors_collateral_fall: Decimal = Decimal(0)  # what the sale takes off the survivors' collateral, USD
     newly_uncovered: list[str] | None = None  # survivors' accounts the fall leaves uncovered
+    market_cost: Decimal = Decimal(0)  # the market impact of closing out every lot in the market, USD
+    lots: list[auction.Lot] = field(default_factory=list)  # the auction, one lot per factor
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,16 @@ class DefaultReplay:
     notes: list[str]
     frozen: list[str]  # collateral assets the scenario freezes: they cannot be sold
     vm_gains: dict[str, Decimal]  # survivor -> the variation margin the scenario owes it (its gains), USD
+    lot_instruments: dict[str, list[str]] = field(default_factory=dict)  # factor -> instruments of its lot
 
 
 def replay(settings: Settings, *, scenario: str, member: str, days: list[str], positions: Path | None = None,
            collateral: Path | None = None, as_of: str | None = None, skin_in_the_game: Decimal = Decimal(0),
-           assessment_multiple: Decimal = Decimal(1)) -> DefaultReplay:
+           assessment_multiple: Decimal = Decimal(1), excluded: tuple[str, ...] = (),
+           appetite: dict[str, float] | None = None) -> DefaultReplay:
+    """``excluded``: members that may not bid (in default); ``appetite``: each bidder's risk appetite in [0, 1]
+    (default :data:`APPETITE`); a bidder's capacity is :data:`CAPACITY_MULTIPLE` x its collateral after the
+    scenario, in USD of exposure."""
     for day in days:
         if day not in closeout.WEEKDAYS:
             raise InputError(f"'{day}' is not a weekday (mon..sun)", field="--days")
@@ -98,6 +105,17 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
                      "cost is not counted")
     position_loss, margin = usd(loss[closed].sum()), usd(kept[closed].sum())
     spiral = collateral_sale(report, s, closed)
+    # the bidders: the survivors' house accounts, each with its capacity, appetite and own exposure per factor
+    house = np.array(["HOUSE" in account for account in report.accounts])
+    bidder_groups = [g for g, group in enumerate(report.groups) if group != member and group not in excluded
+                     and (house & (report.book.group == g)).any()]
+    bidders = [report.groups[g] for g in bidder_groups]
+    own = np.stack([closeout.exposures(report.book.resolved, report.book.quantity[house & (report.book.group == g)],
+                                       factors).sum(axis=0) for g in bidder_groups]) if bidders else \
+        np.zeros((0, factors))
+    capacity = CAPACITY_MULTIPLE * np.array([kept[report.book.group == g].sum() for g in bidder_groups])
+    appetites = np.array([(appetite or {}).get(name, APPETITE) for name in bidders])
+    prices = auction.bids(exposure, sigma, own, capacity, appetites)
     results = []
     for day in days:
         index = closeout.WEEKDAYS.index(day)
@@ -111,19 +129,38 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
         spread = np.where(size > 0, np.ceil(size / np.maximum(per_day, 1e-300)), 0)
         needed = int(np.max(np.where(size > 0, np.maximum(wait, 0) + spread, 0), initial=0))
         sold = spiral(multiplier_for(chosen, day))
-        total = position_loss + usd(cost.sum()) + sold["cost"]  # the loss the waterfall meets, to the cent
+        lots = auction.award(context.factors.names, exposure, cost, prices, bidders, capacity)
+        paid = sum((usd(lot.price) for lot in lots), Decimal(0))
+        total = position_loss + paid + sold["cost"]  # the loss the waterfall meets, to the cent
         flow = waterfall.run(total, margin=margin, own_contribution=contributions.get(member, Decimal(0)),
                              skin_in_the_game=skin_in_the_game, survivors=survivors,
                              assessment_multiple=assessment_multiple, vm_gains=gains)
-        results.append(CloseOut(day, usd(cost.sum()), needed,
+        results.append(CloseOut(day, paid, needed,
                                 [name for name, w in zip(context.factors.names, wait, strict=True)
                                  if w > 0 and size[context.factors.names.index(name)] > 0], total, flow,
-                                sold["cost"], sold["prices"], sold["fall"], sold["uncovered"]))
+                                sold["cost"], sold["prices"], sold["fall"], sold["uncovered"],
+                                sum((usd(c) for c in cost[exposure != 0]), Decimal(0)), lots))
     accounts = np.array(report.accounts)
     return DefaultReplay(scenario, member, report.as_of, list(accounts[ported]), list(accounts[closed]),
                          position_loss, margin, report.fund, results, list(dict.fromkeys(notes)),
                          [name for name, frozen in zip(report.assets, report.shocks[s].frozen, strict=True) if frozen],
-                         gains)
+                         gains, lot_instruments(report, closed))
+
+
+def lot_instruments(report, closed: np.ndarray) -> dict[str, list[str]]:
+    """Each factor's instruments that the closed-out accounts hold: the lot auctioned for it."""
+    resolved, names = report.book.resolved, report.context.factors.names
+    held = (report.book.quantity[closed] != 0).any(axis=0)
+    out: dict[str, list[str]] = {}
+    for j in np.flatnonzero(held):
+        out.setdefault(names[resolved.underlying_index[j]], []).append(resolved.names[j])
+    return out
+
+
+#: A bidder's capacity: this many times its collateral after the scenario, in USD of delta exposure (a member
+#: carries several times its margin in exposure); its risk appetite when none is given (an assumption, stated).
+CAPACITY_MULTIPLE = 10.0
+APPETITE = 0.5
 
 
 def multiplier_for(scenario, day: str) -> float:
