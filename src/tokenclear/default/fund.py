@@ -48,15 +48,24 @@ class Sizing:
 
 def size(settings: Settings, workflow, *, at: datetime, as_of: str | None = None, scenarios: str = "all",
          minimum: Decimal = Decimal(0)) -> Sizing:
-    """Size the fund on the store's book and collateral (written to stress files first), store the sizing."""
+    """Size the fund on the store's book and collateral (written to stress files first), store the sizing.
+    ``as_of`` defaults to the date of the book's last closed cycle (the closes it was valued at), else the data's
+    latest date. Members in default contribute nothing (their contribution is already in use)."""
+    from tokenclear.store import queries
     from tokenclear.stress.run import stress
 
+    if as_of is None:
+        with workflow.store.session() as session:
+            last = queries.last_closed_cycle(session)
+            as_of = None if last is None else last.detail.get("date")
     with tempfile.TemporaryDirectory() as folder:
         digests = snapshot.write(workflow.store, workflow.ledger, workflow.tokens, Path(folder))
         report = stress(settings, scenarios=scenarios, positions=Path(folder) / "positions.csv",
                         collateral=Path(folder) / "collateral.csv", as_of=as_of)
     with workflow.store.session() as session:
-        members = [m.id for m in session.scalars(select(Member).order_by(Member.id)) if m.id != CCP]
+        defaulted = {a.member_id for a in queries.margin_accounts(session) if queries.in_default(session, a.id)}
+        members = [m.id for m in session.scalars(select(Member).order_by(Member.id))
+                   if m.id != CCP and m.id not in defaulted]
     by_group = dict(zip(report.groups, report.contributions, strict=True))
     contributions = {member: max(by_group.get(member, Decimal(0)), minimum) for member in members}
     detail = {"members": list(report.fund_groups), "inputs": digests, "minimum": str(minimum),

@@ -73,8 +73,9 @@ def usd_of(units: int) -> Decimal:
 
 def open_case(settings: Settings, workflow, member: str, scenario: str, parties: Parties, *, at: datetime,
               as_of: str | None = None) -> DefaultCase:
-    """The stored case of ``member``'s default: its plan, computed now on the book as it stands, or the plan
-    stored when the case opened (a restart never plans again)."""
+    """The stored case of ``member``'s default: its plan, computed now on the book as it stands (valued at
+    ``as_of``, default: the date of the book's last cycle), or the plan stored when the case opened (a restart
+    never plans again)."""
     with workflow.store.session() as session:
         case = session.get(DefaultCase, member)
         if case is not None:
@@ -95,6 +96,10 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
           as_of: str | None) -> dict:
     ledger, store = workflow.ledger, workflow.store
     day = closeout.WEEKDAYS[at.weekday()]
+    if as_of is None:  # the closes the book was last valued at
+        with store.session() as session:
+            last = queries.last_closed_cycle(session)
+            as_of = None if last is None else last.detail.get("date")
     with tempfile.TemporaryDirectory() as folder:
         digests = snapshot.write(store, ledger, workflow.tokens, Path(folder))
         priced = replay(settings, scenario=scenario, member=member, days=[day],
