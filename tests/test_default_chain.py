@@ -61,7 +61,9 @@ def managed(tmp_path_factory):
                            (ledger.operator, ledger.roles.default_manager, *demo.wallets())}}
     wallet = drill.liquidity_provider(demo)
     before["lp"] = ledger.balance("TUSD", wallet)
-    parties = manage.Parties(liquidity_provider=wallet, liquidity_account=drill.LIQUIDITY_ACCOUNT)
+    # M01 is eager to take risk: it bids almost nothing and wins every lot within its capacity
+    parties = manage.Parties(liquidity_provider=wallet, liquidity_account=drill.LIQUIDITY_ACCOUNT,
+                             appetite={"M01": 0.9999})
     case = manage.open_case(demo.settings, workflow, MEMBER, SCENARIO, parties, at=demo.clock.now(),
                             as_of=str(demo.days[-1]))
     case = manage.run(workflow, MEMBER)
@@ -126,8 +128,9 @@ def test_waterfall_layers_worked_by_hand(managed):
     paid_in = sum(Decimal(v) for m, v in assessed["by_member"].items() if m != "M05")
     for member in ("M01", "M02", "M04", "M06"):
         share = Decimal(assessed["by_member"][member])
+        bids = sum(Decimal(lot["price"]) for lot in plan["auction"] if lot["winner"] == member)
         assert ledger.balance("TUSD", demo.wallets()[int(member[1:]) - 1]) == \
-            before["balances"][demo.wallets()[int(member[1:]) - 1]] - int(share * 10**6)
+            before["balances"][demo.wallets()[int(member[1:]) - 1]] - int(share * 10**6) + int(bids * 10**6)
     won = sum(Decimal(lot["price"]) for lot in plan["auction"] if lot["winner"])  # paid to auction winners
     lp_cost = Decimal(plan["closeout_cost"]) - won
     assert ledger.balance("TUSD", wallet) - before["lp"] == int(lp_cost * 10**6) - sum(
@@ -150,6 +153,18 @@ def test_every_lot_is_auctioned_and_closed_at_the_lower_of_its_best_bid_and_the_
         else:
             assert Decimal(lot["price"]) == best <= Decimal(lot["reserve"])
         assert all(b["member"] not in (MEMBER, "M08", "LP") for b in lot["bids"])  # not the defaulters nor the LP
+
+
+def test_a_lot_won_at_auction_moves_to_the_winner(managed):
+    demo, _, case, before, _ = managed
+    won = [lot for lot in case.plan["auction"] if lot["winner"]]
+    assert won and {lot["winner"] for lot in won} == {"M01"}
+    after = positions(demo.store)
+    for lot in won:  # the lot's instruments: what M01 held plus what M03's house held
+        step = next(s for s in case.plan["steps"] if s["key"] == f"dm:{MEMBER}:positions:M03-HOUSE:{lot['lot']}")
+        for instrument in step["params"]["instruments"]:
+            assert after.get(("M01-HOUSE", instrument), 0) == before["positions"].get(("M01-HOUSE", instrument), 0) \
+                + before["positions"][("M03-HOUSE", instrument)]
 
 
 def test_a_second_run_does_nothing(managed):

@@ -54,13 +54,14 @@ CENT = Decimal("0.01")
 class Parties:
     """Who takes part besides the defaulter: the liquidity provider's wallet and book account (it buys the
     collateral and takes over the closed-out positions), the receiving member for ported customers (None: the
-    survivor with the largest collateral after the scenario), the CCP's skin in the game and the assessments'
-    cap (times each survivor's contribution)."""
+    first member not in default), the assessments' cap (times each survivor's contribution) and the bidders' risk
+    appetite at the auction."""
 
     liquidity_provider: str
     liquidity_account: str
     port_to: str | None = None
     assessment_multiple: Decimal = Decimal(1)
+    appetite: dict[str, float] | None = None  # bidders' risk appetite at the auction (default: replay.APPETITE)
 
 
 def micro(amount: Decimal) -> int:
@@ -104,7 +105,8 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
         digests = snapshot.write(store, ledger, workflow.tokens, Path(folder))
         priced = replay(settings, scenario=scenario, member=member, days=[day],
                         positions=Path(folder) / "positions.csv", collateral=Path(folder) / "collateral.csv",
-                        as_of=as_of, excluded=(*_in_default(store, member), _member_of(store, parties)))
+                        as_of=as_of, excluded=(*_in_default(store, member), _member_of(store, parties)),
+                        appetite=parties.appetite)
     (close,) = priced.closeouts
     asset_of = {token.symbol: token.asset for token in workflow.tokens}
     with store.session() as session:
