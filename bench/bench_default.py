@@ -1,55 +1,18 @@
-"""Issue 15's figures: (1) stress losses and Cover 2 of 50 scenarios x 10,000 accounts x 500 instruments (the
-catalogue's instruments tiled to 500, strikes and forwards kept); (2) a member's default on the embedded chain,
+"""Issue 15's figures (the stress one, 50 scenarios x 10,000 accounts x 500 instruments, is bench_stress.py's):
+(1) a member's default on the embedded chain,
 planned and carried out (the demo book, the member with the most positions; its positions are few: the chain's
-work grows with the collateral tokens, the book's with the positions); (3) the depeg spiral on 1,000 members over
+work grows with the collateral tokens, the book's with the positions); (2) the depeg spiral on 1,000 members over
 20 rounds, three policies. Prints seconds against each target. Run: make bench."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import fields, replace
 
 import numpy as np
 
-from tokenclear import runner
 from tokenclear.settings import Settings
-from tokenclear.stress.losses import Shocks, StressBook, contributions, cover2, losses
 
 SCENARIOS, ACCOUNTS, INSTRUMENTS, MEMBERS, ASSETS = 50, 10_000, 500, 1_000, 5
-
-
-def tiled(resolved, size: int):
-    """``resolved`` repeated to ``size`` instruments (every per-instrument array tiled)."""
-    reps = -(-size // resolved.size)
-    changes = {}
-    for field in fields(resolved):
-        value = getattr(resolved, field.name)
-        if field.name == "names":
-            changes["names"] = [f"{name}#{k}" for k in range(reps) for name in value][:size]
-        else:
-            changes[field.name] = np.tile(value, reps)[:size]
-    return replace(resolved, **changes)
-
-
-def stress_figure(settings: Settings) -> None:
-    config = runner.risk_setup(settings, stress_period="none").config
-    _, context = runner.load_context(settings, config, positions=None, instruments=None, prices=None, as_of=None)
-    rng = np.random.default_rng(15)
-    resolved = tiled(context.resolved, INSTRUMENTS)
-    quantity = rng.integers(-5, 6, (ACCOUNTS, INSTRUMENTS)).astype(float)
-    book = StressBook([f"M{i % MEMBERS:04d}-{i}" for i in range(ACCOUNTS)], [f"M{m:04d}" for m in range(MEMBERS)],
-                      np.arange(ACCOUNTS) % MEMBERS, resolved, quantity, rng.uniform(0, 50_000, (ACCOUNTS, ASSETS)),
-                      np.ones(ASSETS), np.full(ASSETS, 0.05), 2.0)
-    factors = len(context.factors.names)
-    shocks = [Shocks(rng.normal(0, 0.15, factors), rng.uniform(0.8, 1.0, ASSETS), np.full(ASSETS, 0.1),
-                     np.zeros(ASSETS, dtype=bool)) for _ in range(SCENARIOS)]
-    start = time.perf_counter()
-    result = losses(book, shocks)
-    cover = cover2(result.by_group)
-    contributions(cover.fund, result.by_group)
-    seconds = time.perf_counter() - start
-    print(f"stress: {SCENARIOS} scenarios x {ACCOUNTS:,} accounts x {INSTRUMENTS} instruments, losses + Cover 2 + "
-          f"contributions: {seconds:.3f} s (target 2 s: {seconds / 2:.2f} of it)")
 
 
 def default_figure(settings: Settings) -> None:
@@ -110,10 +73,8 @@ def spiral_figure() -> None:
 
 
 def main() -> None:
-    settings = Settings()
-    stress_figure(settings)
     spiral_figure()
-    default_figure(settings)
+    default_figure(Settings())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from tokenclear.clearing.demo import Demo
 from tokenclear.default import drill, fund, manage
 from tokenclear.ledger.chain import EmbeddedChain
 from tokenclear.settings import Settings
-from tokenclear.store.models import Account, DefaultCase, Holding, Position
+from tokenclear.store.models import Account, DefaultCase, FundSizing, Holding, Position
 from tokenclear.store.store import open_store
 
 MEMBER, SCENARIO = "M03", "lehman"
@@ -224,43 +224,40 @@ def test_sigkill_during_default_management_then_restart_finishes_it_once(tmp_pat
                 assert sum(1 for e in settlement if e.name == "BatchSettled" and bytes(e.args["key"]) == wanted) == 1
         assert workflow.reconcile() == []
         assert demo.ledger.balance("TUSD", demo.ledger.roles.default_manager) == 0  # everything raised paid out
+        if failpoint == "after-send:apply_fund":  # the operator commands on the same stored book
+            operator_commands(url, node.url, {"TOKENCLEAR_PRIVATE_KEY": node.funder_key, **env}, case)
 
 
-@pytest.mark.anvil
-@pytest.mark.integration
-def test_the_operator_commands_on_a_stored_book(tmp_path):
-    """`tokenclear default-fund` sizes the fund on the book at its last cycle's date, in every format, and refunds
-    on chain; `tokenclear default --database` shows the closed case again (it is not run twice)."""
+def operator_commands(url: str, rpc: str, env: dict, case) -> None:
+    """`tokenclear default-fund` sizes the fund on the book at its last cycle's date, in every format;
+    `tokenclear default --database` shows the closed case again (it is not run twice)."""
     import json
 
     from tests.test_cli import tokenclear_env
-    from tokenclear.ledger.anvil import anvil
 
-    with anvil() as node:
-        url = f"sqlite:///{tmp_path / 'book.db'}"
-        env = {"TOKENCLEAR_PRIVATE_KEY": node.funder_key}
-        done = tokenclear_env(["demo", "--rpc-url", node.url, "--database", url, "--members", "6", "--default",
-                               MEMBER, "--default-scenario", SCENARIO, "--format", "json"], env)
-        assert done.returncode == 0, done.stderr
-        demo = json.loads(done.stdout)
-        sized = tokenclear_env(["default-fund", "--database", url, "--rpc-url", node.url, "--format", "json"], env)
-        assert sized.returncode == 0, sized.stderr
-        out = json.loads(sized.stdout)
-        assert out["metadata"]["as_of"] == "2023-03-13"  # the book's last cycle, not the data's last date
-        rows = {row["member"]: row for row in out["rows"]}
-        assert MEMBER not in rows  # in default: its contribution is in use
-        for member, opening in demo["default_fund"]["contributions"].items():
-            if member != MEMBER:
-                assert Decimal(rows[member]["held"]) == Decimal(opening)  # what it pledged at the opening
-                assert Decimal(rows[member]["to_add"]) - Decimal(rows[member]["to_take_back"]) == \
-                    Decimal(rows[member]["contribution"]) - Decimal(opening)
-        for fmt in ("table", "csv"):
-            shown = tokenclear_env(["default-fund", "--database", url, "--rpc-url", node.url, "--format", fmt], env)
-            assert shown.returncode == 0 and "lehman" in shown.stdout
-        again = tokenclear_env(["default", "--scenario", SCENARIO, "--member", MEMBER, "--database", url,
-                                "--rpc-url", node.url, "--format", "json"], env)
-        assert again.returncode == 0, again.stderr
-        case = json.loads(again.stdout)
-        assert case["metadata"]["status"] == "closed" and case["metadata"]["reconciliation"] == "clean"
-        assert all(row["done"] for row in case["rows"])
-        assert [row["key"] for row in case["rows"]] == [step["key"] for step in demo["default"]["steps"]]
+    sized = tokenclear_env(["default-fund", "--database", url, "--rpc-url", rpc, "--format", "json"], env)
+    assert sized.returncode == 0, sized.stderr
+    out = json.loads(sized.stdout)
+    assert out["metadata"]["as_of"] == "2023-03-13"  # the book's last cycle, not the data's last date
+    rows = {row["member"]: row for row in out["rows"]}
+    assert MEMBER not in rows  # in default: its contribution is in use
+    for row in rows.values():
+        assert Decimal(row["to_add"]) - Decimal(row["to_take_back"]) == Decimal(row["contribution"]) - \
+            Decimal(row["held"])
+    with open_store(url).session() as session:
+        opening = session.get(FundSizing, 1).contributions  # what each member pledged at the opening
+    for member, amount in opening.items():
+        if member != MEMBER and Decimal(amount) > 0:
+            used = Decimal(next((layer["by_member"].get(member, "0") for layer in case.plan["layers"]
+                                 if layer["name"].startswith("survivors'")), "0"))
+            assert Decimal(rows[member]["held"]) == Decimal(amount) - used
+    for fmt in ("table", "csv"):
+        shown = tokenclear_env(["default-fund", "--database", url, "--rpc-url", rpc, "--format", fmt], env)
+        assert shown.returncode == 0 and "lehman" in shown.stdout
+    again = tokenclear_env(["default", "--scenario", SCENARIO, "--member", MEMBER, "--database", url, "--rpc-url",
+                            rpc, "--format", "json"], env)
+    assert again.returncode == 0, again.stderr
+    shown = json.loads(again.stdout)
+    assert shown["metadata"]["status"] == "closed" and shown["metadata"]["reconciliation"] == "clean"
+    assert [row["key"] for row in shown["rows"]] == [step["key"] for step in case.plan["steps"]]
+    assert all(row["done"] for row in shown["rows"])
