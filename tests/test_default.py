@@ -89,11 +89,12 @@ def test_the_default_replay_costs_more_on_a_saturday_and_its_waterfall_adds_up()
     for row in out["rows"]:
         layers = sum(Decimal(value) for key, value in row.items()
                      if key not in ("day", "closeout_cost", "market_closeout_cost", "collateral_sale_cost",
+                                    "outage_hours", "outage_cost",
                                     "survivors_collateral_fall",
                                     "newly_uncovered", "days_to_close_out", "waits_for", "loss"))
         assert layers == Decimal(row["loss"])  # every cent of the loss is met by a layer or left for tear-up
         assert Decimal(row["loss"]) == Decimal(out["metadata"]["position_loss"]) + Decimal(row["closeout_cost"]) \
-            + Decimal(row["collateral_sale_cost"])
+            + Decimal(row["collateral_sale_cost"]) + Decimal(row["outage_cost"])
     assert out["metadata"]["closed_out"] == "M13-HOUSE"
     bad = tokenclear("default", "--scenario", "lehman", "--member", "M99")
     assert bad.returncode == 2 and "--member: no member 'M99'" in bad.stderr
@@ -173,3 +174,26 @@ def test_a_sealed_bid_auction_with_known_bids():
     assert [(b.member, b.won) for b in btc.bids] == [("A", True), ("B", False)]  # the losing bid is kept
     assert wti.winner is None and wti.price == 500.0  # every bid (>= 6,580) costs more than the market's 500
     assert len(wti.bids) == 3 and not any(b.won for b in wti.bids)
+
+
+def test_outages_hold_the_close_out_back_and_cost_the_adverse_move_meanwhile():
+    """The feeds silent H hours: the positions wait and may move by 2.326 x sigma x sqrt(H / 24) x |E| per factor
+    (worked here on two factors); cme_halt (10 h) and chain_outage (6 h) add it to the loss on the shipped book; a
+    scenario without outages adds nothing."""
+    from types import SimpleNamespace
+
+    from tokenclear.default.replay import outage_cost, replay
+    from tokenclear.settings import Settings
+
+    halted = SimpleNamespace(hours=lambda kind: 10.0 if kind == "feed_outage" else 0.0)
+    worked = outage_cost(halted, np.array([1e6, -2e6]), np.array([0.02, 0.01]), None, 0, np.array([True]))
+    assert worked == Decimal(repr(2.326 * math.sqrt(10 / 24) * (0.02 * 1e6 + 0.01 * 2e6))).quantize(Decimal("0.01"))
+    settings = Settings()
+    halt = replay(settings, scenario="cme_halt", member="M13", days=["tue"])
+    (one,) = halt.closeouts
+    assert one.outage_hours == 10 and one.outage_cost > 0
+    assert one.loss == halt.position_loss + one.cost + one.collateral_cost + one.outage_cost
+    calm = replay(settings, scenario="ftx", member="M13", days=["tue"]).closeouts[0]
+    assert calm.outage_hours == 0 and calm.outage_cost == 0
+    chain = replay(settings, scenario="chain_outage", member="M13", days=["tue"]).closeouts[0]
+    assert chain.outage_hours == 6 and chain.outage_cost > 0

@@ -183,6 +183,7 @@ def default_command(
     except TokenclearError as error:
         raise fail(error) from None
     rows = [{"day": one.day, "closeout_cost": one.cost, "market_closeout_cost": one.market_cost,
+             "outage_hours": one.outage_hours, "outage_cost": one.outage_cost,
              "collateral_sale_cost": one.collateral_cost,
              "survivors_collateral_fall": one.survivors_collateral_fall,
              "newly_uncovered": " ".join(one.newly_uncovered or []), "days_to_close_out": one.days,
@@ -224,6 +225,8 @@ def default_command(
         view.add_row("lots won at auction", *(f"{sum(lot.winner is not None for lot in one.lots)} of {len(one.lots)}"
                                               for one in result.closeouts))
         view.add_row("collateral sale cost", *(f"{one.collateral_cost:,.2f}" for one in result.closeouts))
+        view.add_row("outages: hours waited", *(f"{one.outage_hours:g}" for one in result.closeouts))
+        view.add_row("outages: adverse move meanwhile", *(f"{one.outage_cost:,.2f}" for one in result.closeouts))
         view.add_row("survivors' collateral falls by", *(f"{one.survivors_collateral_fall:,.2f}"
                                                          for one in result.closeouts))
         view.add_row("accounts it leaves uncovered", *(str(len(one.newly_uncovered or []))
@@ -283,9 +286,11 @@ def print_case(summary: dict) -> None:
     stdout.print(f"{summary['member']} in default ({summary['scenario']}, closed out on a {summary['day']}, "
                  f"{summary['days_to_close_out']} day(s)): ported {ported}; closed out "
                  f"{' '.join(summary['closed_out']) or 'none'}", highlight=False)
+    outage = (f" + {summary['outage_hours']:g} h of outages {Decimal(summary['outage_cost']):,.2f}"
+              if summary.get("outage_hours") else "")
     stdout.print(f"positions' loss (< 0 a gain) {Decimal(summary['position_loss']):,.2f} + close-out cost "
-                 f"{Decimal(summary['closeout_cost']):,.2f} = {Decimal(summary['loss']):,.2f} USD; seizure and sale "
-                 f"raised {Decimal(summary['raised']):,.2f}; returned to the defaulter "
+                 f"{Decimal(summary['closeout_cost']):,.2f}{outage} = {Decimal(summary['loss']):,.2f} USD; seizure and "
+                 f"sale raised {Decimal(summary['raised']):,.2f}; returned to the defaulter "
                  f"{Decimal(summary['surplus']):,.2f}; left for partial tear-up {Decimal(summary['tear_up']):,.2f}"
                  + (f"; frozen, unsold: {', '.join(summary['frozen'])}" if summary["frozen"] else ""),
                  highlight=False)

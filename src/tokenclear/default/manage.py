@@ -182,7 +182,8 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
         step(f"sell:{symbol}", "dvp", {"asset": symbol, "seller": liquidation, "units": units, "cash": CASH,
                                        "buyer": parties.liquidity_provider, "cash_units": cash},
              f"sell {units} {symbol} units to the liquidity provider for {usd_of(cash)} USD ({price:.6g} a unit)")
-    loss = priced.position_loss + close.cost  # close.cost: each lot at its auction price or the market's
+    # close.cost: each lot at its auction price or the market's; close.outage_cost: what waits for the outages
+    loss = priced.position_loss + close.cost + close.outage_cost
     contributions = {m: usd_of(fund_held[m]) for m in wallets if m not in (member, fund.CCP)}
     flow = waterfall.run(loss, margin=usd_of(raised), own_contribution=usd_of(fund_held.get(member, 0)),
                          skin_in_the_game=usd_of(fund_held.get(fund.CCP, 0)),
@@ -208,7 +209,8 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
     # the liquidation wallet pays the liquidity provider first (it took the positions at that cost), then the
     # positions' loss to the CCP's settlement wallet; a gain of the positions is owed to the defaulter: the
     # settlement wallet pays it in; what is left goes back to the defaulter's wallet
-    gain = max(-priced.position_loss, Decimal(0))
+    moved = priced.position_loss + close.outage_cost  # the positions' loss, the outage's included
+    gain = max(-moved, Decimal(0))
     available = usd_of(raised) + own.used + skin.used + survivors.used + assessed.used + gain
     won: dict[str, Decimal] = {}
     for lot in close.lots:
@@ -220,7 +222,7 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
     for winner, price in sorted(won.items()):  # the winners next, in member order, as far as it goes
         to_winners[winner] = min(price, left)
         left -= to_winners[winner]
-    to_ccp = min(max(priced.position_loss, Decimal(0)), left)
+    to_ccp = min(max(moved, Decimal(0)), left)
     surplus = raised + micro(available - usd_of(raised)) - micro(to_lp) - micro(to_ccp) \
         - sum(micro(amount) for amount in to_winners.values())
     for key, payer, target, units, what in (
@@ -242,7 +244,8 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
             "ported": priced.ported, "closed_out": priced.closed_out, "loss": str(loss),
             "position_loss": str(priced.position_loss), "closeout_cost": str(close.cost),
             "days_to_close_out": close.days, "raised": str(usd_of(raised)), "frozen": frozen,
-            "market_closeout_cost": str(close.market_cost),
+            "market_closeout_cost": str(close.market_cost), "outage_hours": close.outage_hours,
+            "outage_cost": str(close.outage_cost),
             "auction": [{"lot": lot.factor, "exposure": round(lot.exposure, 2), "reserve": str(usd(lot.reserve)),
                          "winner": lot.winner, "price": str(usd(lot.price)),
                          "bids": [{"member": b.member, "price": str(usd(b.price)), "won": b.won} for b in lot.bids]}

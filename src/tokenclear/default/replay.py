@@ -37,6 +37,8 @@ class CloseOut:
     newly_uncovered: list[str] | None = None  # survivors' accounts the fall leaves uncovered
     market_cost: Decimal = Decimal(0)  # the market impact of closing out every lot in the market, USD
     lots: list[auction.Lot] = field(default_factory=list)  # the auction, one lot per factor
+    outage_hours: float = 0.0  # how long the scenario's outages hold the close-out back (feeds, the chain)
+    outage_cost: Decimal = Decimal(0)  # the 99% adverse move of what waits for them, USD
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,8 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
         sold = spiral(multiplier_for(chosen, day))
         lots = auction.award(context.factors.names, exposure, cost, prices, bidders, capacity)
         paid = sum((usd(lot.price) for lot in lots), Decimal(0))
-        total = position_loss + paid + sold["cost"]  # the loss the waterfall meets, to the cent
+        waited = outage_cost(chosen, exposure, sigma, report, s, closed)
+        total = position_loss + paid + sold["cost"] + waited  # the loss the waterfall meets, to the cent
         flow = waterfall.run(total, margin=margin, own_contribution=contributions.get(member, Decimal(0)),
                              skin_in_the_game=skin_in_the_game, survivors=survivors,
                              assessment_multiple=assessment_multiple, vm_gains=gains)
@@ -139,12 +142,30 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
                                 [name for name, w in zip(context.factors.names, wait, strict=True)
                                  if w > 0 and size[context.factors.names.index(name)] > 0], total, flow,
                                 sold["cost"], sold["prices"], sold["fall"], sold["uncovered"],
-                                sum((usd(c) for c in cost[exposure != 0]), Decimal(0)), lots))
+                                sum((usd(c) for c in cost[exposure != 0]), Decimal(0)), lots,
+                                max(chosen.hours("feed_outage"), chosen.hours("chain_outage")), waited))
     accounts = np.array(report.accounts)
     return DefaultReplay(scenario, member, report.as_of, list(accounts[ported]), list(accounts[closed]),
                          position_loss, margin, report.fund, results, list(dict.fromkeys(notes)),
                          [name for name, frozen in zip(report.assets, report.shocks[s].frozen, strict=True) if frozen],
                          gains, lot_instruments(report, closed))
+
+
+def outage_cost(scenario, exposure: np.ndarray, sigma: np.ndarray, report, s: int, closed: np.ndarray) -> Decimal:
+    """USD the scenario's outages add to the loss: with the price feeds silent for H hours (an exchange halted)
+    nothing can be priced, auctioned or traded, so the positions wait and may move by their 99% adverse move over
+    H hours, ``2.326 x sigma x sqrt(H / 24) x |E|`` per factor (no offset between factors: conservative); with the
+    chain unable to settle for H hours the collateral can be neither seized nor sold, and its non-cash part may
+    fall by as much over H hours (``sigma`` of each asset's price series)."""
+    feed, chain = scenario.hours("feed_outage"), scenario.hours("chain_outage")
+    cost = 0.0
+    if feed > 0:
+        cost += float((auction.Z_99 * sigma * np.sqrt(feed / 24.0) * np.abs(exposure)).sum())
+    if chain > 0:
+        terms, shock = report.terms, report.shocks[s]
+        value = report.book.collateral[closed].sum(axis=0) * terms.price * shock.price_ratio
+        cost += float((auction.Z_99 * terms.sigma * np.sqrt(chain / 24.0) * value).sum())
+    return usd(cost)
 
 
 def lot_instruments(report, closed: np.ndarray) -> dict[str, list[str]]:
