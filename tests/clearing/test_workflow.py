@@ -298,3 +298,41 @@ def test_general_wrong_way_risk_measured_against_each_accounts_pnl(tmp_path):
             checked.add("excluded" if value >= 0.8 else "extra haircut")
     assert checked == {"excluded", "extra haircut"}
     assert np.isfinite(list(rho.values())).all()
+
+
+def test_an_exchange_halt_runs_the_cycle_on_guarded_stale_prices_and_calls_are_met_on_chain(tmp_path):
+    """The cme_halt scenario in the cycle: every price feed silent for 10 hours (data/stress: CME Globex,
+    2025-11-28). The cycle still runs: each price is the last good one (under 24 h old), each haircut widened by
+    the guard's add-on; the calls that widening causes are issued and met on chain, and the book equals the
+    chain."""
+    from tokenclear.clearing.system import TOKENS
+    from tokenclear.stress.scenarios import load_library
+
+    hours = load_library(Settings().data_dir / "stress")["cme_halt"].hours("feed_outage")
+    assert hours == 10
+    store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
+    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=6)
+    result = demo.setup()
+    demo.step(demo.days[0], result)
+    workflow = demo.workflow
+    before = result.steps[-1]["haircuts_bps"]
+    workflow.feed = MarkedFeed(workflow.feed, {token.series: None for token in TOKENS if token.series})
+    at = demo._at(demo.days[0]) + timedelta(hours=hours)  # an intraday cycle 10 hours on, feeds silent since
+    demo.clock.set(at)
+    summary = workflow.run_cycle(at, kind="intraday", as_of=demo.days[0])
+    assert {summary.price_status[token.asset] for token in TOKENS if token.series} == {"fallback"}
+    addon = workflow.guard.config.fallback_addon
+    for token in TOKENS:
+        if token.series:
+            assert summary.haircuts_bps[token.symbol] >= before[token.symbol] + addon * 10_000 - 1
+    assert summary.calls_issued > 0  # the widened haircuts leave accounts short
+    with store.session() as session:
+        issued = {c.key for c in session.scalars(select(MarginCall).where(MarginCall.state == calls.ISSUED))}
+    demo._answer_calls(workflow, demo.ledger, demo.plans, at, result)
+    with store.session() as session:
+        states = {c.key: c.state for c in session.scalars(select(MarginCall)) if c.key in issued}
+    plans = {name: plan.behaviour for name, plan in demo.plans.items()}
+    for key, state in states.items():  # every call of a member that answers is met on chain
+        if plans[key.rsplit(":", 1)[1].split("-")[0]] != "unresponsive":
+            assert state == calls.CURED, (key, state)
+    assert workflow.reconcile() == []
