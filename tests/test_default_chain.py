@@ -261,3 +261,29 @@ def operator_commands(url: str, rpc: str, env: dict, case) -> None:
     assert shown["metadata"]["status"] == "closed" and shown["metadata"]["reconciliation"] == "clean"
     assert [row["key"] for row in shown["rows"]] == [step["key"] for step in case.plan["steps"]]
     assert all(row["done"] for row in shown["rows"])
+
+
+def test_a_member_already_in_default_is_no_survivor(tmp_path):
+    """Nine members: M08 answers no call and is defaulted during the demo. When M03 defaults next, M08's fund
+    contribution is kept for its own default (not in the survivors' layer), and M08 neither bids nor receives
+    ported customers."""
+    from tokenclear.store import queries
+
+    store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
+    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=9,
+                default_member=MEMBER, default_scenario=SCENARIO)
+    result = demo.run()
+    with store.session() as session:
+        defaulted = {a.member_id for a in queries.margin_accounts(session) if queries.in_default(session, a.id)}
+        held = {a.member_id: int(h.units) for a in session.scalars(select(Account))
+                if a.segregation == fund.FUND_SEGREGATION and (h := session.get(Holding, (a.id, "TUSD")))}
+    assert defaulted == {MEMBER, "M08"}
+    plan = result.default
+    survivors = next(layer for layer in plan["layers"] if layer["name"].startswith("survivors'"))
+    assert held["M08"] > 0  # it has a contribution that would count
+    # the layer used nothing, so the fund accounts still hold what they held when the plan was made
+    assert not survivors["by_member"]
+    assert Decimal(survivors["available"]) == sum(manage.usd_of(units) for member, units in held.items()
+                                                  if member not in (MEMBER, "M08", fund.CCP))
+    assert all(bid["member"] != "M08" for lot in plan["auction"] for bid in lot["bids"])
+    assert plan["receiver"] != "M08"

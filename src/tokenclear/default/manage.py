@@ -184,7 +184,9 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
              f"sell {units} {symbol} units to the liquidity provider for {usd_of(cash)} USD ({price:.6g} a unit)")
     # close.cost: each lot at its auction price or the market's; close.outage_cost: what waits for the outages
     loss = priced.position_loss + close.cost + close.outage_cost
-    contributions = {m: usd_of(fund_held[m]) for m in wallets if m not in (member, fund.CCP)}
+    # the survivors: not the defaulter, the CCP nor a member in default (its contribution is kept for its own)
+    defaulted = set(_in_default(store, member))
+    contributions = {m: usd_of(fund_held[m]) for m in wallets if m not in (member, fund.CCP) and m not in defaulted}
     flow = waterfall.run(loss, margin=usd_of(raised), own_contribution=usd_of(fund_held.get(member, 0)),
                          skin_in_the_game=usd_of(fund_held.get(fund.CCP, 0)),
                          survivors={m: v for m, v in contributions.items() if v > 0},
