@@ -142,7 +142,8 @@ def simulate(book: SpiralBook, market: SpiralMarket, policy: Policy, *, threshol
         pay = np.where(called, np.minimum(gap, bills * (1.0 - hb)), 0.0)  # bills first
         bills -= pay / (1.0 - hb)
         rest = np.where(called, gap - pay, 0.0)
-        need = rest / max(price * (1.0 - hb), 1e-300)  # then coins of its treasury sold, the cash posted as bills
+        # then coins of its treasury sold, the cash posted as bills (worthless coins raise nothing)
+        need = rest / (price * (1.0 - hb)) if price > 0 else np.where(rest > 0, np.inf, 0.0)
         sell = np.minimum(need, coins)
         coins -= sell
         posted += pay + sell * price * (1.0 - hb)
