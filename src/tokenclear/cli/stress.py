@@ -430,6 +430,7 @@ def default_fund(
     from tokenclear.clearing.interfaces import SystemClock
     from tokenclear.cli.clearing import _open
     from tokenclear.default import fund
+    from tokenclear.default.manage import micro
     from tokenclear.store import queries
     from tokenclear.store.models import Account
 
@@ -445,12 +446,12 @@ def default_fund(
         with store.session() as session:
             due = fund.due(session, fund.latest(session))
             onchain = {m: session.get(Account, fund.fund_account(m)).onchain_id for m in due}
-            defaulted = {a.member_id for a in queries.margin_accounts(session) if queries.in_default(session, a.id)}
+            defaulted = queries.members_in_default(session)
         released = {}
         if refund:
             for member, amount in sorted(due.items()):
                 if amount < 0 and member not in defaulted:  # a defaulter's contribution stays for its default
-                    units = int((-amount * fund.MICRO).to_integral_value())
+                    units = micro(-amount)
                     workflow.execute(f"fund:{sizing.id}:{member}:refund", "release",
                                      {"onchain_id": onchain[member], "symbol": fund.FUND_TOKEN, "units": units})
                     released[member] = -amount

@@ -10,14 +10,13 @@ contribution). A sizing is run monthly (the scheduler of ``tokenclear serve``) a
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy import select
 
+from tokenclear.clearing.coverage import MICRO
 from tokenclear.clearing.instructions import Instructions
 from tokenclear.clearing.onboarding import account_salt
 from tokenclear.default import snapshot
@@ -29,7 +28,6 @@ from tokenclear.store.models import Account, FundSizing, Holding, Member
 FUND_TOKEN = "TUSD"  # contributions are held in the settlement stablecoin, counted at face
 FUND_SEGREGATION = "FUND"
 CCP = "CCP"  # the clearing house's own default-fund account: skin in the game
-MICRO = Decimal(10) ** 6
 
 
 def fund_account(member: str) -> str:
@@ -54,18 +52,13 @@ def size(settings: Settings, workflow, *, at: datetime, as_of: str | None = None
     from tokenclear.store import queries
     from tokenclear.stress.run import stress
 
-    if as_of is None:
-        with workflow.store.session() as session:
-            last = queries.last_closed_cycle(session)
-            as_of = None if last is None else last.detail.get("date")
-    with tempfile.TemporaryDirectory() as folder:
-        digests = snapshot.write(workflow.store, workflow.ledger, workflow.tokens, Path(folder))
-        report = stress(settings, scenarios=scenarios, positions=Path(folder) / "positions.csv",
-                        collateral=Path(folder) / "collateral.csv", as_of=as_of)
     with workflow.store.session() as session:
-        defaulted = {a.member_id for a in queries.margin_accounts(session) if queries.in_default(session, a.id)}
+        as_of = as_of or queries.last_cycle_date(session)
+        defaulted = queries.members_in_default(session)
         members = [m.id for m in session.scalars(select(Member).order_by(Member.id))
                    if m.id != CCP and m.id not in defaulted]
+    with snapshot.files(workflow.store, workflow.ledger, workflow.tokens) as (positions, collateral, digests):
+        report = stress(settings, scenarios=scenarios, positions=positions, collateral=collateral, as_of=as_of)
     by_group = dict(zip(report.groups, report.contributions, strict=True))
     contributions = {member: max(by_group.get(member, Decimal(0)), minimum) for member in members}
     detail = {"members": list(report.fund_groups), "inputs": digests, "minimum": str(minimum),

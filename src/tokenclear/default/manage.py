@@ -24,11 +24,9 @@ The plan (priced by :func:`tokenclear.default.replay.replay` on the store's book
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
-from pathlib import Path
 
 import structlog
 from sqlalchemy import select
@@ -97,15 +95,16 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
           as_of: str | None) -> dict:
     ledger, store = workflow.ledger, workflow.store
     day = closeout.WEEKDAYS[at.weekday()]
-    if as_of is None:  # the closes the book was last valued at
-        with store.session() as session:
-            last = queries.last_closed_cycle(session)
-            as_of = None if last is None else last.detail.get("date")
-    with tempfile.TemporaryDirectory() as folder:
-        digests = snapshot.write(store, ledger, workflow.tokens, Path(folder))
-        priced = replay(settings, scenario=scenario, member=member, days=[day],
-                        positions=Path(folder) / "positions.csv", collateral=Path(folder) / "collateral.csv",
-                        as_of=as_of, excluded=(*_in_default(store, member), _member_of(store, parties)),
+    with store.session() as session:
+        as_of = as_of or queries.last_cycle_date(session)  # the closes the book was last valued at
+        defaulted = queries.members_in_default(session) - {member}
+        lp = session.get(Account, parties.liquidity_account)
+        if lp is None:
+            raise WorkflowError(f"no liquidity-provider account '{parties.liquidity_account}' in the book")
+        lp_member = lp.member_id
+    with snapshot.files(store, ledger, workflow.tokens) as (positions, collateral, digests):
+        priced = replay(settings, scenario=scenario, member=member, days=[day], positions=positions,
+                        collateral=collateral, as_of=as_of, excluded=(*sorted(defaulted), lp_member),
                         appetite=parties.appetite)
     (close,) = priced.closeouts
     asset_of = {token.symbol: token.asset for token in workflow.tokens}
@@ -119,12 +118,11 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
         house = {}
         for a in session.scalars(select(Account).where(Account.segregation == "HOUSE").order_by(Account.id)):
             house.setdefault(a.member_id, a.id)
-        lp = session.get(Account, parties.liquidity_account)
-        if lp is None:
-            raise WorkflowError(f"no liquidity-provider account '{parties.liquidity_account}' in the book")
+        fund_ids = {a.member_id: a.onchain_id for a in session.scalars(select(Account))
+                    if a.segregation == fund.FUND_SEGREGATION}
     if not accounts:
         raise WorkflowError(f"{member} has no house or customer account")
-    receiver = parties.port_to or _receiving_member(store, member, wallets, lp.member_id)
+    receiver = parties.port_to or _receiving_member(member, wallets, lp_member, defaulted)
     steps: list[dict] = []
 
     def step(key: str, kind: str, params: dict, what: str) -> None:
@@ -167,8 +165,8 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
                 step(f"positions:{name}:{lot.factor}", "book_positions",
                      {"from": name, "to": target, "instruments": priced.lot_instruments[lot.factor]},
                      f"move {name}'s {lot.factor} lot to {target} (won at auction for {usd(lot.price)} USD)")
-        step(f"positions:{name}", "book_positions", {"from": name, "to": lp.id},
-             f"close out {name}'s other positions to the liquidity provider ({lp.id})")
+        step(f"positions:{name}", "book_positions", {"from": name, "to": parties.liquidity_account},
+             f"close out {name}'s other positions to the liquidity provider ({parties.liquidity_account})")
     prices = close.prices_after_sale or {}
     frozen = []
     for symbol, units in unsold.items():
@@ -185,23 +183,19 @@ def _plan(settings: Settings, workflow, member: str, scenario: str, parties: Par
     # close.cost: each lot at its auction price or the market's; close.outage_cost: what waits for the outages
     loss = priced.position_loss + close.cost + close.outage_cost
     # the survivors: not the defaulter, the CCP nor a member in default (its contribution is kept for its own)
-    defaulted = set(_in_default(store, member))
     contributions = {m: usd_of(fund_held[m]) for m in wallets if m not in (member, fund.CCP) and m not in defaulted}
     flow = waterfall.run(loss, margin=usd_of(raised), own_contribution=usd_of(fund_held.get(member, 0)),
                          skin_in_the_game=usd_of(fund_held.get(fund.CCP, 0)),
                          survivors={m: v for m, v in contributions.items() if v > 0},
                          assessment_multiple=parties.assessment_multiple,
                          vm_gains={m: v for m, v in priced.vm_gains.items() if m in contributions})
-    defaulted = accounts[0].onchain_id
+    declared = accounts[0].onchain_id  # the default each fund payment is made towards
     margin_used, own, skin, survivors, assessed, vm_cut = flow.layers
-    with store.session() as session:
-        fund_ids = {a.member_id: a.onchain_id for a in session.scalars(select(Account))
-                    if a.segregation == fund.FUND_SEGREGATION}
     for payer, amount, label in ((member, own.used, "own contribution"), (fund.CCP, skin.used, "skin in the game"),
                                  *((m, v, "contribution") for m, v in survivors.by_member.items())):
         if amount > 0:
             step(f"fund:{payer}", "apply_fund", {"onchain_id": fund_ids[payer], "symbol": CASH, "units": micro(amount),
-                                                 "defaulted_onchain_id": defaulted, "receiver": liquidation},
+                                                 "defaulted_onchain_id": declared, "receiver": liquidation},
                  f"use {amount} USD of {payer}'s default fund ({label})")
     for payer, amount in assessed.by_member.items():
         if amount > 0:
@@ -263,26 +257,9 @@ def _held(holdings: dict[tuple[str, str], int], account: str) -> list[str]:
     return sorted(symbol for (name, symbol) in holdings if name == account)
 
 
-def _member_of(store, parties: Parties) -> str:
-    """The liquidity provider's member id (it buys in the market; it does not bid at the auction)."""
-    with store.session() as session:
-        account = session.get(Account, parties.liquidity_account)
-        if account is None:
-            raise WorkflowError(f"no liquidity-provider account '{parties.liquidity_account}' in the book")
-        return account.member_id
-
-
-def _in_default(store, member: str) -> tuple[str, ...]:
-    """The members in default besides ``member`` (they may not bid nor receive ported customers)."""
-    with store.session() as session:
-        return tuple(sorted({a.member_id for a in session.scalars(select(Account))
-                             if a.member_id != member and queries.in_default(session, a.id)}))
-
-
-def _receiving_member(store, member: str, wallets: dict[str, str], liquidity_member: str) -> str:
+def _receiving_member(member: str, wallets: dict[str, str], liquidity_member: str, defaulted: set[str]) -> str:
     """The receiving member when none is named: the first member by id that is not in default (nor the
     defaulter, the liquidity provider or the CCP)."""
-    defaulted = set(_in_default(store, member))
     survivors = sorted(m for m in wallets if m not in (member, fund.CCP, liquidity_member) and m not in defaulted)
     if not survivors:
         raise WorkflowError("no surviving member to port to")

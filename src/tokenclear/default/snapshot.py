@@ -6,6 +6,9 @@ would pass to ``tokenclear stress``; the files' sha256 is recorded with the resu
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,3 +43,11 @@ def write(store: StorePort, ledger: LedgerPort, tokens: list[TokenAsset], folder
     (folder / "collateral.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
             for name in ("positions.csv", "collateral.csv")}
+
+
+@contextmanager
+def files(store: StorePort, ledger: LedgerPort, tokens: list[TokenAsset]) -> Iterator[tuple[Path, Path, dict]]:
+    """``(positions.csv, collateral.csv, their sha256)`` of the book, in a folder removed afterwards."""
+    with tempfile.TemporaryDirectory() as folder:
+        digests = write(store, ledger, tokens, Path(folder))
+        yield Path(folder) / "positions.csv", Path(folder) / "collateral.csv", digests

@@ -91,6 +91,17 @@ def accounts(session: Session) -> list[Account]:
     return list(session.scalars(select(Account).order_by(Account.id)))
 
 
+def members_in_default(session: Session) -> set[str]:
+    """The members with an account in default management's hands (:func:`in_default`)."""
+    return {account.member_id for account in margin_accounts(session) if in_default(session, account.id)}
+
+
+def last_cycle_date(session: Session) -> str | None:
+    """The date of the closes the book was last valued at (its last closed cycle), or None."""
+    last = last_closed_cycle(session)
+    return None if last is None else last.detail.get("date")
+
+
 def margin_accounts(session: Session) -> list[Account]:
     """The accounts the margin cycle covers: house and customer (a default-fund account is neither)."""
     return list(session.scalars(select(Account).where(Account.segregation.in_(("HOUSE", "CUSTOMER")))
