@@ -112,10 +112,11 @@ def replay(settings: Settings, *, scenario: str, member: str, days: list[str], p
     bidder_groups = [g for g, group in enumerate(report.groups) if group != member and group not in excluded
                      and (house & (report.book.group == g)).any()]
     bidders = [report.groups[g] for g in bidder_groups]
-    own = np.stack([closeout.exposures(report.book.resolved, report.book.quantity[house & (report.book.group == g)],
-                                       factors).sum(axis=0) for g in bidder_groups]) if bidders else \
-        np.zeros((0, factors))
-    capacity = CAPACITY_MULTIPLE * np.array([kept[report.book.group == g].sum() for g in bidder_groups])
+    # each group's house exposure per factor and collateral after stress, summed over its accounts at once
+    house_exposure = np.zeros((len(report.accounts), factors))
+    house_exposure[house] = closeout.exposures(report.book.resolved, report.book.quantity[house], factors)
+    own = report.by_group(house_exposure.T).T[bidder_groups]  # [bidders, factors]
+    capacity = CAPACITY_MULTIPLE * report.by_group(kept[None, :])[0][bidder_groups]
     appetites = np.array([(appetite or {}).get(name, APPETITE) for name in bidders])
     prices = auction.bids(exposure, sigma, own, capacity, appetites)
     results = []
