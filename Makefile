@@ -4,7 +4,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench venv contracts clean
+.PHONY: demo test bench venv contracts clean serve
 
 NODE_STAMP := node_modules/.installed-stamp
 
@@ -24,8 +24,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tokenclear demo
 
+# the service on embedded defaults (a new SQLite book, the in-process EVM), replaying the SVB weekend at an hour
+# a second; the API at http://127.0.0.1:8000/docs, the dashboard at http://127.0.0.1:8000/
+serve: $(STAMP)
+	$(BIN)/tokenclear serve --clock replay --from 2023-03-10T00:00Z --speed 3600
+
 test: $(STAMP) $(NODE_STAMP)
 	sh scripts/ensure-postgres.sh
+	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP) $(NODE_STAMP)
@@ -37,6 +43,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/procyclicality.py
 	$(BIN)/python bench/bench_stress.py
 	$(BIN)/python bench/bench_default.py
+	$(BIN)/python bench/bench_service.py
 
 contracts: $(STAMP)
 	$(BIN)/python -m tokenclear.ledger.build

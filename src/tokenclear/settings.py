@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the book; unset = a new "
                                      "SQLite file under work_dir")
     work_dir: Path = Field(default=Path("tokenclear-data"), description="where embedded databases are written")
+    token_algorithm: str = Field(default="ES256", description="signature of the service's access tokens: HS256, "
+                                 "ES256 or EdDSA (its key made on first use in work_dir)")
+    token_ttl_s: int = Field(default=900, ge=30, le=86_400, description="lifetime of an access token (seconds)")
+    intraday_threshold: float = Field(default=0.05, gt=0.0, lt=1.0, description="guarded price move since the last "
+                                      "cycle (fraction) past which the service revalues intraday")
 
     @property
     def confirmed(self) -> frozenset[tuple[str, str]]:

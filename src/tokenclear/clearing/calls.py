@@ -19,6 +19,7 @@ from tokenclear.errors import TokenclearError
 
 CallState = Literal["issued", "acknowledged", "partially_cured", "cured", "escalated", "defaulted"]
 ISSUED, ACKNOWLEDGED, PARTIALLY_CURED, CURED, ESCALATED, DEFAULTED = get_args(CallState)
+STATES = get_args(CallState)
 OPEN_STATES = (ISSUED, ACKNOWLEDGED, PARTIALLY_CURED, ESCALATED)
 FINAL_STATES = (CURED, DEFAULTED)
 DEADLINE = timedelta(hours=1)

@@ -158,6 +158,7 @@ class Demo:
         self.deployment_warnings: list[str] = []
         start, end, self.description = SCENARIOS[scenario]
         self.days = np.arange(np.datetime64(start), np.datetime64(end) + 1)
+        self.opening = self._at(self.days[0] - 1, hour=12)  # the first day, valued at the previous close
         rng = np.random.default_rng(SEED)
         catalogue = load_catalogue(settings.instruments_file)
         self.book = book_from_entries(demo_entries(members, rng), catalogue)
@@ -284,7 +285,7 @@ class Demo:
         does), then the clearing house's onboarding of their accounts and positions."""
         book = self.book
         names = sorted({account.split("-")[0] for account in book.accounts})
-        wallets = {name: self.chain.new_account() for name in names}
+        wallets = {name: self.new_wallet(name) for name in names}
         plans = {}
         for index, name in enumerate(names):
             behaviour = "unresponsive" if index % 10 == 7 or name == self.default_member else \
@@ -300,12 +301,16 @@ class Demo:
         load_positions(self.store, book)
         return plans
 
+    def new_wallet(self, member: str) -> str:
+        """A member's wallet, funded for gas (the service derives it from its seed, to act for it after a restart)."""
+        return self.chain.new_account()
+
     def _opening_pledges(self, workflow: Workflow, ledger: Ledger, plans: dict[str, MemberPlan]) -> None:
         """Each account is fully collateralised at the opening: it posts its requirement with a cushion of
         0..8% (the industry posts about 6% more than required; an unresponsive member exactly the
         requirement) in its token mix; each wallet keeps several times as much to answer calls (in T-bills)
         and pay VM (in the stablecoin)."""
-        opening = self._at(self.days[0] - 1, hour=12)  # the first day, valued at the previous close
+        opening = self.opening
         self.clock.set(opening)
         workflow.run_cycle(opening, kind="opening", issue_calls=False)
         with self.store.session() as session:

@@ -17,7 +17,7 @@ from tokenclear.clearing.instructions import Instructions, WorkflowError
 from tokenclear.clearing.interfaces import PriceFeed, StorePort
 from tokenclear.collateral.assets import Registry
 from tokenclear.collateral.files import Reference
-from tokenclear.collateral.haircuts import HaircutConfig, calibrate
+from tokenclear.collateral.haircuts import HaircutConfig, HaircutTable, calibrate
 from tokenclear.collateral.valuation import BPS
 from tokenclear.ledger.privacy import commitment
 from tokenclear.market.history import MarketData
@@ -58,6 +58,14 @@ class ChainParameters:
         self.prices, self.volumes = collateral_market
         self.haircuts, self.schedule, self.policy_date = haircuts, schedule, policy_date
         self.floor_grid_usd = floor_grid_usd
+        # the risk desk's standing decisions by token: a haircut floor (bps) and a suspension, set between cycles
+        self.haircut_floor_bps: dict[str, int] = {}
+        self.suspended: set[str] = set()
+
+    def table(self, day: np.datetime64) -> HaircutTable:
+        """Haircuts calibrated from the market as of ``day``, with each component (registry order)."""
+        return calibrate(self.registry, market=self.prices, volumes=self.volumes, floors=self.reference.floors,
+                         as_of=day, config=self.haircuts, schedule=self.reference.schedule_floors)
 
     def guarded_prices(self, at: datetime) -> Guarded:
         """Each priced token's quotes at ``at`` through the guard (which keeps its history)."""
@@ -75,18 +83,19 @@ class ChainParameters:
     def push(self, key: str, day: np.datetime64, guarded: Guarded) -> tuple[dict[str, int], np.ndarray]:
         """Haircuts calibrated as of ``day`` (plus the guard's fallback add-on) and prices on chain; a token
         whose price the guard halted is made ineligible. Returns the haircuts pushed (bps per token) and
-        the market haircut component (fraction per token)."""
-        table = calibrate(self.registry, market=self.prices, volumes=self.volumes, floors=self.reference.floors,
-                          as_of=day, config=self.haircuts, schedule=self.reference.schedule_floors)
+        the market haircut component (fraction per token). The risk desk's haircut floors and suspensions apply
+        on top (never below the calibration)."""
+        table = self.table(day)
         eligible = self.reference.schedules.eligible_mask(self.registry.assets, self.schedule, self.policy_date)
         out = {}
         for i, token in enumerate(self.tokens):
             haircut = float(table.published[i]) + guarded.addon.get(token.asset, 0.0)
-            bps = min(int(math.ceil(round(haircut * BPS, 6))), MAX_HAIRCUT_BPS)
+            bps = min(max(int(math.ceil(round(haircut * BPS, 6))), self.haircut_floor_bps.get(token.symbol, 0)),
+                      MAX_HAIRCUT_BPS)
             halted = token.series is not None and token.asset not in guarded.prices
             price_e8 = 0 if token.series is None or halted else int(round(guarded.prices[token.asset] * 10**8))
             params = {"symbol": token.symbol, "haircut_bps": bps, "price_e8": price_e8,
-                      "eligible": bool(eligible[i]) and not halted}
+                      "eligible": bool(eligible[i]) and not halted and token.symbol not in self.suspended}
             self.instructions.execute(f"{key}:asset:{token.symbol}", "set_asset", params)
             out[token.symbol] = bps
         return out, table.market

@@ -252,6 +252,7 @@ class Workflow:
             explain = self._explainer(session, previous, terms, decimals, measured, needed)
             issued, called = 0, Decimal(0)
             by_driver = {name: {"calls": 0, "usd": Decimal(0)} for name in (*drivers.DRIVERS, "none")}
+            explained: dict[str, dict[str, str]] = {}
             for account in accounts:
                 cover = counted[account.id] - needed[account.id]
                 if session.get(Requirement, (cycle.id, account.id)) is None:
@@ -265,6 +266,10 @@ class Workflow:
                     issued, called = issued + 1, called + amount
                     if why is not None:
                         by_driver[drivers.main_driver(why)]["calls"] += 1
+                if why is not None:
+                    explained[account.id] = {name: str(value) for name, value in why.items()}
+            if "drivers" not in cycle.detail:  # each account's shortfall change by driver, for the API and reports
+                cycle.detail = {**cycle.detail, "drivers": explained}
             floors = [(account.onchain_id, needed[account.id]) for account in accounts]
         self.parameters.post_floors(key, floors)
         with self.store.session() as session:

@@ -241,10 +241,16 @@ class RpcChain(Chain):
     def new_account(self) -> str:
         from eth_account import Account
 
-        account = Account.create()
-        self._keys[account.address] = account
-        self._transact(account.address, b"", self.funder, value=10**18)
-        return account.address
+        return self.add_wallet(Account.create().key.hex())
+
+    def add_wallet(self, key: str, field: str = "wallet", gas_wei: int = 10**18) -> str:
+        """Sign with ``key`` too and fund its address for gas if it holds less than ``gas_wei``; returns it."""
+        address = self.add_key(key, field)
+        with self._node("a balance read"):
+            held = int(self.w3.eth.get_balance(address))
+        if held < gas_wei:
+            self._transact(address, b"", self.funder, value=gas_wei - held)
+        return address
 
     def _nonce(self, sender: str) -> int:
         if sender not in self._nonces:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tokenclear.store.types import ExactDecimal
@@ -183,3 +183,85 @@ class FundSizing(Base):
     scenario: Mapped[str] = mapped_column(String(64))
     contributions: Mapped[dict] = mapped_column(JSON)  # member -> USD as text
     detail: Mapped[dict] = mapped_column(JSON, default=dict)  # the two members, the inputs' sha256, the rule
+
+
+class Lease(Base):
+    """Who runs a singleton job (the service's schedule) until when (wall-clock UTC); renewed while held."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTC_TIME)
+
+
+class ApiClient(Base):
+    """An OAuth2 client of the service: its argon2 secret hash, its role and (a member's client) its member."""
+
+    __tablename__ = "api_clients"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # ccp, member, feed, regulator
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTC_TIME)
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class ApiRequest(Base):
+    """A write under its Idempotency-Key (per client): the body's sha256 and the first answer, replayed as is."""
+
+    __tablename__ = "api_requests"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(256))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(nullable=True)  # None: the first request is still running
+    response: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTC_TIME)
+
+    __table_args__ = (UniqueConstraint("actor", "key", name="uq_api_requests_actor_key"),)
+
+
+class AuditEntry(Base):
+    """One request to the service: who, what, the answer's status and how long it took (wall clock)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTC_TIME)
+    actor: Mapped[str] = mapped_column(String(64))  # the client id, or "anonymous"
+    role: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(256))
+    status_code: Mapped[int]
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    milliseconds: Mapped[float]
+
+    __table_args__ = (Index("ix_audit_log_actor", "actor"),)
+
+
+class ServiceEvent(Base):
+    """One run of a scheduled job that is not a cycle (the monthly haircut review, the fund's sizing, an intraday
+    check), under a key that makes it run once (``review:2023-04``)."""
+
+    __tablename__ = "service_events"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTC_TIME)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class PriceQuote(Base):
+    """A quote a price feed posted to the service (USD per unit, decimal text as posted), stamped with the time it
+    is for; the oracle guard reads the latest per source."""
+
+    __tablename__ = "price_quotes"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    series: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    price: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTC_TIME)
+    posted_by: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_price_quotes_series_at", "series", "at"),)

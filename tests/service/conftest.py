@@ -1,0 +1,84 @@
+"""A served book on a real HTTP server (uvicorn on a loopback port, in a thread of the test process), its
+scheduler driven tick by tick on a replay clock the tests move; clients logged in with the credentials the
+service wrote."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.db import postgres_server  # noqa: F401  (fixture)
+from tokenclear.local_ports import free_port
+from tokenclear.service.app import build
+from tokenclear.service.clock import ReplayClock
+from tokenclear.settings import Settings
+
+START = datetime(2023, 3, 10, tzinfo=UTC)
+MEMBERS = 6
+
+
+@dataclass
+class Served:
+    url: str
+    service: object
+    scheduler: object
+    clock: ReplayClock
+    secrets: dict[str, str]
+    _tokens: dict
+
+    def client(self, client_id: str) -> httpx.Client:
+        """An HTTP client holding ``client_id``'s access token."""
+        if client_id not in self._tokens:
+            answer = httpx.post(f"{self.url}/oauth/token", data={"grant_type": "client_credentials",
+                                                                 "client_id": client_id,
+                                                                 "client_secret": self.secrets[client_id]})
+            answer.raise_for_status()
+            self._tokens[client_id] = answer.json()["access_token"]
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self._tokens[client_id]}"},
+                            timeout=60)
+
+    def run_to(self, moment: datetime) -> dict:
+        """Move the clock to ``moment`` and run everything due."""
+        self.clock.hold(moment)
+        return self.scheduler.tick()
+
+    def token(self, client_id: str) -> str:
+        self.client(client_id).close()
+        return self._tokens[client_id]
+
+
+def serve(settings: Settings, *, database: str | None = None, rpc_url: str | None = None, members: int = MEMBERS):
+    clock = ReplayClock(START, 1.0)
+    app, service, scheduler = build(settings, database=database, rpc_url=rpc_url, clock=clock, members=members,
+                                    schedule=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    clients = json.loads(service.credentials.read_text())["clients"] if service.credentials else {}
+    served = Served(f"http://127.0.0.1:{port}", service, scheduler, clock,
+                    {client: entry["secret"] for client, entry in clients.items()}, {})
+    return served, server, thread
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A new book of six members at 2023-03-10, run through the SVB weekend's cycles (the USDC depeg calls)."""
+    folder = tmp_path_factory.mktemp("served")
+    one, server, thread = serve(Settings(work_dir=folder))
+    for day in (11, 12):
+        one.run_to(START.replace(day=day) + timedelta(seconds=5))
+    yield one
+    server.should_exit = True
+    thread.join(10)

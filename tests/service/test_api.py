@@ -1,0 +1,300 @@
+"""The service's API on a real HTTP server: authentication, each role's reach (a member tries every endpoint on
+another member's data), idempotent writes, clear refusals that write nothing, calls answered on chain, what-if
+margin equal to the cycle's own, parameters and prices, and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.service.conftest import START
+from tokenclear.store.models import AuditEntry, Position
+
+pytestmark = pytest.mark.integration
+
+
+def key() -> dict:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+def test_tokens_are_needed_and_checked(served):
+    assert httpx.get(f"{served.url}/api/accounts").status_code == 401
+    assert httpx.get(f"{served.url}/api/accounts", headers={"Authorization": "Bearer x.y.z"}).status_code == 401
+    wrong = httpx.post(f"{served.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": "ccp",
+                                                          "client_secret": "not-it"})
+    assert wrong.status_code == 401
+    basic = httpx.post(f"{served.url}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=("regulator", served.secrets["regulator"]))
+    assert basic.status_code == 200 and basic.json()["role"] == "regulator"
+    assert basic.json()["expires_in"] == served.service.settings.token_ttl_s
+    other = httpx.post(f"{served.url}/oauth/token", data={"grant_type": "password"})
+    assert other.status_code == 400 and other.json()["field"] == "grant_type"
+
+
+def test_client_secrets_are_stored_as_argon2_hashes(served):
+    from tokenclear.store.models import ApiClient
+
+    with served.service.store.session() as session:
+        stored = {c.id: c.secret_hash for c in session.scalars(select(ApiClient))}
+    assert stored["ccp"].startswith("$argon2id$")
+    assert all(secret not in stored[client] for client, secret in served.secrets.items())
+
+
+OTHER = "M02-HOUSE"  # member M01 tries M02's data
+READS = ["/api/accounts/{a}", "/api/positions?account={a}", "/api/requirements?account={a}",
+         "/api/requirements/history?account={a}", "/api/collateral?account={a}", "/api/calls?account={a}"]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_a_member_cannot_read_another_members_rows(served, path):
+    with served.client("member-M01") as m01:
+        answer = m01.get(path.format(a=OTHER))
+    assert answer.status_code == 404 and OTHER in answer.json()["detail"]
+    with served.client("regulator") as regulator:
+        assert regulator.get(path.format(a=OTHER)).status_code == 200
+
+
+def test_a_member_lists_only_its_own(served):
+    with served.client("member-M01") as m01:
+        for path, owner in (("/api/accounts", "member"), ("/api/positions", "account"), ("/api/collateral", "member"),
+                            ("/api/calls", "account"), ("/api/members", "id"), ("/api/requirements", "account")):
+            body = m01.get(path).json()
+            rows = body["accounts"] if isinstance(body, dict) else body
+            assert rows or path == "/api/calls", path
+            assert all(row[owner].startswith("M01") for row in rows), path
+        with served.client("ccp") as ccp:
+            mine = {a["onchain_id"] for a in ccp.get("/api/accounts").json() if a["member"] == "M01"}
+            assert len(ccp.get("/api/instructions").json()) > len(m01.get("/api/instructions").json())
+        shown = m01.get("/api/instructions").json()
+        assert shown and {i["params"]["onchain_id"] for i in shown} <= mine
+        fund = m01.get("/api/default-fund").json()["sizings"][0]
+        assert set(fund["contributions_usd"]) <= {"M01"} and fund["members"] is None
+
+
+def other_members_writes(served) -> list[tuple[str, str, dict]]:
+    with served.client("ccp") as ccp:
+        call = ccp.get("/api/calls", params={"account": OTHER}).json()
+    call_key = call[0]["key"] if call else "call:none"
+    return [("post", "/api/instructions/pledge", {"account": OTHER, "symbol": "TBILL", "units": 1000}),
+            ("post", "/api/instructions/release", {"account": OTHER, "symbol": "TBILL", "units": 1000}),
+            ("post", "/api/instructions/substitution", {"account": OTHER, "out_symbol": "TBILL", "out_units": 10,
+                                                        "in_symbol": "TUSD", "in_units": 10}),
+            ("post", "/api/positions", {"positions": [{"account": OTHER, "instrument": "BTCZ23", "quantity": 1}]}),
+            ("post", f"/api/calls/{call_key}/answer", {"symbol": "TBILL"}),
+            ("post", "/api/margin/what-if", {"account": OTHER, "positions": [{"instrument": "BTCZ23", "quantity": 1}]})]
+
+
+def test_a_member_cannot_write_another_members_rows(served):
+    before = served.service.ledger.held(bytes.fromhex(_onchain(served, OTHER)[2:]), "TBILL")
+    with served.client("member-M01") as m01:
+        for method, path, body in other_members_writes(served):
+            answer = getattr(m01, method)(path, json=body, headers=key())
+            assert answer.status_code in (404, 422), (path, answer.text)
+            assert OTHER in answer.json()["detail"] or "none" in answer.json()["detail"], (path, answer.text)
+    assert served.service.ledger.held(bytes.fromhex(_onchain(served, OTHER)[2:]), "TBILL") == before
+
+
+def test_roles_that_may_not_write_or_read(served):
+    with served.client("regulator") as regulator:
+        for method, path, body in other_members_writes(served)[:5]:
+            assert getattr(regulator, method)(path, json=body, headers=key()).status_code == 403, path
+        assert regulator.put("/api/parameters/tokens/WETH", json={"haircut_floor_bps": 10, "reason": "x"},
+                             headers=key()).status_code == 403
+        assert regulator.get("/api/audit").status_code == 200
+    with served.client("feed") as feed:
+        for path in ("/api/accounts", "/api/calls", "/api/collateral", "/api/parameters"):
+            assert feed.get(path).status_code == 403, path
+    with served.client("member-M01") as m01:
+        assert m01.get("/api/audit").status_code == 403
+        assert m01.post("/api/cycles", json={"kind": "scheduled"}, headers=key()).status_code == 403
+        assert m01.post("/api/prices", json={"quotes": [{"series": "eth_usd", "price": "1"}]},
+                        headers=key()).status_code == 403
+
+
+def _onchain(served, account: str) -> str:
+    with served.client("ccp") as ccp:
+        return ccp.get(f"/api/accounts/{account}").json()["onchain_id"]
+
+
+def test_a_pledge_replayed_under_its_key_is_applied_once(served):
+    onchain = bytes.fromhex(_onchain(served, "M01-HOUSE")[2:])
+    before = served.service.ledger.held(onchain, "TBILL")
+    header = key()
+    body = {"account": "M01-HOUSE", "symbol": "TBILL", "units": 5_000_000}
+    with served.client("member-M01") as m01:
+        first = m01.post("/api/instructions/pledge", json=body, headers=header)
+        again = m01.post("/api/instructions/pledge", json=body, headers=header)
+        assert first.status_code == again.status_code == 200, first.text
+        assert first.json() == again.json()
+        assert first.headers["Idempotent-Replayed"] == "false" and again.headers["Idempotent-Replayed"] == "true"
+        assert served.service.ledger.held(onchain, "TBILL") == before + 5_000_000
+        other = m01.post("/api/instructions/pledge", json={**body, "units": 6}, headers=header)
+        assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
+        missing = m01.post("/api/instructions/pledge", json=body)
+        assert missing.status_code == 400 and "Idempotency-Key" in missing.json()["detail"]
+    assert served.service.ledger.held(onchain, "TBILL") == before + 5_000_000
+    with served.service.store.session() as session:
+        book = session.get(__import__("tokenclear.store.models", fromlist=["Holding"]).Holding, ("M01-HOUSE", "TBILL"))
+        assert int(book.units) == before + 5_000_000  # the book followed the chain's event
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"account": "M01-HOUSE", "symbol": "TBILL", "units": -5}, "units"),
+    ({"account": "M01-HOUSE", "symbol": "DOGE", "units": 5}, "symbol"),
+    ({"account": "M01-HOUSE", "symbol": "TBILL", "units": "5.5"}, "units"),
+    ({"account": "M01-HOUSE", "symbol": "TBILL", "units": 10**40}, "units"),
+    ({"account": "M01-HOUSE", "symbol": "TBILL"}, "units"),
+    ({"account": "M01-HOUSE", "symbol": "TBILL", "units": 5, "extra": 1}, "extra"),
+])
+def test_bad_pledges_name_the_field_and_send_nothing(served, body, field):
+    onchain = bytes.fromhex(_onchain(served, "M01-HOUSE")[2:])
+    before = served.service.ledger.held(onchain, "TBILL")
+    with served.client("member-M01") as m01:
+        answer = m01.post("/api/instructions/pledge", json=body, headers=key())
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field, answer.json()
+    assert served.service.ledger.held(onchain, "TBILL") == before
+
+
+def test_a_bad_positions_upload_names_its_line_and_writes_nothing(served):
+    with served.client("member-M01") as m01:
+        before = m01.get("/api/positions").json()
+        csv = "account,instrument,quantity\nM01-HOUSE,BTCZ23,3\nM01-HOUSE,ETHZ23,two\n"
+        answer = m01.post("/api/positions", content=csv, headers={**key(), "Content-Type": "text/csv"})
+        assert answer.status_code == 422
+        assert answer.json()["line"] == 3 and answer.json()["field"] == "quantity"
+        assert "positions.csv line 3 field 'quantity'" in answer.json()["detail"]
+        unknown = m01.post("/api/positions", json={"positions": [{"account": "M01-HOUSE", "instrument": "NOPE",
+                                                                  "quantity": 1}]}, headers=key())
+        assert unknown.status_code == 422 and unknown.json()["field"] == "instrument"
+        assert m01.get("/api/positions").json() == before
+
+
+def test_margin_call_cured_from_the_api_settles_on_chain(served):
+    """A bigger position uploaded by the clearing house raises M03-HOUSE's requirement at the next cycle; the call
+    is answered through the API and cured by a pledge on chain; the book reconciles."""
+    with served.client("ccp") as ccp:
+        positions = [p for p in ccp.get("/api/positions", params={"account": "M03-HOUSE"}).json()]
+        rows = [{"account": "M03-HOUSE", "instrument": p["instrument"], "quantity": 4 * p["quantity"]}
+                for p in positions]
+        assert ccp.post("/api/positions", json={"positions": rows}, headers=key()).status_code == 200
+        done = served.run_to(START + timedelta(days=3, seconds=5))
+        assert done["cycles"] == ["scheduled:2023-03-13T00:00:00+00:00"]
+        calls = ccp.get("/api/calls", params={"account": "M03-HOUSE", "state": "issued"}).json()
+    assert len(calls) == 1
+    call = calls[0]
+    with served.client("member-M03") as m03:
+        message = m03.get(f"/api/calls/{call['key']}/colr.003")
+        assert message.status_code == 200 and message.headers["content-type"].startswith("application/xml")
+        assert call["message_id"].encode() in message.content
+        onchain = bytes.fromhex(_onchain(served, "M03-HOUSE")[2:])
+        before = served.service.ledger.held(onchain, "TBILL")
+        cured = m03.post(f"/api/calls/{call['key']}/answer", json={"symbol": "TBILL"}, headers=key())
+        assert cured.status_code == 200, cured.text
+        assert cured.json()["state"] == "cured"
+        pledged = int(cured.json()["pledged"]["units"])
+        assert served.service.ledger.held(onchain, "TBILL") == before + pledged
+        shown = m03.get(f"/api/calls/{call['key']}").json()
+        assert [e["to"] for e in shown["history"]] == ["issued", "cured"]
+    with served.client("ccp") as ccp:
+        assert ccp.post("/api/chain/reconcile", headers=key()).json() == {"clean": True, "breaks": []}
+        assert ccp.get("/api/chain").json()["reconciliation"]["clean"] is True
+
+
+def test_what_if_of_an_accounts_own_positions_is_its_cycle_requirement(served):
+    with served.client("ccp") as ccp:
+        required = ccp.get("/api/requirements", params={"account": "M04-HOUSE"}).json()
+        positions = ccp.get("/api/positions", params={"account": "M04-HOUSE"}).json()
+        rows = [{"instrument": p["instrument"], "quantity": p["quantity"]} for p in positions]
+        alone = ccp.post("/api/margin/what-if", json={"positions": rows}).json()
+        assert alone["as_of"] == required["cycle"]["as_of"]
+        assert alone["requirement_usd"] == required["accounts"][0]["requirement_usd"]
+        # split into many rows: the same portfolio, the same answer
+        split = [{"instrument": r["instrument"], "quantity": 1 if r["quantity"] > 0 else -1}
+                 for r in rows for _ in range(abs(r["quantity"]))]
+        assert ccp.post("/api/margin/what-if", json={"positions": split}).json()["requirement_usd"] == \
+            alone["requirement_usd"]
+        added = ccp.post("/api/margin/what-if", json={"account": "M04-HOUSE", "positions": rows}).json()
+        doubled = ccp.post("/api/margin/what-if",
+                           json={"positions": [{**r, "quantity": 2 * r["quantity"]} for r in rows]}).json()
+        assert added["requirement_usd"] == doubled["requirement_usd"]
+        assert Decimal(added["change_usd"]) == Decimal(added["requirement_usd"]) - Decimal(alone["requirement_usd"])
+        bad = ccp.post("/api/margin/what-if", json={"positions": [{"instrument": "BTCZ23", "quantity": 1.5}]})
+        assert bad.status_code == 422 and bad.json()["field"].startswith("positions.0.quantity")
+
+
+def test_a_release_that_breaks_cover_is_refused_and_sends_nothing(served):
+    with served.client("member-M05") as m05:
+        held = {t["symbol"]: int(t["units"]) for t in m05.get("/api/collateral").json()["accounts"][0]["tokens"]}
+        symbol = max(held, key=held.get)
+        answer = m05.post("/api/instructions/release", json={"account": "M05-HOUSE", "symbol": symbol,
+                                                             "units": held[symbol]}, headers=key())
+        assert answer.status_code == 409 and "release refused" in answer.json()["detail"]
+        again = {t["symbol"]: int(t["units"]) for t in m05.get("/api/collateral").json()["accounts"][0]["tokens"]}
+    assert again == held
+
+
+def test_risk_parameters_apply_on_chain_and_survive_in_the_book(served):
+    with served.client("ccp") as ccp:
+        answer = ccp.put("/api/parameters/tokens/WETH", json={"haircut_floor_bps": 4000, "reason": "ETH merge risk"},
+                         headers=key())
+        assert answer.status_code == 200, answer.text
+        assert served.service.ledger.asset_parameters("WETH").haircut_bps >= 4000
+        assert ccp.get("/api/parameters").json()["haircut_floor_bps"] == {"WETH": 4000}
+        blank = ccp.put("/api/parameters/tokens/WETH", json={"haircut_floor_bps": 4000, "reason": " "},
+                        headers=key())
+        assert blank.status_code == 422 and blank.json()["field"] == "reason"
+        lifted = ccp.put("/api/parameters/tokens/WETH", json={"haircut_floor_bps": None, "reason": "lifted"},
+                         headers=key())
+        assert lifted.status_code == 200 and ccp.get("/api/parameters").json()["haircut_floor_bps"] == {}
+
+
+def test_the_feed_posts_quotes_the_guard_reads(served):
+    with served.client("feed") as feed:
+        posted = feed.post("/api/prices", json={"quotes": [{"series": "eth_usd", "price": "1500.25"}]},
+                           headers=key())
+        assert posted.status_code == 200, posted.text
+        bad = feed.post("/api/prices", json={"quotes": [{"series": "doge_usd", "price": "1"}]}, headers=key())
+        assert bad.status_code == 422 and bad.json()["field"] == "quotes[0].series"
+        negative = feed.post("/api/prices", json={"quotes": [{"series": "eth_usd", "price": "-3"}]}, headers=key())
+        assert negative.status_code == 422 and negative.json()["field"] == "quotes[0].price"
+    quotes = served.service.workflow.feed.quotes("eth_usd", served.clock.now())
+    assert [(q.source, q.price) for q in quotes] == [("feed", 1500.25)]
+
+
+def test_every_request_is_audited_with_its_actor(served):
+    with served.client("member-M06") as m06:
+        m06.get("/api/accounts")
+        m06.post("/api/instructions/pledge", json={"account": "M06-HOUSE", "symbol": "TBILL", "units": 1},
+                 headers={"Idempotency-Key": "audit-test"})
+    with served.service.store.session() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.actor == "member-M06")).all()
+    assert {(r.method, r.path, r.status_code) for r in rows} >= {("GET", "/api/accounts", 200),
+                                                                ("POST", "/api/instructions/pledge", 200)}
+    assert any(r.idempotency_key == "audit-test" and r.role == "member" for r in rows)
+
+
+def test_openapi_documents_every_resource(served):
+    spec = httpx.get(f"{served.url}/openapi.json").json()
+    for path in ("/oauth/token", "/api/accounts", "/api/positions", "/api/requirements", "/api/margin/what-if",
+                 "/api/collateral", "/api/calls", "/api/instructions/pledge", "/api/instructions/release",
+                 "/api/instructions/substitution", "/api/prices", "/api/parameters", "/api/chain",
+                 "/api/default-fund"):
+        assert path in spec["paths"], path
+    assert httpx.get(f"{served.url}/docs").status_code == 200
+
+
+def test_positions_upload_by_csv_replaces_only_the_accounts_named(served):
+    with served.client("member-M06") as m06:
+        csv = "account,instrument,quantity\nM06-CUST,BTCZ23,2\n"
+        answer = m06.post("/api/positions", content=csv, headers={**key(), "Content-Type": "text/csv"})
+        assert answer.status_code == 200, answer.text
+    with served.service.store.session() as session:
+        rows = session.scalars(select(Position).where(Position.account_id.like("M06-%"))).all()
+    assert ("M06-CUST", "BTCZ23", 2) in {(p.account_id, p.instrument, p.quantity) for p in rows}
+    assert any(p.account_id == "M06-HOUSE" for p in rows)
