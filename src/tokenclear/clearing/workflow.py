@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -278,6 +278,15 @@ class Workflow:
         return CycleSummary(key, at, sum(needed.values(), Decimal(0)), sum(counted.values(), Decimal(0)), issued,
                             called, vm.paid_by_members_usd, vm.paid_to_members_usd, haircuts_bps, guarded.prices,
                             guarded.status, seconds, vm.blocked, measured.warnings + vm.warnings, by_driver, str(day))
+
+    def complete_open_cycles(self) -> list[str]:
+        """Rerun, under their own keys, every cycle a crash left open (a restarted service does this first);
+        returns their keys."""
+        with self.store.session() as session:
+            keys = [cycle.key for cycle in queries.open_cycles(session)]
+        if keys:
+            self._complete_open_cycles(before=datetime.max.replace(tzinfo=UTC))
+        return keys
 
     def _complete_open_cycles(self, *, before: datetime) -> None:
         """Rerun, under their own keys, the cycles a crash left open before ``before``."""

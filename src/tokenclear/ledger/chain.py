@@ -243,6 +243,10 @@ class RpcChain(Chain):
 
         return self.add_wallet(Account.create().key.hex())
 
+    def signs_for(self, address: str) -> bool:
+        """Whether this chain holds the key of ``address``."""
+        return address in self._keys
+
     def add_wallet(self, key: str, field: str = "wallet", gas_wei: int = 10**18) -> str:
         """Sign with ``key`` too and fund its address for gas if it holds less than ``gas_wei``; returns it."""
         address = self.add_key(key, field)

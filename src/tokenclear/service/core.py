@@ -164,7 +164,7 @@ def _attach(settings: Settings, store: Store, chain: Chain, clock, wallets: Wall
         members = list(session.scalars(select(Member)))
         latest = session.scalar(select(Cycle.at).order_by(Cycle.at.desc()))
     for member in members:
-        if isinstance(chain, RpcChain):
+        if isinstance(chain, RpcChain) and not chain.signs_for(member.wallet):  # the CCP's own: the operator key
             address = chain.add_wallet(wallets.key(member.id), f"wallet of {member.id}")
             if address != member.wallet:
                 warnings.append(f"member {member.id}'s wallet {member.wallet} is not the custodian's key: the "

@@ -89,6 +89,7 @@ class Scheduler:
         try:
             with service.lock:
                 now = service.clock.now()
+                done["cycles"] += service.workflow.complete_open_cycles()  # a crash's, before anything new
                 for at in self.due_cycles(now):
                     summary = service.workflow.run_cycle(at)
                     done["cycles"].append(summary.key)
