@@ -144,12 +144,19 @@ def mount(app: FastAPI, service: Service, scheduler, caller) -> None:
         times = [datetime.fromisoformat(h["at"]) for h in history]
         symbols = sorted({s for h in history for s in h["tokens"]})
         haircut_chart = charts.lines(
-            {f"{s} haircut": (times, [100 * h["tokens"].get(s, {}).get("haircut", 0) for h in history])
-             for s in symbols}, unit="haircut (%)", title="Haircut per token, by cycle",
-            right={"USDC price (TUSD)": (times, [h["tokens"].get("TUSD", {}).get("price_usd", 0) for h in history])},
-            right_unit="USD per USDC") if history else ""
-        return page(request, "collateral.html", me, chart=haircut_chart, history=history, symbols=symbols,
-                    terms=views.token_terms(service), eligibility=views.eligibility(service),
+            {s: (times, [100 * h["tokens"].get(s, {}).get("haircut", 0) for h in history]) for s in symbols},
+            unit="haircut (%)", title="Haircut per token, by cycle") if history else ""
+        usdc_chart = charts.lines(
+            {"USDC (TUSD) price": (times, [h["tokens"].get("TUSD", {}).get("price_usd", 0) for h in history])},
+            unit="USD per USDC", title="The stablecoin's price as the vault valued it, by cycle",
+            right={"TUSD haircut": (times, [100 * h["tokens"].get("TUSD", {}).get("haircut", 0) for h in history])},
+            right_unit="haircut (%)") if history else ""
+        schedules = sorted({e["schedule"] for e in views.eligibility(service)})
+        matrix: dict[str, dict] = {}
+        for e in views.eligibility(service):
+            matrix.setdefault(e["symbol"], {"asset": e["asset"]})[e["schedule"]] = e
+        return page(request, "collateral.html", me, chart=haircut_chart, usdc_chart=usdc_chart, history=history,
+                    symbols=symbols, terms=views.token_terms(service), schedules=schedules, matrix=matrix,
                     reviews=views.reviews(service), holdings=views.collateral(service, me)["accounts"])
 
     @app.get("/calls", response_class=HTMLResponse, include_in_schema=False)

@@ -137,10 +137,11 @@ def requirements(service: Service, principal: Principal, account_id: str | None 
 
 
 def requirement_history(service: Service, principal: Principal, account_id: str | None = None) -> list[dict]:
-    """Per closed cycle, the visible accounts' summed requirement and counted collateral (USD)."""
+    """Per closed cycle after the opening, the visible accounts' summed requirement and counted collateral (USD)."""
     with service.store.session() as session:
         ids = {a.id for a in visible_accounts(session, principal, account_id)}
-        cycles = list(session.scalars(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at)))
+        cycles = list(session.scalars(select(Cycle).where(Cycle.status == "closed", Cycle.kind != "opening")
+                                      .order_by(Cycle.at)))  # the opening values the book before its pledges
         out = []
         for cycle in cycles:
             rows = [r for r in queries.requirements_of(session, cycle.id) if r.account_id in ids]
