@@ -30,6 +30,7 @@ def build(settings: Settings, *, database: str | None, rpc_url: str | None, cloc
         finally:
             if schedule:
                 scheduler.stop()
+            app.state.audit.close()
 
     app.router.lifespan_context = lifespan
     return app, service, scheduler

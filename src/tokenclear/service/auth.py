@@ -27,6 +27,7 @@ from tokenclear.store.store import Store
 ROLES = ("ccp", "member", "feed", "regulator")
 ALGORITHMS = ("HS256", "ES256", "EdDSA")
 ISSUER = "tokenclear"
+SCOPE_KEY = "tokenclear.principal"  # where a request's principal is kept in its ASGI scope (read by the audit)
 _hasher = PasswordHasher()  # argon2id, the library's (RFC 9106) default parameters
 
 

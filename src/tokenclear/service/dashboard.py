@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from tokenclear.service import actions, charts, views
-from tokenclear.service.auth import Principal, Unauthorised, authenticate
+from tokenclear.service.auth import SCOPE_KEY, Principal, Unauthorised, authenticate
 from tokenclear.service.core import Service
 from tokenclear.service.idempotency import run_once
 
@@ -56,7 +56,7 @@ def mount(app: FastAPI, service: Service, scheduler, caller) -> None:
             principal = service.signer.check(token)
         except Unauthorised:
             raise LoginNeeded() from None
-        request.scope["tokenclear.principal"] = principal
+        request.scope[SCOPE_KEY] = principal
         if principal.role == "feed":
             raise views.Forbidden("the feed role has no dashboard")
         return principal
@@ -83,7 +83,7 @@ def mount(app: FastAPI, service: Service, scheduler, caller) -> None:
         except Unauthorised as error:
             return templates.TemplateResponse(request, "login.html", {"next": next, "error": str(error), "me": None},
                                               status_code=401)
-        request.scope["tokenclear.principal"] = principal
+        request.scope[SCOPE_KEY] = principal
         token, expires = service.signer.issue(principal)
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         response = RedirectResponse(target, status_code=303)
