@@ -304,3 +304,28 @@ def test_positions_upload_by_csv_replaces_only_the_accounts_named(served):
         rows = session.scalars(select(Position).where(Position.account_id.like("M06-%"))).all()
     assert ("M06-CUST", "BTCZ23", 2) in {(p.account_id, p.instrument, p.quantity) for p in rows}
     assert any(p.account_id == "M06-HOUSE" for p in rows)
+
+
+def test_the_exposure_report_adds_up_to_the_apis_figures(served):
+    with served.client("regulator") as regulator:
+        figures = regulator.get("/api/reports/exposure").json()
+        requirements = regulator.get("/api/requirements").json()["accounts"]
+        collateral = regulator.get("/api/collateral").json()["accounts"]
+        html = regulator.get("/api/reports/exposure", params={"format": "html"})
+        pdf = regulator.get("/api/reports/exposure", params={"format": "pdf"})
+    assert Decimal(figures["initial_margin"]["total_usd"]) == sum(Decimal(r["requirement_usd"]) for r in requirements)
+    assert Decimal(figures["initial_margin"]["house_usd"]) + Decimal(figures["initial_margin"]["client_usd"]) == \
+        Decimal(figures["initial_margin"]["total_usd"])
+    assert Decimal(figures["collateral"]["pre_haircut_usd"]) == sum(Decimal(a["market_value_usd"]) for a in collateral)
+    assert Decimal(figures["collateral"]["post_haircut_usd"]) == sum(Decimal(a["post_haircut_usd"])
+                                                                      for a in collateral)
+    assert sum(figures["backtest"]["lights"].values()) == len(figures["backtest"]["accounts"]) > 0
+    assert figures["members"]["count"] == 6
+    assert figures["calls"]["issued"] >= 1 and figures["default_fund"]
+    assert html.status_code == 200 and "6.1" in html.text and "6.5" in html.text and "<svg" in html.text
+    from tokenclear.service.dashboard import money
+
+    assert money(figures["initial_margin"]["total_usd"]) in html.text
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and b"/Type /Page" in pdf.content
+    with served.client("member-M01") as m01:
+        assert m01.get("/api/reports/exposure").status_code == 403

@@ -400,6 +400,20 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     def defaults(principal: Reader) -> list[dict]:
         return views.defaults(service, principal)
 
+    @app.get("/api/reports/exposure", tags=["reports"], summary="The regulator's exposure report (JSON, HTML or PDF)",
+             response_class=Response)
+    def exposure_report(principal: AuditReader, format: Literal["json", "html", "pdf"] = "json") -> Response:
+        from tokenclear.service import report
+
+        with service.lock:
+            figures = report.exposure(service)
+        if format == "html":
+            return Response(report.html(service, figures), media_type="text/html")
+        if format == "pdf":
+            return Response(report.pdf(service, figures), media_type="application/pdf",
+                            headers={"Content-Disposition": 'attachment; filename="tokenclear-exposure.pdf"'})
+        return JSONResponse(figures)
+
     @app.get("/api/audit", tags=["service"])
     def audit_log(principal: AuditReader, actor: str | None = None,
                   limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict]:

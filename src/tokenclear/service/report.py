@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import statistics
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -37,7 +38,8 @@ from tokenclear.store.models import CallEvent, Cycle, MarginCall, Member
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REGULATOR = Principal("report", "regulator")
-BACKTEST_OBSERVATIONS = 250
+BACKTEST_OBSERVATIONS = 250  # test dates wanted (every MPOR-th is tested)
+MIN_LOOKBACK = 60
 
 
 def exposure(service: Service) -> dict:
@@ -107,16 +109,25 @@ def _backtest(service: Service, last: Cycle | None) -> dict:
     day = np.datetime64(last.detail["date"], "D")
     context = build_context(book=book, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
                             config=risk.config, as_of=day)
-    start = context.move_dates[max(0, context.move_dates.size - BACKTEST_OBSERVATIONS)]
+    # each test date needs a full window before it: the window is shortened so that the book's own history
+    # leaves BACKTEST_OBSERVATIONS test dates (the margin itself uses all of it, up to the configured lookback)
+    history = context.history_scenarios
+    lookback = min(risk.config.lookback, max(MIN_LOOKBACK, history - BACKTEST_OBSERVATIONS - risk.config.mpor_days))
+    if lookback != risk.config.lookback:
+        context = build_context(book=book, catalogue=risk.catalogue, market=risk.market, specs=risk.specs,
+                                config=replace(risk.config, lookback=lookback), as_of=day)
     rows, lights = [], {"green": 0, "yellow": 0, "red": 0}
     for i, account in enumerate(book.accounts):
-        result = run_backtest(context, book.quantity[i].astype(np.float64), start=start, end=day)
+        result = run_backtest(context, book.quantity[i].astype(np.float64), end=day)
         lights[result.traffic_light] += 1
         rows.append({"account": account, "observations": int(result.exceptions.size),
                      "exceptions": result.exception_count, "traffic_light": result.traffic_light,
-                     "kupiec_p": result.kupiec_p, "verdict": result.verdict})
-    return {"confidence": risk.config.confidence, "mpor_days": risk.config.mpor_days, "from": str(start),
-            "to": str(day), "accounts": rows, "lights": lights}
+                     "kupiec_p": result.kupiec_p, "verdict": result.verdict, "first": str(result.dates[0])})
+    first = min((r["first"] for r in rows), default=str(day))
+    for row in rows:
+        del row["first"]
+    return {"confidence": risk.config.confidence, "mpor_days": risk.config.mpor_days, "lookback": lookback,
+            "from": first, "to": str(day), "accounts": rows, "lights": lights}
 
 
 def _variation_margin(service: Service) -> dict:

@@ -184,8 +184,8 @@ def token_terms(service: Service) -> dict[str, dict]:
 
 def collateral(service: Service, principal: Principal, account_id: str | None = None) -> dict:
     """Each visible account's holdings by token: units, market value, haircut, post-haircut value as the vault
-    values it, and the collateral that counts against the requirement (after concentration and wrong-way
-    limits)."""
+    values it (each down to the cent; an account's totals are the sums of its rows), and the collateral that
+    counts against the requirement (after concentration and wrong-way limits, the vault's exact value)."""
     terms = token_terms(service)
     with service.store.session() as session:
         rows = [a for a in visible_accounts(session, principal, account_id) if a.segregation != FUND_SEGREGATION]
@@ -201,17 +201,17 @@ def collateral(service: Service, principal: Principal, account_id: str | None = 
                 units = held.get((a.id, symbol), 0)
                 if not units:
                     continue
-                market = Decimal(units * t["price_e8"]) / Decimal(10 ** (t["decimals"] + 8))
-                post = Decimal(post_haircut_micro(units, price_e8=t["price_e8"], haircut_bps=t["haircut_bps"],
-                                                  decimals=t["decimals"])) / MICRO if t["eligible"] else Decimal(0)
-                market_total, post_total = market_total + market, post_total + post
+                market = (Decimal(units * t["price_e8"]) / Decimal(10 ** (t["decimals"] + 8))).quantize(
+                    CENT, rounding="ROUND_DOWN")
+                post = (Decimal(post_haircut_micro(units, price_e8=t["price_e8"], haircut_bps=t["haircut_bps"],
+                                                   decimals=t["decimals"])) / MICRO).quantize(
+                    CENT, rounding="ROUND_DOWN") if t["eligible"] else Decimal("0.00")
+                market_total, post_total = market_total + market, post_total + post  # totals add up the rows
                 tokens.append({"symbol": symbol, "units": str(units), "price_usd": t["price_usd"],
                                "haircut_bps": t["haircut_bps"], "eligible": t["eligible"],
-                               "market_value_usd": usd(market.quantize(CENT, rounding="ROUND_DOWN")),
-                               "post_haircut_usd": usd(post.quantize(CENT, rounding="ROUND_DOWN"))})
+                               "market_value_usd": usd(market), "post_haircut_usd": usd(post)})
             out.append({"account": a.id, "member": a.member_id, "tokens": tokens,
-                        "market_value_usd": usd(market_total.quantize(CENT, rounding="ROUND_DOWN")),
-                        "post_haircut_usd": usd(post_total.quantize(CENT, rounding="ROUND_DOWN")),
+                        "market_value_usd": usd(market_total), "post_haircut_usd": usd(post_total),
                         "counted_usd": usd(counted[a.id]), "requirement_usd": usd(required[a.id])})
         return {"tokens": terms, "accounts": out}
 
