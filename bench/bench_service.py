@@ -118,9 +118,11 @@ async def run(url: str, clients: dict, accounts: dict[str, str]) -> tuple[Load, 
     load = Load(url)
     limits = httpx.Limits(max_connections=MEMBERS + 10)
     members = [m for m in sorted(accounts)]
-    sessions = {m: httpx.AsyncClient(base_url=url, timeout=120, limits=limits,
-                                     headers={"Authorization": f"Bearer {token(url, f'member-{m}', clients[f'member-{m}']['secret'])}"})
-                for m in members}
+    sessions = {}
+    for m in members:
+        access = token(url, f"member-{m}", clients[f"member-{m}"]["secret"])
+        sessions[m] = httpx.AsyncClient(base_url=url, timeout=120, limits=limits,
+                                        headers={"Authorization": f"Bearer {access}"})
     feed = httpx.AsyncClient(base_url=url, timeout=120,
                              headers={"Authorization": f"Bearer {token(url, 'feed', clients['feed']['secret'])}"})
     started = time.monotonic()

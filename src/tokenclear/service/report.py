@@ -279,7 +279,8 @@ def pdf(service: Service, figures: dict | None = None) -> bytes:
                                f"{', '.join(sizing['members'] or [])}.", styles["Normal"]))
     heading("Reconciliation of the book against the chain")
     recon = figures["reconciliation"]
-    text = "not yet run" if recon is None else f"{recon['at']}, block {recon['block']:,}: {len(recon['breaks'])} breaks."
+    text = "not yet run" if recon is None else \
+        f"{recon['at']}, block {recon['block']:,}: {len(recon['breaks'])} breaks."
     story.append(Paragraph(text, styles["Normal"]))
     out = io.BytesIO()
     SimpleDocTemplate(out, pagesize=A4, title="tokenclear exposure report", author="tokenclear").build(story)
