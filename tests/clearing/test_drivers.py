@@ -28,6 +28,7 @@ def test_a_depeg_weekend_worked_by_hand():
     assert why == {
         "weekend add-on": Decimal("4000.00"),
         "market moves": Decimal("2000.00"),  # (156,000 - 24,000) - (150,000 - 20,000)
+        "positions": Decimal("0.00"),  # the same positions
         "stablecoin depeg": Decimal("2793.00"),  # 100,000 x 0.98 x 0.0285
         "collateral prices": Decimal("-400.00"),  # -10 x 0.8 x 50: ETH's rise lowers the shortfall
         "haircuts": Decimal("2428.75"),  # 100,000 x 0.9715 x 0.025
@@ -60,3 +61,20 @@ def test_every_account_opens_fully_collateralised(tmp_path):
     assert len(counted) == len(demo.book.accounts) > 0
     assert all(counted[account] >= required[account] for account in required), [
         (account, counted[account], required[account]) for account in required if counted[account] < required[account]]
+
+
+def test_a_position_change_is_its_own_driver():
+    """The same account whose positions changed: its previous positions would require 152,000 now (weekend add-on
+    22,000 of it); the new ones require 156,000 (24,000). The 6,000 rise splits into 4,000 of positions, 2,000 of
+    weekend add-on and 0 of market moves; with no change of positions, none of it is 'positions'."""
+    before, after = Valuation(Decimal("150000.00"), Decimal("20000.00")), Valuation(Decimal("156000.00"),
+                                                                                    Decimal("24000.00"))
+    same = {"TUSD": TokenTerms(1.0, 0.02)}
+    why = attribute(before, after, {"TUSD": 1.0}, same, same, {"TUSD"},
+                    Valuation(Decimal("152000.00"), Decimal("22000.00")))
+    assert (why["positions"], why["weekend add-on"], why["market moves"]) == (Decimal("4000.00"), Decimal("2000.00"),
+                                                                              Decimal("0.00"))
+    assert sum(why.values()) == after.requirement - before.requirement
+    assert main_driver(why) == "positions"
+    unchanged = attribute(before, after, {"TUSD": 1.0}, same, same, {"TUSD"})
+    assert unchanged["positions"] == 0 and unchanged["market moves"] == Decimal("2000.00")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -74,11 +75,32 @@ def serve(settings: Settings, *, database: str | None = None, rpc_url: str | Non
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """A new book of six members at 2023-03-10, run through the SVB weekend's cycles (the USDC depeg calls)."""
+    """A new book of six members at 2023-03-10, run through the SVB weekend's cycles to Monday 2023-03-13; M05's
+    positions tripled before Monday's cycle, which calls it. Tests may run in any order (and on any xdist
+    worker): each makes the state it needs."""
     folder = tmp_path_factory.mktemp("served")
     one, server, thread = serve(Settings(work_dir=folder))
     for day in (11, 12):
         one.run_to(START.replace(day=day) + timedelta(seconds=5))
+    grow(one, "M05-HOUSE", 3)
+    one.run_to(START.replace(day=13) + timedelta(seconds=5))
     yield one
     server.should_exit = True
     thread.join(10)
+
+
+def grow(one: Served, account: str, factor: int) -> None:
+    """The clearing house multiplies an account's positions by ``factor`` (they count from the next cycle)."""
+    with one.client("ccp") as ccp:
+        rows = [{"account": account, "instrument": p["instrument"], "quantity": factor * p["quantity"]}
+                for p in ccp.get("/api/positions", params={"account": account}).json()]
+        answer = ccp.post("/api/positions", json={"positions": rows}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert answer.status_code == 200, answer.text
+
+
+def cycle_now(one: Served) -> str:
+    """An end-of-day cycle run now on the operator's order (``POST /api/cycles``); its key."""
+    with one.client("ccp") as ccp:
+        answer = ccp.post("/api/cycles", json={"kind": "scheduled"}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["key"]

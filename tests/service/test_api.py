@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.service.conftest import START
+from tests.service.conftest import cycle_now, grow
 from tokenclear.store.models import AuditEntry, Position
 
 pytestmark = pytest.mark.integration
@@ -177,16 +176,14 @@ def test_a_bad_positions_upload_names_its_line_and_writes_nothing(served):
 
 
 def test_margin_call_cured_from_the_api_settles_on_chain(served):
-    """A bigger position uploaded by the clearing house raises M03-HOUSE's requirement at the next cycle; the call
-    is answered through the API and cured by a pledge on chain; the book reconciles."""
+    """A bigger position uploaded by the clearing house raises M03-HOUSE's requirement at the next cycle (run on
+    the operator's order); the call is answered through the API and cured by a pledge on chain; the book
+    reconciles."""
+    grow(served, "M03-HOUSE", 4)
+    cycle = cycle_now(served)
     with served.client("ccp") as ccp:
-        positions = [p for p in ccp.get("/api/positions", params={"account": "M03-HOUSE"}).json()]
-        rows = [{"account": "M03-HOUSE", "instrument": p["instrument"], "quantity": 4 * p["quantity"]}
-                for p in positions]
-        assert ccp.post("/api/positions", json={"positions": rows}, headers=key()).status_code == 200
-        done = served.run_to(START + timedelta(days=3, seconds=5))
-        assert done["cycles"] == ["scheduled:2023-03-13T00:00:00+00:00"]
         calls = ccp.get("/api/calls", params={"account": "M03-HOUSE", "state": "issued"}).json()
+        assert calls and calls[0]["key"] == f"call:{cycle}:M03-HOUSE"
     assert len(calls) == 1
     call = calls[0]
     with served.client("member-M03") as m03:
@@ -202,6 +199,9 @@ def test_margin_call_cured_from_the_api_settles_on_chain(served):
         assert served.service.ledger.held(onchain, "TBILL") == before + pledged
         shown = m03.get(f"/api/calls/{call['key']}").json()
         assert [e["to"] for e in shown["history"]] == ["issued", "cured"]
+        assert "main driver: positions" in shown["history"][0]["detail"]  # the quadrupled book, not the market
+        drivers = m03.get("/api/requirements", params={"account": "M03-HOUSE"}).json()["accounts"][0]["drivers_usd"]
+        assert Decimal(drivers["positions"]) > Decimal(call["amount_usd"]) / 2
     with served.client("ccp") as ccp:
         assert ccp.post("/api/chain/reconcile", headers=key()).json() == {"clean": True, "breaks": []}
         assert ccp.get("/api/chain").json()["reconciliation"]["clean"] is True
@@ -329,3 +329,4 @@ def test_the_exposure_report_adds_up_to_the_apis_figures(served):
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and b"/Type /Page" in pdf.content
     with served.client("member-M01") as m01:
         assert m01.get("/api/reports/exposure").status_code == 403
+

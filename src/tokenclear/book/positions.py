@@ -32,6 +32,14 @@ class Book:
     def __post_init__(self) -> None:
         assert self.quantity.shape == (len(self.accounts), len(self.instruments))
 
+    def entries(self) -> dict[str, dict[str, int]]:
+        """The open positions by account and instrument (zeros left out), as plain ints (JSON)."""
+        rows, columns = np.nonzero(self.quantity)
+        out: dict[str, dict[str, int]] = {}
+        for i, j in zip(rows.tolist(), columns.tolist(), strict=True):
+            out.setdefault(self.accounts[i], {})[self.instruments[j]] = int(self.quantity[i, j])
+        return out
+
 
 def load_positions(path: Path, catalogue: Catalogue) -> Book:
     """The positions of ``path``; a duplicate (account, instrument) row is refused."""

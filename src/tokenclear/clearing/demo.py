@@ -397,10 +397,6 @@ class Demo:
             return session.get(Account, account).onchain_id
 
     @staticmethod
-    def units_for_value(ledger: Ledger, symbol: str, value_micro: int) -> int:
-        return Demo._units(ledger, symbol, value_micro)
-
-    @staticmethod
     def _units(ledger: Ledger, symbol: str, value_micro: int) -> int:
         asset = ledger.asset_parameters(symbol)
         return units_for(value_micro, price_e8=asset.price_e8, haircut_bps=asset.haircut_bps, decimals=asset.decimals)

@@ -3,9 +3,12 @@
 With ``R`` the requirement, ``H`` its holiday/weekend add-on, and for each token ``u`` the units held now,
 ``p`` the price (USD per token) and ``h`` the haircut, from one cycle (0) to the next (1):
 
-* ``weekend add-on``: ``H1 - H0`` (collected ahead of weekends and holidays);
-* ``market moves``: ``(R1 - H1) - (R0 - H0)``, the rest of the requirement's change (prices of the
-  positions, the scenario window, APC, positions, VM a member could not pay);
+* ``positions``: ``R1 - R*``, where ``R*`` is what the account's previous positions would require now (same
+  closes, scenarios and add-ons); 0 for an account whose positions did not change;
+* ``weekend add-on``: ``H* - H0`` (collected ahead of weekends and holidays; ``H*`` the add-on of ``R*``,
+  which is ``H1`` when the positions did not change);
+* ``market moves``: ``(R* - H*) - (R0 - H0)``, the rest of the requirement's change (prices of the
+  positions, the scenario window, APC, VM a member could not pay);
 * ``stablecoin depeg``: ``-u (1 - h0) (p1 - p0)`` over the stablecoins;
 * ``collateral prices``: the same over the other tokens;
 * ``haircuts``: ``u p1 (h1 - h0)``, the recalibrated haircuts.
@@ -23,7 +26,7 @@ from decimal import Decimal
 
 from tokenclear.money import amount
 
-DRIVERS = ("weekend add-on", "market moves", "stablecoin depeg", "collateral prices", "haircuts")
+DRIVERS = ("weekend add-on", "market moves", "positions", "stablecoin depeg", "collateral prices", "haircuts")
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,15 @@ class TokenTerms:
 
 
 def attribute(before: Valuation, after: Valuation, units: dict[str, float], terms_0: dict[str, TokenTerms],
-              terms_1: dict[str, TokenTerms], stablecoins: set[str]) -> dict[str, Decimal]:
+              terms_1: dict[str, TokenTerms], stablecoins: set[str],
+              previous_positions: Valuation | None = None) -> dict[str, Decimal]:
     """The shortfall's change split by driver (USD, to the cent; > 0 raises it). ``units``: whole tokens
-    held now, by symbol."""
-    weekend = after.holiday_addon - before.holiday_addon
-    market = (after.requirement - after.holiday_addon) - (before.requirement - before.holiday_addon)
+    held now, by symbol; ``previous_positions``: what the account's previous positions would require now, when
+    they changed (None: they did not)."""
+    same = after if previous_positions is None else previous_positions
+    positions = after.requirement - same.requirement
+    weekend = same.holiday_addon - before.holiday_addon
+    market = (same.requirement - same.holiday_addon) - (before.requirement - before.holiday_addon)
     depeg = prices = haircuts = 0.0
     for symbol, held in units.items():
         if symbol not in terms_0 or symbol not in terms_1 or not held:
@@ -59,7 +66,8 @@ def attribute(before: Valuation, after: Valuation, units: dict[str, float], term
         else:
             prices += price_term
         haircuts += held * t1.price * (t1.haircut - t0.haircut)
-    return {"weekend add-on": weekend, "market moves": market, "stablecoin depeg": amount(depeg),
+    return {"weekend add-on": weekend, "market moves": market, "positions": positions,
+            "stablecoin depeg": amount(depeg),
             "collateral prices": amount(prices), "haircuts": amount(haircuts)}
 
 

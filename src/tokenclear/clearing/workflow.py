@@ -26,7 +26,7 @@ from decimal import Decimal
 import numpy as np
 import structlog
 
-from tokenclear.book.positions import Book
+from tokenclear.book.positions import Book, book_from_entries
 from tokenclear.clearing import (
     calls,
     drivers,
@@ -228,7 +228,8 @@ class Workflow:
         unpaid = {one["account"]: usd_of(one) for one in vm.blocked if one["units"] > 0}
         lap("variation margin batch on chain")
         self.sync()
-        measured = requirements.measure(self.risk, self.book(), self.registry, self.prices, day)
+        book = self.book()
+        measured = requirements.measure(self.risk, book, self.registry, self.prices, day)
         risk = RiskState(tuple(token.symbol for token in self.tokens), tuple(float(h) for h in market_haircut),
                          measured.correlation)
         lap("requirements (HS-VaR)")
@@ -242,14 +243,16 @@ class Workflow:
                                 "vm_blocked": vm.blocked, "risk": risk.to_json(), "guard": self.guard.state(),
                                 "warnings": measured.warnings + vm.warnings,
                                 "terms": {symbol: [t.price, t.haircut] for symbol, t in terms.items()},
-                                "holiday": {a: str(v) for a, v in measured.holiday_addon_usd.items()}}
+                                "holiday": {a: str(v) for a, v in measured.holiday_addon_usd.items()},
+                                "positions": book.entries()}
             if previous is not None and previous.id == cycle.id:  # a rerun of a closed cycle
                 previous = queries.previous_closed_cycle(session, cycle)
             accounts = queries.margin_accounts(session)
             needed = {account.id: measured.requirement_usd.get(account.id, Decimal("0.00"))
                       + unpaid.get(account.id, Decimal(0)) for account in accounts}
             counted = self.count.counted(session, accounts, needed, risk)
-            explain = self._explainer(session, previous, terms, decimals, measured, needed)
+            explain = self._explainer(session, previous, terms, decimals, measured, needed,
+                                      self._previous_positions(previous, book, day, unpaid))
             issued, called = 0, Decimal(0)
             by_driver = {name: {"calls": 0, "usd": Decimal(0)} for name in (*drivers.DRIVERS, "none")}
             explained: dict[str, dict[str, str]] = {}
@@ -302,8 +305,33 @@ class Workflow:
         return ({symbol: drivers.TokenTerms(a.price_e8 / 1e8, a.haircut_bps / BPS) for symbol, a in assets.items()},
                 {symbol: a.decimals for symbol, a in assets.items()})
 
+    def _previous_positions(self, previous: Cycle | None, book: Book, day: np.datetime64,
+                            unpaid: dict[str, Decimal]) -> dict[str, drivers.Valuation]:
+        """For each account whose positions changed since ``previous``: what its previous positions would require
+        now (the same closes and the book's scenarios; an account that held nothing: 0)."""
+        if previous is None or "positions" not in previous.detail:
+            return {}
+        before, now = previous.detail["positions"], book.entries()
+        changed = sorted(a for a in set(before) | set(now) if before.get(a, {}) != now.get(a, {}))
+        if not changed:
+            return {}
+        known = set(self.risk.catalogue.instruments)
+        entries = [(a, i, q) for a in changed for i, q in before.get(a, {}).items() if i in known]
+        out = {a: drivers.Valuation(unpaid.get(a, Decimal(0)), Decimal(0)) for a in changed}
+        if entries:
+            instruments = {i for _, i, _ in entries} | set(book.instruments)
+            entries += [(changed[0], i, 0) for i in sorted(instruments)]  # the book's scenarios, the same window
+            old = requirements.measure(self.risk, book_from_entries(entries, self.risk.catalogue), self.registry,
+                                       self.prices, day)
+            for a in changed:
+                if a in old.requirement_usd:
+                    out[a] = drivers.Valuation(old.requirement_usd[a] + unpaid.get(a, Decimal(0)),
+                                               old.holiday_addon_usd[a])
+        return out
+
     def _explainer(self, session, previous: Cycle | None, terms: dict[str, drivers.TokenTerms],
-                   decimals: dict[str, int], measured, needed: dict[str, Decimal]):
+                   decimals: dict[str, int], measured, needed: dict[str, Decimal],
+                   previous_positions: dict[str, drivers.Valuation]):
         """``explain(account)``: its shortfall's change since ``previous`` by driver (None without one)."""
         if previous is None or "terms" not in previous.detail:
             return lambda account: None
@@ -320,7 +348,8 @@ class Workflow:
             units = {symbol: held.get((account, symbol), 0) / 10**places for symbol, places in decimals.items()}
             before = drivers.Valuation(row.requirement, Decimal(holiday_0.get(account, "0")))
             after = drivers.Valuation(needed[account], measured.holiday_addon_usd.get(account, Decimal(0)))
-            return drivers.attribute(before, after, units, before_terms, terms, stablecoins)
+            return drivers.attribute(before, after, units, before_terms, terms, stablecoins,
+                                     previous_positions.get(account))
 
         return explain
 

@@ -42,17 +42,26 @@ def collect_fund(demo, *, as_of: str) -> fund.Sizing:
 
 
 def liquidity_provider(demo) -> str:
-    """Onboard the liquidity provider (a member that buys seized collateral and takes closed-out positions) with
-    its cash and bills; returns its wallet."""
-    ledger = demo.ledger
-    wallet = demo.chain.new_account()
-    onboard(demo.store, ledger, [AccountRow(LIQUIDITY_ACCOUNT, LIQUIDITY_MEMBER, "HOUSE", wallet)], salt=demo.SALT)
+    """Onboard the demo's liquidity provider (:func:`onboard_liquidity_provider`) on a new wallet."""
+    return onboard_liquidity_provider(demo.store, demo.ledger, demo.workflow, demo.chain.new_account(), salt=demo.SALT)
+
+
+def onboard_liquidity_provider(store, ledger, workflow, wallet: str, *, salt: bytes) -> str:
+    """Onboard the liquidity provider (a member that buys seized collateral and takes closed-out positions) on
+    ``wallet`` with its cash and bills pledged; returns the wallet."""
+    from tokenclear.clearing.coverage import units_for
+    from tokenclear.store.models import Account
+
+    onboard(store, ledger, [AccountRow(LIQUIDITY_ACCOUNT, LIQUIDITY_MEMBER, "HOUSE", wallet)], salt=salt)
     ledger.authorise(wallet)
     ledger.issue(fund.FUND_TOKEN, wallet, LP_CASH_MICRO)
-    bills = demo.units_for_value(ledger, "TBILL", LP_BILLS_MICRO)
+    bill = ledger.asset_parameters("TBILL")
+    bills = units_for(LP_BILLS_MICRO, price_e8=bill.price_e8, haircut_bps=bill.haircut_bps, decimals=bill.decimals)
     ledger.issue("TBILL", wallet, bills)
-    ledger.pledge("lp:opening", bytes.fromhex(demo.store_account(LIQUIDITY_ACCOUNT)[2:]), "TBILL", bills, wallet)
-    demo.workflow.sync()
+    with store.session() as session:
+        onchain = session.get(Account, LIQUIDITY_ACCOUNT).onchain_id
+    ledger.pledge("lp:opening", bytes.fromhex(onchain[2:]), "TBILL", bills, wallet)
+    workflow.sync()
     return wallet
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from tokenclear.clearing.coverage import MICRO, units_for
+from tokenclear.clearing.demo import Demo
 from tokenclear.clearing.instructions import WorkflowError
 from tokenclear.clearing.iso20022 import read_answer
 from tokenclear.collateral.valuation import post_haircut_micro
@@ -26,7 +27,7 @@ from tokenclear.service.auth import Principal
 from tokenclear.service.core import Service
 from tokenclear.service.views import Forbidden, NotFound, account_of, call, usd
 from tokenclear.store import queries
-from tokenclear.store.models import Account, Position, Requirement, ServiceEvent
+from tokenclear.store.models import Account, Member, Position, Requirement, ServiceEvent
 
 CURE_TOKEN = "TBILL"
 MAX_POSITIONS = 100_000  # rows in one upload
@@ -327,6 +328,33 @@ def restore_parameters(service: Service) -> int:
     for row in rows:
         apply_parameter(service, row.detail)
     return len(rows)
+
+
+# ---- defaults --------------------------------------------------------------------------------------------
+def declare_default(service: Service, principal: Principal, member: str, scenario: str) -> dict:
+    """The clearing house declares ``member`` in default and manages it on chain under ``scenario`` (the stress
+    library's): the plan (ports, seizures, the auction, the waterfall) is fixed and stored when the case opens,
+    each step is keyed, and a repeat carries on from the stored plan (:mod:`tokenclear.default.manage`). A
+    liquidity provider is onboarded on the custodian's keys the first time."""
+    from tokenclear.default import drill, manage
+    from tokenclear.stress.scenarios import load_library
+
+    _writer(principal, "ccp")
+    library = load_library(service.settings.data_dir / "stress")
+    if scenario not in library:
+        raise InputError(f"unknown scenario '{scenario}'; choose one of {', '.join(library)}", field="scenario")
+    with service.store.session() as session:
+        if session.get(Member, member) is None or member in (drill.LIQUIDITY_MEMBER, "CCP"):
+            raise InputError(f"no clearing member '{member}'", field="member")
+        provider = session.get(Member, drill.LIQUIDITY_MEMBER)
+    with service.lock:
+        wallet = provider.wallet if provider is not None else drill.onboard_liquidity_provider(
+            service.store, service.ledger, service.workflow, service.new_wallet(drill.LIQUIDITY_MEMBER),
+            salt=Demo.SALT)
+        parties = manage.Parties(liquidity_provider=wallet, liquidity_account=drill.LIQUIDITY_ACCOUNT)
+        manage.open_case(service.settings, service.workflow, member, scenario, parties, at=service.clock.now())
+        case = manage.run(service.workflow, member)
+    return drill.summary(case)
 
 
 # ---- cycles and the chain ------------------------------------------------------------------------------

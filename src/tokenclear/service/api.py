@@ -140,6 +140,11 @@ class TokenParametersIn(Body):
     reason: str
 
 
+class DefaultIn(Body):
+    member: str
+    scenario: str = Field(description="the stress scenario the default is managed under (data/stress)")
+
+
 class CycleIn(Body):
     kind: Literal["scheduled", "intraday"] = "scheduled"
 
@@ -413,6 +418,11 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
             return Response(report.pdf(service, figures), media_type="application/pdf",
                             headers={"Content-Disposition": 'attachment; filename="tokenclear-exposure.pdf"'})
         return JSONResponse(figures)
+
+    @app.post("/api/defaults", tags=["stress and default"], summary="Declare a member in default and manage it")
+    async def declare_default(body: DefaultIn, request: Request, principal: Operator) -> JSONResponse:
+        return await write(request, principal, lambda key: actions.declare_default(service, principal, body.member,
+                                                                                   body.scenario))
 
     @app.get("/api/audit", tags=["service"])
     def audit_log(principal: AuditReader, actor: str | None = None,

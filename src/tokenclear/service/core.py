@@ -84,9 +84,15 @@ class ServiceBook(Demo):
         self.description = f"served book of {members} members opened {start.isoformat()}"
 
     def new_wallet(self, member: str) -> str:
-        if isinstance(self.chain, RpcChain):
-            return self.chain.add_wallet(self.wallet_keys.key(member), f"wallet of {member}")
-        return self.chain.new_account()
+        return custodial_wallet(self.chain, self.wallet_keys, member)
+
+
+def custodial_wallet(chain: Chain, keys: WalletKeys, member: str) -> str:
+    """A new participant's wallet: on a node, the custodian's key for it (funded for gas), so a restart can sign
+    for it; on the embedded EVM (which a restart does not outlive), a fresh account."""
+    if isinstance(chain, RpcChain):
+        return chain.add_wallet(keys.key(member), f"wallet of {member}")
+    return chain.new_account()
 
 
 @dataclass
@@ -99,6 +105,7 @@ class Service:
     database: str
     credentials: Path | None  # the file holding the new book's client secrets (None: an attached book)
     signer: auth.Signer
+    wallet_keys: WalletKeys
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
     lock: threading.RLock = field(default_factory=threading.RLock)
     recovered: int = 0
@@ -110,6 +117,9 @@ class Service:
     @property
     def ledger(self):
         return self.workflow.ledger
+
+    def new_wallet(self, member: str) -> str:
+        return custodial_wallet(self.chain, self.wallet_keys, member)
 
     def wallet(self, member: str) -> str:
         with self.store.session() as session:
@@ -140,7 +150,7 @@ def open_service(settings: Settings, *, database: str | None = None, rpc_url: st
                                      "process that made it: serve a new book (leave out --database), or serve books "
                                      "on a node that outlives the service (--rpc-url)")
         workflow, recovered, warnings = _attach(settings, store, chain, clock, wallets)
-        service = Service(settings, store, chain, workflow, clock, url, None, signer, recovered=recovered,
+        service = Service(settings, store, chain, workflow, clock, url, None, signer, wallets, recovered=recovered,
                           warnings=warnings)
     else:
         progress("opening a new book")
@@ -150,7 +160,7 @@ def open_service(settings: Settings, *, database: str | None = None, rpc_url: st
         book.setup()
         workflow = book.workflow
         workflow.feed = PostedFeed(store, HistoryFeed(book.collateral_market[0]))
-        service = Service(settings, store, chain, workflow, clock, url, None, signer,
+        service = Service(settings, store, chain, workflow, clock, url, None, signer, wallets,
                           warnings=list(book.deployment_warnings))
         service.credentials = _provision(store, folder, url)
     clock.run()

@@ -11,6 +11,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
+from sqlalchemy import select
 
 from tokenclear.book.positions import book_from_entries
 from tokenclear.errors import InputError
@@ -20,7 +21,7 @@ from tokenclear.service.auth import Principal
 from tokenclear.service.core import Service
 from tokenclear.service.views import NotFound, account_of, usd
 from tokenclear.store import queries
-from tokenclear.store.models import Position
+from tokenclear.store.models import Cycle, Position
 
 ACCOUNT = "WHAT-IF"
 MAX_ROWS = 10_000
@@ -32,6 +33,7 @@ class WhatIf:
         self.service = service
         self._contexts: OrderedDict[tuple, Context] = OrderedDict()
         self._lock = threading.Lock()
+        self._instruments: tuple[str | None, set[str]] = (None, set())  # (cycle key, the book's instruments then)
 
     def _context(self, book, config: RunConfig, day: np.datetime64) -> Context:
         """The scenario context of ``book``'s instruments as of ``day`` (the quantities are the book's own)."""
@@ -49,6 +51,19 @@ class WhatIf:
                 while len(self._contexts) > CACHED_CONTEXTS:
                     self._contexts.popitem(last=False)
         return replace(cached, book=book)  # the same instruments in the same order: only quantities differ
+
+    def _book_instruments(self) -> set[str]:
+        """The instruments the book held at the last cycle (its stored positions), else those it holds now."""
+        with self.service.store.session() as session:
+            key = session.scalar(select(Cycle.key).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
+            if key is not None and self._instruments[0] == key:
+                return self._instruments[1]
+            last = queries.last_closed_cycle(session)
+            held = None if last is None else last.detail.get("positions")
+        if held is None:
+            return set(self.service.workflow.book().instruments)
+        self._instruments = (last.key, {instrument for account in held.values() for instrument in account})
+        return self._instruments[1]
 
     def margin(self, principal: Principal, rows: list[dict], account: str | None = None) -> dict:
         """``rows``: [{instrument, quantity}] (repeated instruments add up). With ``account``: its positions plus
@@ -98,7 +113,7 @@ class WhatIf:
         risk = self.service.workflow.risk
         # the book's other instruments held at zero: the scenarios are the cycle's own (the common history of
         # every instrument the book holds), so an account's what-if equals its requirement in the cycle
-        entries += [(ACCOUNT, instrument, 0) for instrument in self.service.workflow.book().instruments
+        entries += [(ACCOUNT, instrument, 0) for instrument in self._book_instruments()
                     if instrument not in quantities]
         book = book_from_entries(entries, risk.catalogue)
         run = book_margin(book, risk.catalogue, risk.setup, "hsvar",
