@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from tokenclear.local_ports import free_port
+from tokenclear.local_ports import free_port, wait_serving
 
 MEMBERS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
@@ -41,18 +41,6 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
             "--from", "2023-03-11T23:59:00Z", "--speed", "60", "--tick", "0.5"]
     return subprocess.Popen(args, cwd=folder, env={**os.environ, "TOKENCLEAR_WORK_DIR": str(folder)},
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-
-def wait_up(url: str, process: subprocess.Popen) -> None:
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
 
 
 def token(url: str, client: str, secret: str) -> str:
@@ -148,7 +136,7 @@ def main() -> None:
         opened = time.perf_counter()
         server = start_server(folder, port)
         try:
-            wait_up(url, server)
+            wait_serving(url, server)
             print(f"{MEMBERS} members: book opened and serving in {time.perf_counter() - opened:.1f} s")
             clients = json.loads(next(folder.glob("*.credentials.json")).read_text())["clients"]
             ccp = httpx.Client(base_url=url, timeout=300,

@@ -73,20 +73,31 @@ def serve(settings: Settings, *, database: str | None = None, rpc_url: str | Non
     return served, server, thread
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+@pytest.fixture(scope="session")
+def _books():
+    """The served books of this test process, one per test module, kept to the end of the session (xdist may
+    interleave modules, which would tear a module-scoped book down and build it again)."""
+    books: dict[str, tuple] = {}
+    yield books
+    for _, server, thread in books.values():
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def served(request, _books, tmp_path_factory):
     """A new book of six members at 2023-03-10, run through the SVB weekend's cycles to Monday 2023-03-13; M05's
-    positions tripled before Monday's cycle, which calls it. Tests may run in any order (and on any xdist
-    worker): each makes the state it needs."""
-    folder = tmp_path_factory.mktemp("served")
-    one, server, thread = serve(Settings(work_dir=folder))
-    for day in (11, 12):
-        one.run_to(START.replace(day=day) + timedelta(seconds=5))
-    grow(one, "M05-HOUSE", 3)
-    one.run_to(START.replace(day=13) + timedelta(seconds=5))
-    yield one
-    server.should_exit = True
-    thread.join(10)
+    positions tripled before Monday's cycle, which calls it. One book per test module; its tests may run in any
+    order (and on any xdist worker): each makes the state it needs."""
+    name = request.module.__name__
+    if name not in _books:
+        one, server, thread = serve(Settings(work_dir=tmp_path_factory.mktemp("served")))
+        for day in (11, 12):
+            one.run_to(START.replace(day=day) + timedelta(seconds=5))
+        grow(one, "M05-HOUSE", 3)
+        one.run_to(START.replace(day=13) + timedelta(seconds=5))
+        _books[name] = (one, server, thread)
+    return _books[name][0]
 
 
 def grow(one: Served, account: str, factor: int) -> None:

@@ -215,6 +215,7 @@ def test_what_if_of_an_accounts_own_positions_is_its_cycle_requirement(served):
         alone = ccp.post("/api/margin/what-if", json={"positions": rows}).json()
         assert alone["as_of"] == required["cycle"]["as_of"]
         assert alone["requirement_usd"] == required["accounts"][0]["requirement_usd"]
+        assert alone["worst_scenario"] == required["accounts"][0]["worst_scenario"] is not None
         # split into many rows: the same portfolio, the same answer
         split = [{"instrument": r["instrument"], "quantity": 1 if r["quantity"] > 0 else -1}
                  for r in rows for _ in range(abs(r["quantity"]))]
@@ -330,3 +331,44 @@ def test_the_exposure_report_adds_up_to_the_apis_figures(served):
     with served.client("member-M01") as m01:
         assert m01.get("/api/reports/exposure").status_code == 403
 
+
+
+def test_a_substitution_swaps_collateral_atomically_and_a_bad_one_sends_nothing(served):
+    with served.client("member-M06") as m06:
+        def held() -> dict[str, int]:
+            rows = m06.get("/api/collateral", params={"account": "M06-HOUSE"}).json()["accounts"][0]["tokens"]
+            return {t["symbol"]: int(t["units"]) for t in rows}
+
+        before = held()
+        body = {"account": "M06-HOUSE", "out_symbol": "TBILL", "out_units": 1_000_000, "in_symbol": "TUSD",
+                "in_units": 2_000_000}
+        done = m06.post("/api/instructions/substitution", json=body, headers=key())
+        assert done.status_code == 200, done.text
+        after = held()
+        assert after["TBILL"] == before["TBILL"] - 1_000_000 and after["TUSD"] == before["TUSD"] + 2_000_000
+        too_much = m06.post("/api/instructions/substitution", json={**body, "out_units": 10**30}, headers=key())
+        assert too_much.status_code == 422 and too_much.json()["field"] == "out_units"
+        same = m06.post("/api/instructions/substitution", json={**body, "in_symbol": "TBILL"}, headers=key())
+        assert same.status_code == 422 and same.json()["field"] == "in_symbol"
+        assert held() == after
+
+
+def test_a_colr_004_upload_acknowledges_the_call(served):
+    from tokenclear.clearing.iso20022 import answer_call
+
+    with served.client("ccp") as ccp:
+        call = ccp.get("/api/calls", params={"account": "M05-HOUSE"}).json()[0]
+    with served.client("member-M05") as m05:
+        request = m05.get(f"/api/calls/{call['key']}/colr.003").content
+        answer = answer_call(request, transaction_id="M05-ANS-1", agreed=Decimal(call["amount_usd"]))
+        done = m05.post(f"/api/calls/{call['key']}/answer", content=answer,
+                        headers={**key(), "Content-Type": "application/xml"})
+        assert done.status_code == 200, done.text
+        history = m05.get(f"/api/calls/{call['key']}").json()["history"]
+        assert any("agreed" in e["detail"] and "M05-ANS-1" in e["detail"] for e in history)
+        broken = m05.post(f"/api/calls/{call['key']}/answer", content=b"<Document>",
+                          headers={**key(), "Content-Type": "application/xml"})
+        assert broken.status_code == 422
+    with served.client("member-M01") as m01:  # another member cannot answer it, even with the right message
+        assert m01.post(f"/api/calls/{call['key']}/answer", content=answer,
+                        headers={**key(), "Content-Type": "application/xml"}).status_code == 404

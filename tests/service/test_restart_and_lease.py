@@ -23,7 +23,7 @@ from tests.db import database_url  # noqa: F401  (fixture)
 from tests.service.conftest import START, serve
 from tokenclear.errors import ConfigurationError
 from tokenclear.ledger.anvil import anvil
-from tokenclear.local_ports import free_port
+from tokenclear.local_ports import free_port, wait_serving
 from tokenclear.service.app import build
 from tokenclear.service.clock import ReplayClock
 from tokenclear.service.lease import Leases
@@ -131,20 +131,6 @@ def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_up(url: str, process: subprocess.Popen, seconds: float = 240) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited {process.returncode}: {process.stderr.read()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("serve did not answer")
-
-
 @pytest.mark.anvil
 @pytest.mark.integration
 def test_serve_killed_mid_settlement_resumes_on_restart(tmp_path):
@@ -163,7 +149,7 @@ def test_serve_killed_mid_settlement_resumes_on_restart(tmp_path):
         again = _serve([*common, "--from", "2023-03-10T23:59:50Z", "--speed", "1", "--port", str(port)], env)
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_up(base, again)
+            wait_serving(base, again)
             secrets = json.loads(next(tmp_path.glob("*.credentials.json")).read_text())["clients"]
             token = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials", "client_id": "ccp",
                                                             "client_secret": secrets["ccp"]["secret"]}).json()

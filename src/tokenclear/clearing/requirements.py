@@ -5,7 +5,7 @@ token's return over the same scenarios (general wrong-way risk)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
@@ -52,6 +52,7 @@ class Measured:
     holiday_addon_usd: dict[str, Decimal]  # by account: the part of the requirement the holiday add-on makes
     correlation: dict[str, tuple[float, ...]]  # by account: with each token's return, in token order
     warnings: list[str]
+    worst_scenario: dict[str, str] = field(default_factory=dict)  # by account: the scenario that sets its margin
 
 
 def stored_book(store: StorePort, catalogue: Catalogue) -> Book:
@@ -92,4 +93,5 @@ def measure(risk: RiskInputs, book: Book, registry: Registry, collateral_prices:
     correlation = portfolio_correlation(pnl, returns)
     by_account = {account: tuple(float(x) for x in correlation[i]) for i, account in enumerate(context.book.accounts)}
     return Measured({account.account: account.margin for account in run.accounts},
-                    {account.account: account.holiday_addon for account in run.accounts}, by_account, warnings)
+                    {account.account: account.holiday_addon for account in run.accounts}, by_account, warnings,
+                    {account.account: account.worst_scenario for account in run.accounts})

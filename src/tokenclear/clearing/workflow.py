@@ -244,7 +244,7 @@ class Workflow:
                                 "warnings": measured.warnings + vm.warnings,
                                 "terms": {symbol: [t.price, t.haircut] for symbol, t in terms.items()},
                                 "holiday": {a: str(v) for a, v in measured.holiday_addon_usd.items()},
-                                "positions": book.entries()}
+                                "positions": book.entries(), "worst": measured.worst_scenario}
             if previous is not None and previous.id == cycle.id:  # a rerun of a closed cycle
                 previous = queries.previous_closed_cycle(session, cycle)
             accounts = queries.margin_accounts(session)

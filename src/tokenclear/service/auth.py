@@ -28,6 +28,7 @@ ROLES = ("ccp", "member", "feed", "regulator")
 ALGORITHMS = ("HS256", "ES256", "EdDSA")
 ISSUER = "tokenclear"
 SCOPE_KEY = "tokenclear.principal"  # where a request's principal is kept in its ASGI scope (read by the audit)
+SEEN_TOKENS = 10_000  # verified tokens remembered until they expire
 _hasher = PasswordHasher()  # argon2id, the library's (RFC 9106) default parameters
 
 
@@ -55,6 +56,7 @@ class Signer:
                                      "(TOKENCLEAR_TOKEN_ALGORITHM)")
         self.algorithm, self.ttl = algorithm, ttl
         self._sign, self._verify = self._keys(algorithm, key_file)
+        self._seen: dict[str, tuple[Principal, datetime]] = {}
 
     @staticmethod
     def _keys(algorithm: str, path: Path):
@@ -93,12 +95,21 @@ class Signer:
         return jwt.encode(claims, self._sign, algorithm=self.algorithm), int(self.ttl.total_seconds())
 
     def check(self, token: str) -> Principal:
+        """The token's principal if its signature, issuer and expiry hold (a token seen before is not verified
+        again until it expires: a client sends the same one with every request)."""
+        seen = self._seen.get(token)
+        if seen is not None and seen[1] > datetime.now(UTC):
+            return seen[0]
         try:
             claims = jwt.decode(token, self._verify, algorithms=[self.algorithm], issuer=ISSUER,
                                 options={"require": ["exp", "sub", "role"]})
         except jwt.PyJWTError as error:
             raise Unauthorised(f"invalid access token: {error}") from None
-        return Principal(claims["sub"], claims["role"], claims.get("member"))
+        principal = Principal(claims["sub"], claims["role"], claims.get("member"))
+        if len(self._seen) >= SEEN_TOKENS:
+            self._seen.clear()
+        self._seen[token] = (principal, datetime.fromtimestamp(claims["exp"], UTC))
+        return principal
 
 
 def add_client(store: Store, client_id: str, role: str, member: str | None = None, *,

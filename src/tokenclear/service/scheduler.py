@@ -46,6 +46,7 @@ class Scheduler:
         self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat: threading.Thread | None = None
         self.calendars = self._calendars()
 
     def _calendars(self) -> list[str]:
@@ -82,7 +83,8 @@ class Scheduler:
         """Everything due now, if this instance holds the lease; returns what was done."""
         service = self.service
         done: dict = {"cycles": [], "moved": [], "intraday": None, "monthly": []}
-        self.status["leader"] = service.leases.acquire()
+        if self._heartbeat is None:  # driven tick by tick (tests): take the lease now
+            self.status["leader"] = service.leases.acquire()
         self.status["last_tick"] = service.clock.now().isoformat()
         if not self.status["leader"] or time.monotonic() < self._retry_at:
             return done
@@ -161,14 +163,25 @@ class Scheduler:
 
     # ---- the thread -----------------------------------------------------------------------------------
     def start(self) -> None:
+        """The schedule's thread, and the lease's own heartbeat: renewed every third of its time to live whatever
+        the schedule is doing, so a cycle longer than the lease does not let a second instance start it too."""
+        self.status["leader"] = self.service.leases.acquire()
+        self._heartbeat = threading.Thread(target=self._renew, name="tokenclear-lease", daemon=True)
+        self._heartbeat.start()
         self._thread = threading.Thread(target=self._loop, name="tokenclear-scheduler", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._heartbeat):
+            if thread is not None:
+                thread.join(timeout)
         self.service.leases.release()
+
+    def _renew(self) -> None:
+        every = self.service.leases.ttl.total_seconds() / 3
+        while not self._stop.wait(every):
+            self.status["leader"] = self.service.leases.acquire()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -134,6 +134,7 @@ def requirements(service: Service, principal: Principal, account_id: str | None 
             return {"cycle": None, "accounts": []}
         rows = {r.account_id: r for r in queries.requirements_of(session, last.id)}
         holiday, explained = last.detail.get("holiday", {}), last.detail.get("drivers", {})
+        worst = last.detail.get("worst", {})
         out = []
         for account in ids:
             row = rows.get(account)
@@ -142,6 +143,7 @@ def requirements(service: Service, principal: Principal, account_id: str | None 
             out.append({"account": account, "requirement_usd": usd(row.requirement),
                         "collateral_usd": usd(row.collateral), "coverage_usd": usd(row.coverage),
                         "holiday_addon_usd": usd(holiday.get(account, "0")),
+                        "worst_scenario": worst.get(account),
                         "drivers_usd": {name: usd(value) for name, value in explained.get(account, {}).items()}})
         return {"cycle": _cycle_head(last), "accounts": out}
 
