@@ -98,7 +98,8 @@ def members(service: Service, principal: Principal) -> list[dict]:
 def accounts(service: Service, principal: Principal, account_id: str | None = None) -> list[dict]:
     with service.store.session() as session:
         rows = visible_accounts(session, principal, account_id)
-        latest = _latest_requirements(session)
+        latest = _latest_requirements(session, None if principal.reads_all and account_id is None
+                                      else [a.id for a in rows])
         out = []
         for a in rows:
             req = latest.get(a.id)
@@ -119,9 +120,15 @@ def positions(service: Service, principal: Principal, account_id: str | None = N
 
 
 # ---- requirements ------------------------------------------------------------------------------------------
-def _latest_requirements(session) -> dict[str, Requirement]:
-    last = queries.last_closed_cycle(session)
-    return {} if last is None else {r.account_id: r for r in queries.requirements_of(session, last.id)}
+def _latest_requirements(session, ids: list[str] | None = None) -> dict[str, Requirement]:
+    """The last closed cycle's requirement rows (of ``ids`` only, if given), without loading the cycle's detail."""
+    last = session.scalar(select(Cycle.id).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
+    if last is None:
+        return {}
+    query = select(Requirement).where(Requirement.cycle_id == last)
+    if ids is not None:
+        query = query.where(Requirement.account_id.in_(ids))
+    return {r.account_id: r for r in session.scalars(query)}
 
 
 def requirements(service: Service, principal: Principal, account_id: str | None = None) -> dict:
@@ -202,7 +209,7 @@ def collateral(service: Service, principal: Principal, account_id: str | None = 
     with service.store.session() as session:
         rows = [a for a in visible_accounts(session, principal, account_id) if a.segregation != FUND_SEGREGATION]
         held = queries.holdings(session)
-        latest = _latest_requirements(session)
+        latest = _latest_requirements(session, [a.id for a in rows])
         required = {a.id: latest[a.id].requirement if a.id in latest else Decimal(0) for a in rows}
         with service.lock:
             counted = service.workflow.counted(session, rows, required)
