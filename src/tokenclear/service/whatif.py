@@ -33,7 +33,7 @@ class WhatIf:
         self.service = service
         self._contexts: OrderedDict[tuple, Context] = OrderedDict()
         self._lock = threading.Lock()
-        self._instruments: tuple[str | None, set[str]] = (None, set())  # (cycle key, the book's instruments then)
+        self._cycle: tuple[str | None, str | None, set[str]] = (None, None, set())  # key, closes' date, instruments
 
     def _context(self, book, config: RunConfig, day: np.datetime64) -> Context:
         """The scenario context of ``book``'s instruments as of ``day`` (the quantities are the book's own)."""
@@ -52,18 +52,21 @@ class WhatIf:
                     self._contexts.popitem(last=False)
         return replace(cached, book=book)  # the same instruments in the same order: only quantities differ
 
-    def _book_instruments(self) -> set[str]:
-        """The instruments the book held at the last cycle (its stored positions), else those it holds now."""
+    def _last_cycle(self) -> tuple[str | None, set[str]]:
+        """The date of the closes the last cycle valued at and the instruments the book held then (its stored
+        positions), read from the cycle's detail once per cycle (the detail holds every account's risk state)."""
         with self.service.store.session() as session:
             key = session.scalar(select(Cycle.key).where(Cycle.status == "closed").order_by(Cycle.at.desc()))
-            if key is not None and self._instruments[0] == key:
-                return self._instruments[1]
-            last = queries.last_closed_cycle(session)
-            held = None if last is None else last.detail.get("positions")
-        if held is None:
-            return set(self.service.workflow.book().instruments)
-        self._instruments = (last.key, {instrument for account in held.values() for instrument in account})
-        return self._instruments[1]
+            if key is None:
+                return None, set()
+            if self._cycle[0] == key:
+                return self._cycle[1], self._cycle[2]
+            detail = queries.cycle_by_key(session, key).detail
+        held = detail.get("positions")
+        instruments = set(self.service.workflow.book().instruments) if held is None else \
+            {instrument for account in held.values() for instrument in account}
+        self._cycle = (key, detail["date"], instruments)
+        return detail["date"], instruments
 
     def margin(self, principal: Principal, rows: list[dict], account: str | None = None) -> dict:
         """``rows``: [{instrument, quantity}] (repeated instruments add up). With ``account``: its positions plus
@@ -87,8 +90,8 @@ class WhatIf:
                 raise InputError(f"'{quantity}' is not a whole number of contracts",
                                  field=f"positions[{index}].quantity")
             trades[instrument] = trades.get(instrument, 0) + quantity
+        day, instruments = self._last_cycle()
         with self.service.store.session() as session:
-            day = queries.last_cycle_date(session)
             held: dict[str, int] = {}
             if account is not None:
                 account_of(session, principal, account)
@@ -97,24 +100,23 @@ class WhatIf:
         if day is None:
             raise InputError("no cycle has run yet: a what-if values at the last cycle's closes", field="positions")
         after = {i: held.get(i, 0) + trades.get(i, 0) for i in {*held, *trades}}
-        new = self._requirement(after, np.datetime64(day, "D"))
+        new = self._requirement(after, np.datetime64(day, "D"), instruments)
         out = {"as_of": day, "method": "hsvar", "requirement_usd": usd(new["margin"]), "components_usd": new["parts"],
                "worst_scenario": new["worst"], "positions": len(rows)}
         if account is not None:
-            before = self._requirement(held, np.datetime64(day, "D"))
+            before = self._requirement(held, np.datetime64(day, "D"), instruments)
             out.update({"account": account, "current_requirement_usd": usd(before["margin"]),
                         "change_usd": usd(new["margin"] - before["margin"])})
         return out
 
-    def _requirement(self, quantities: dict[str, int], day: np.datetime64) -> dict:
+    def _requirement(self, quantities: dict[str, int], day: np.datetime64, instruments: set[str]) -> dict:
         entries = [(ACCOUNT, instrument, q) for instrument, q in sorted(quantities.items()) if q]
         if not entries:
             return {"margin": Decimal(0), "parts": {}, "worst": None}
         risk = self.service.workflow.risk
         # the book's other instruments held at zero: the scenarios are the cycle's own (the common history of
         # every instrument the book holds), so an account's what-if equals its requirement in the cycle
-        entries += [(ACCOUNT, instrument, 0) for instrument in self._book_instruments()
-                    if instrument not in quantities]
+        entries += [(ACCOUNT, instrument, 0) for instrument in sorted(instruments) if instrument not in quantities]
         book = book_from_entries(entries, risk.catalogue)
         run = book_margin(book, risk.catalogue, risk.setup, "hsvar",
                           build=lambda sub, config: self._context(sub, config, day), capacity=risk.capacity)
