@@ -3,6 +3,7 @@ parameters restored, the scheduler, and the FastAPI app whose lifespan starts an
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,6 +18,8 @@ from tokenclear.settings import Settings
 def build(settings: Settings, *, database: str | None, rpc_url: str | None, clock, members: int = 50,
           tick_s: float = 1.0, schedule: bool = True) -> tuple[FastAPI, Service, Scheduler]:
     service = open_service(settings, database=database, rpc_url=rpc_url, clock=clock, members=members)
+    gc.collect()
+    gc.freeze()  # the opened book's objects live as long as the process: keep them out of every later collection
     restore_parameters(service)
     scheduler = Scheduler(service, tick_s=tick_s)
     app = create_app(service, scheduler)
