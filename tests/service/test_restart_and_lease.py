@@ -137,10 +137,11 @@ def test_serve_killed_mid_settlement_resumes_on_restart(tmp_path):
     with anvil() as node:
         env = rpc_settings(node, tmp_path)
         url = f"sqlite:///{tmp_path / 'book.db'}"
-        common = ["--database", url, "--rpc-url", node.url, "--clock", "replay", "--members", "3"]
+        common = ["--database", url, "--rpc-url", node.url, "--clock", "replay"]
         # the book opens at 23:59:50 and the clock runs an hour a second: the first cycle (midnight) is due at
         # once, and the process is killed (SIGKILL) just after its variation-margin batch was sent
-        killed = _serve([*common, "--from", "2023-03-10T23:59:50Z", "--speed", "3600", "--port", str(free_port())],
+        killed = _serve([*common, "--members", "3", "--from", "2023-03-10T23:59:50Z", "--speed", "3600", "--port",
+                         str(free_port())],
                         {**env, "TOKENCLEAR_FAILPOINT": "after-send:settle_payments"})
         assert killed.wait(timeout=300) == -signal.SIGKILL, killed.stderr.read()[-3000:]
         store = open_store(url)
@@ -172,3 +173,31 @@ def test_serve_killed_mid_settlement_resumes_on_restart(tmp_path):
         finally:
             again.send_signal(signal.SIGTERM)
             again.wait(timeout=60)
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--clock", "wall", "--speed", "10"], "--speed"),
+    (["--clock", "wall", "--from", "2023-03-10T00:00Z"], "--from"),
+    (["--clock", "replay"], "--from"),
+    (["--clock", "replay", "--from", "2023-03-10"], "--from"),
+    (["--clock", "hourly"], "--clock"),
+    (["--clock", "wall"], "--clock"),  # the shipped prices end 2023-08-29: no closes for yesterday
+])
+def test_serve_refuses_settings_it_cannot_honour(tmp_path, args, named):
+    done = subprocess.run([str(Path(sys.executable).with_name("tokenclear")), "serve", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TOKENCLEAR_WORK_DIR": str(tmp_path)})
+    assert done.returncode != 0 and f"error: {named}:" in done.stderr, done.stderr
+    assert not list(tmp_path.glob("*.db"))  # refused before anything was made
+
+
+def test_members_are_refused_for_a_book_that_has_them(tmp_path):
+    settings = Settings(work_dir=tmp_path)
+    one, server, thread = serve(settings, members=3)
+    server.should_exit = True
+    thread.join(10)
+    from tokenclear.errors import InputError
+
+    with pytest.raises(InputError, match="--members"):
+        build(settings, database=one.service.database, rpc_url=None, clock=ReplayClock(START, 1.0), members=4,
+              schedule=False)

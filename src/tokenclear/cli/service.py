@@ -14,6 +14,7 @@ from tokenclear.errors import InputError, TokenclearError
 clients_app = typer.Typer(help="The service's API clients (OAuth2 client credentials).", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 
+DEFAULT_SPEED = 60.0
 DatabaseOpt = Annotated[str | None, typer.Option("--database", help="SQLAlchemy URL of the book (default: "
                                                  "TOKENCLEAR_DATABASE_URL, else a new SQLite file under "
                                                  "TOKENCLEAR_WORK_DIR)")]
@@ -29,8 +30,10 @@ def serve(
     = "wall",
     start: Annotated[str | None, typer.Option("--from", help="replay start, ISO 8601 with its zone, e.g. "
                                               "2023-03-10T00:00Z")] = None,
-    speed: Annotated[float, typer.Option(help="replay seconds per wall second (3600: an hour a second)")] = 60.0,
-    members: Annotated[int, typer.Option(help="members of a new book (the demo's generated book)", min=2)] = 50,
+    speed: Annotated[float | None, typer.Option(help="replay seconds per wall second (3600: an hour a second; "
+                                                "default 60)")] = None,
+    members: Annotated[int | None, typer.Option(help="members of a new book (the demo's generated book; default "
+                                                "50)", min=2)] = None,
     tick: Annotated[float, typer.Option(help="wall seconds between the scheduler's looks at what is due",
                                         min=0.05)] = 1.0,
     verbose: Annotated[bool, typer.Option(help="log every instruction, price decision and request (stderr)")] = False,
@@ -46,7 +49,7 @@ def serve(
     logs.configure(level=logging.INFO if verbose else logging.WARNING)
     try:
         service_clock = _clock(clock, start, speed, settings)
-        stderr.print(f"opening the book (a new one takes a minute for {members} members) ...")
+        stderr.print("opening the book (a new one takes about a minute for 50 members) ...")
         app_, service, scheduler = build(settings, database=database, rpc_url=rpc_url, clock=service_clock,
                                          members=members, tick_s=tick)
     except TokenclearError as error:
@@ -67,17 +70,18 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="info" if verbose else "warning", access_log=verbose)
 
 
-def _clock(kind: str, start: str | None, speed: float, settings):
+def _clock(kind: str, start: str | None, speed: float | None, settings):
     from tokenclear.service.clock import ReplayClock, WallClock, parse_moment
 
     if kind == "replay":
         if start is None:
             raise InputError("a replay starts somewhere: give --from, e.g. 2023-03-10T00:00Z", field="--from")
-        return ReplayClock(parse_moment(start), speed)
+        return ReplayClock(parse_moment(start), DEFAULT_SPEED if speed is None else speed)
     if kind != "wall":
         raise InputError(f"'{kind}': wall or replay", field="--clock")
-    if start is not None:
-        raise InputError("--from is for --clock replay", field="--from")
+    for name, value in (("--from", start), ("--speed", speed)):
+        if value is not None:
+            raise InputError(f"{name} is for --clock replay (the wall clock runs at its own pace)", field=name)
     _check_fresh_data(settings)
     return WallClock()
 

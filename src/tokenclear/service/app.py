@@ -15,7 +15,7 @@ from tokenclear.service.scheduler import Scheduler
 from tokenclear.settings import Settings
 
 
-def build(settings: Settings, *, database: str | None, rpc_url: str | None, clock, members: int = 50,
+def build(settings: Settings, *, database: str | None, rpc_url: str | None, clock, members: int | None = None,
           tick_s: float = 1.0, schedule: bool = True) -> tuple[FastAPI, Service, Scheduler]:
     service = open_service(settings, database=database, rpc_url=rpc_url, clock=clock, members=members)
     gc.collect()

@@ -31,7 +31,7 @@ from tokenclear.clearing.demo import Demo
 from tokenclear.clearing.interfaces import HistoryFeed
 from tokenclear.clearing.requirements import stored_book
 from tokenclear.clearing.workflow import Workflow
-from tokenclear.errors import ConfigurationError
+from tokenclear.errors import ConfigurationError, InputError
 from tokenclear.instruments.catalogue import load_catalogue
 from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain
 from tokenclear.ledger.connect import open_chain
@@ -48,6 +48,7 @@ log = structlog.get_logger("tokenclear.service")
 
 #: The clients a new book is served with: the clearing house, the regulator, one price feed; and one per member.
 STANDING_CLIENTS = (("ccp", "ccp"), ("regulator", "regulator"), ("feed", "feed"))
+DEFAULT_MEMBERS = 50
 
 
 def member_client(member: str) -> str:
@@ -130,8 +131,9 @@ class Service:
 
 
 def open_service(settings: Settings, *, database: str | None = None, rpc_url: str | None = None,
-                 clock: ReplayClock | WallClock, members: int = 50, progress=lambda _: None) -> Service:
-    """The service over ``database``: attached and recovered when it records a deployment, else a new book."""
+                 clock: ReplayClock | WallClock, members: int | None = None, progress=lambda _: None) -> Service:
+    """The service over ``database``: attached and recovered when it records a deployment, else a new book of
+    ``members`` members (default 50; refused for a book that has its members)."""
     chain = open_chain(settings, rpc_url)
     url = database or settings.database_url or _new_database(settings.work_dir)
     store = open_store(url)
@@ -145,6 +147,8 @@ def open_service(settings: Settings, *, database: str | None = None, rpc_url: st
     except ConfigurationError:
         attached = False
     if attached:
+        if members is not None:
+            raise InputError(f"the book at {url} has its members already: leave out --members", field="--members")
         if isinstance(chain, EmbeddedChain):
             raise ConfigurationError(f"the book at {url} was opened on an embedded EVM, whose state ended with the "
                                      "process that made it: serve a new book (leave out --database), or serve books "
@@ -155,7 +159,8 @@ def open_service(settings: Settings, *, database: str | None = None, rpc_url: st
     else:
         progress("opening a new book")
         clock.pause()  # the book opens at the clock's start, however long its set-up takes
-        book = ServiceBook(settings=settings, chain=chain, store=store, members=members, start=clock.now(),
+        book = ServiceBook(settings=settings, chain=chain, store=store, members=members or DEFAULT_MEMBERS,
+                           start=clock.now(),
                            clock=clock, wallets=wallets, progress=progress)
         book.setup()
         workflow = book.workflow
