@@ -160,8 +160,7 @@ def open_service(settings: Settings, *, database: str | None = None, rpc_url: st
         progress("opening a new book")
         clock.pause()  # the book opens at the clock's start, however long its set-up takes
         book = ServiceBook(settings=settings, chain=chain, store=store, members=members or DEFAULT_MEMBERS,
-                           start=clock.now(),
-                           clock=clock, wallets=wallets, progress=progress)
+                           start=clock.now(), clock=clock, wallets=wallets, progress=progress)
         book.setup()
         workflow = book.workflow
         workflow.feed = PostedFeed(store, HistoryFeed(book.collateral_market[0]))
