@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from tests.db import database_url  # noqa: F401  (fixture)
 from tests.service.conftest import START, serve
-from tokenclear.errors import ConfigurationError
+from tokenclear.errors import ConfigurationError, InputError
 from tokenclear.ledger.anvil import anvil
 from tokenclear.local_ports import free_port, wait_serving
 from tokenclear.service.app import build
@@ -66,13 +66,16 @@ def test_racing_instances_take_the_lease_once(database_url):  # noqa: F811
     assert len(won) == 1
 
 
-def test_an_embedded_book_is_not_served_twice(tmp_path):
+def test_an_embedded_book_is_not_served_twice_nor_given_new_members(tmp_path):
     settings = Settings(work_dir=tmp_path)
     one, server, thread = serve(settings, members=3)
     server.should_exit = True
     thread.join(10)
     with pytest.raises(ConfigurationError, match="embedded EVM"):
         build(settings, database=one.service.database, rpc_url=None, clock=ReplayClock(START, 1.0), schedule=False)
+    with pytest.raises(InputError, match="--members"):  # a book that has its members is not given others
+        build(settings, database=one.service.database, rpc_url=None, clock=ReplayClock(START, 1.0), members=4,
+              schedule=False)
 
 
 def rpc_settings(node, folder: Path) -> dict[str, str]:
@@ -190,14 +193,3 @@ def test_serve_refuses_settings_it_cannot_honour(tmp_path, args, named):
     assert done.returncode != 0 and f"error: {named}:" in done.stderr, done.stderr
     assert not list(tmp_path.glob("*.db"))  # refused before anything was made
 
-
-def test_members_are_refused_for_a_book_that_has_them(tmp_path):
-    settings = Settings(work_dir=tmp_path)
-    one, server, thread = serve(settings, members=3)
-    server.should_exit = True
-    thread.join(10)
-    from tokenclear.errors import InputError
-
-    with pytest.raises(InputError, match="--members"):
-        build(settings, database=one.service.database, rpc_url=None, clock=ReplayClock(START, 1.0), members=4,
-              schedule=False)
