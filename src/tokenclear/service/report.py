@@ -49,7 +49,7 @@ def exposure(service: Service) -> dict:
         members = [m.id for m in session.scalars(select(Member).order_by(Member.id))]
     accounts = {a["id"]: a for a in views.accounts(service, REGULATOR)}
     return {"generated_at": datetime.now(UTC).isoformat(), "clock": service.clock.now().isoformat(),
-            "cycle": None if last is None else views._cycle_head(last),
+            "cycle": None if last is None else views.cycle_head(last),
             "members": {"count": len([m for m in members if m != "CCP"]), "ids": members},  # 18.1
             "initial_margin": _initial_margin(accounts),  # 6.1
             "collateral": _collateral(service),  # 6.2

@@ -49,7 +49,7 @@ class Forbidden(PermissionError):
     """A role that may not do this (403)."""
 
 
-def _iso(moment) -> str | None:
+def iso(moment) -> str | None:
     return None if moment is None else utc(moment).isoformat()
 
 
@@ -152,7 +152,7 @@ def requirements(service: Service, principal: Principal, account_id: str | None 
                         "holiday_addon_usd": usd(holiday.get(account, "0")),
                         "worst_scenario": worst.get(account),
                         "drivers_usd": {name: usd(value) for name, value in explained.get(account, {}).items()}})
-        return {"cycle": _cycle_head(last), "accounts": out}
+        return {"cycle": cycle_head(last), "accounts": out}
 
 
 def requirement_history(service: Service, principal: Principal, account_id: str | None = None) -> list[dict]:
@@ -164,14 +164,14 @@ def requirement_history(service: Service, principal: Principal, account_id: str 
         out = []
         for cycle in cycles:
             rows = [r for r in queries.requirements_of(session, cycle.id) if r.account_id in ids]
-            out.append({**_cycle_head(cycle),
+            out.append({**cycle_head(cycle),
                         "requirement_usd": usd(sum((r.requirement for r in rows), Decimal(0))),
                         "collateral_usd": usd(sum((r.collateral for r in rows), Decimal(0)))})
         return out
 
 
-def _cycle_head(cycle: Cycle) -> dict:
-    return {"key": cycle.key, "at": _iso(cycle.at), "kind": cycle.kind, "as_of": cycle.detail.get("date")}
+def cycle_head(cycle: Cycle) -> dict:
+    return {"key": cycle.key, "at": iso(cycle.at), "kind": cycle.kind, "as_of": cycle.detail.get("date")}
 
 
 def cycles(service: Service, principal: Principal) -> list[dict]:
@@ -180,7 +180,7 @@ def cycles(service: Service, principal: Principal) -> list[dict]:
     with service.store.session() as session:
         out = []
         for cycle in session.scalars(select(Cycle).order_by(Cycle.at)):
-            entry = {**_cycle_head(cycle), "status": cycle.status, "prices": cycle.detail.get("prices", {}),
+            entry = {**cycle_head(cycle), "status": cycle.status, "prices": cycle.detail.get("prices", {}),
                      "warnings": cycle.detail.get("warnings", [])}
             if principal.reads_all:
                 entry["vm_paid_by_members_usd"] = cycle.detail.get("vm_paid_by_members")
@@ -241,7 +241,7 @@ def haircut_history(service: Service) -> list[dict]:
         out = []
         for cycle in session.scalars(select(Cycle).where(Cycle.status == "closed").order_by(Cycle.at)):
             terms = cycle.detail.get("terms", {})
-            out.append({**_cycle_head(cycle),
+            out.append({**cycle_head(cycle),
                         "tokens": {s: {"price_usd": p, "haircut": h} for s, (p, h) in terms.items()}})
         return out
 
@@ -263,7 +263,7 @@ def eligibility(service: Service) -> list[dict]:
 
 def reviews(service: Service) -> list[dict]:
     with service.store.session() as session:
-        return [{"key": e.key, "at": _iso(e.at), **e.detail} for e in session.scalars(
+        return [{"key": e.key, "at": iso(e.at), **e.detail} for e in session.scalars(
             select(ServiceEvent).where(ServiceEvent.kind == "haircut-review").order_by(ServiceEvent.at))]
 
 
@@ -288,14 +288,14 @@ def call(service: Service, principal: Principal, key: str) -> dict:
             raise NotFound(f"no margin call '{key}'")
         account_of(session, principal, found.account_id)
         events = session.scalars(select(CallEvent).where(CallEvent.call_id == found.id).order_by(CallEvent.id))
-        return {**_call(found), "history": [{"at": _iso(e.at), "from": e.source, "to": e.target, "detail": e.detail}
+        return {**_call(found), "history": [{"at": iso(e.at), "from": e.source, "to": e.target, "detail": e.detail}
                                             for e in events]}
 
 
 def _call(c: MarginCall) -> dict:
     return {"key": c.key, "account": c.account_id, "amount_usd": usd(c.amount), "currency": c.currency,
-            "state": c.state, "issued_at": _iso(c.issued_at), "deadline": _iso(c.deadline),
-            "cured_usd": usd(c.cured_amount), "settled_at": _iso(c.settled_at), "message_id": c.message_id}
+            "state": c.state, "issued_at": iso(c.issued_at), "deadline": iso(c.deadline),
+            "cured_usd": usd(c.cured_amount), "settled_at": iso(c.settled_at), "message_id": c.message_id}
 
 
 # ---- instructions ------------------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def instructions(service: Service, principal: Principal, *, status: str | None =
             if mine is not None and onchain not in mine:
                 continue
             out.append({"key": row.key, "kind": row.kind, "status": row.status, "params": row.params,
-                        "result": row.result, "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at)})
+                        "result": row.result, "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)})
             if len(out) >= limit:
                 break
         return out
@@ -324,9 +324,9 @@ def prices(service: Service) -> dict:
     with service.store.session() as session:
         last = queries.last_closed_cycle(session)
         quotes = session.scalars(select(PriceQuote).order_by(PriceQuote.id.desc()).limit(50))
-        posted = [{"series": q.series, "source": q.source, "price": q.price, "at": _iso(q.at),
+        posted = [{"series": q.series, "source": q.source, "price": q.price, "at": iso(q.at),
                    "posted_by": q.posted_by} for q in quotes]
-    return {"cycle": None if last is None else _cycle_head(last),
+    return {"cycle": None if last is None else cycle_head(last),
             "guarded": {} if last is None else last.detail.get("prices", {}), "posted": posted}
 
 
@@ -359,10 +359,10 @@ def chain(service: Service) -> dict:
         settled = session.scalars(select(Instruction).where(Instruction.status == "confirmed")
                                   .order_by(Instruction.id.desc()).limit(25))
         recent = [{"key": i.key, "kind": i.kind, "tx": i.result.get("tx"), "block": i.result.get("block"),
-                   "at": _iso(i.updated_at)} for i in settled]
+                   "at": iso(i.updated_at)} for i in settled]
     return {"name": service.chain.name, "chain_id": record["chain_id"], "block": block,
             "contracts": record["addresses"], "operator": record.get("operator"),
-            "reconciliation": None if last is None else {"at": _iso(last.at), "block": last.block,
+            "reconciliation": None if last is None else {"at": iso(last.at), "block": last.block,
                                                          "accounts": last.accounts, "breaks": breaks,
                                                          "clean": not breaks},
             "recent": recent}
@@ -374,7 +374,7 @@ def default_fund(service: Service, principal: Principal) -> dict:
         def shown(row: FundSizing) -> dict:
             contributions = row.contributions if principal.reads_all else \
                 {m: v for m, v in row.contributions.items() if m == principal.member}
-            return {"id": row.id, "at": _iso(row.at), "as_of": row.as_of, "fund_usd": usd(row.fund),
+            return {"id": row.id, "at": iso(row.at), "as_of": row.as_of, "fund_usd": usd(row.fund),
                     "scenario": row.scenario, "contributions_usd": contributions,
                     "members": row.detail.get("members") if principal.reads_all else None}
         return {"sizings": [shown(row) for row in rows]}
@@ -385,8 +385,8 @@ def defaults(service: Service, principal: Principal) -> list[dict]:
         query = select(DefaultCase).order_by(DefaultCase.opened_at)
         if not principal.reads_all:
             query = query.where(DefaultCase.member_id == principal.member)
-        return [{"member": c.member_id, "scenario": c.scenario, "status": c.status, "opened_at": _iso(c.opened_at),
-                 "closed_at": _iso(c.closed_at), "steps_done": len(c.done)} for c in session.scalars(query)]
+        return [{"member": c.member_id, "scenario": c.scenario, "status": c.status, "opened_at": iso(c.opened_at),
+                 "closed_at": iso(c.closed_at), "steps_done": len(c.done)} for c in session.scalars(query)]
 
 
 def audit(service: Service, *, actor: str | None = None, limit: int = 200) -> list[dict]:
@@ -394,7 +394,7 @@ def audit(service: Service, *, actor: str | None = None, limit: int = 200) -> li
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if actor is not None:
             query = query.where(AuditEntry.actor == actor)
-        return [{"at": _iso(e.at), "actor": e.actor, "role": e.role, "method": e.method, "path": e.path,
+        return [{"at": iso(e.at), "actor": e.actor, "role": e.role, "method": e.method, "path": e.path,
                  "status": e.status_code, "idempotency_key": e.idempotency_key, "ms": round(e.milliseconds, 2)}
                 for e in session.scalars(query)]
 
