@@ -13,16 +13,20 @@ class InputError(TokenclearError):
     """A user-supplied file or value is malformed. Raised before anything is computed."""
 
     def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
+                 field: str | None = None, row: int | None = None) -> None:
+        """``line``: of a text file (its header is line 1); ``row``: of a Parquet file (its first row is 1)."""
         self.message = message
         self.path = None if path is None else str(path)
         self.line = line
+        self.row = row
         self.field = field
         where = ""
         if self.path is not None:
             where = self.path
             if line is not None:
                 where += f" line {line}"
+            if row is not None:
+                where += f" row {row}"
             if field is not None:
                 where += f" field '{field}'"
             where += ": "

@@ -1,4 +1,4 @@
-"""Positions: CSV ``account,instrument,quantity`` (contracts; > 0 long, < 0 short), or with exchange
+"""Positions: CSV or Parquet ``account,instrument,quantity`` (contracts; > 0 long, < 0 short), or with exchange
 symbology (``exchange,contract,expiry,put_call,strike``) and gross ``long,short`` quantities, as the
 position files of clearing firms carry them (:func:`read_positions`).
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenclear.csvfiles import parse_decimal, read_rows
+from tokenclear.columns import Table, read_table
+from tokenclear.csvfiles import parse_decimal
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue
 
@@ -73,14 +74,35 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
     return book_from_entries(entries, catalogue), warnings
 
 
+@dataclass(frozen=True)
+class Entries:
+    """The distinct (account, contract) positions of a file, in the order they first appear: equal-length
+    arrays of account names, contract names (object) and net quantities in contracts (int64)."""
+
+    account: np.ndarray
+    contract: np.ndarray
+    quantity: np.ndarray
+
+    def triples(self) -> list[tuple[str, str, int]]:
+        return list(zip(self.account.tolist(), self.contract.tolist(), self.quantity.tolist(), strict=True))
+
+
+#: Columns a positions file may carry: the contract by name or by exchange symbology, the size net or gross.
+_TEXT = ("instrument", "exchange", "contract", "expiry", "put_call", "strike")
+_SIZES = ("quantity", "long", "short")
+
+
 def read_entries(path: Path, resolve, *, sum_duplicates: bool = False,
-                 symbology_only: bool = False) -> tuple[list[tuple[str, str, int]], list[str]]:
-    """``(account, contract, net quantity)`` of every distinct row of ``path`` and the warnings; ``resolve(row,
-    by_symbol, line)`` names a row's contract (raising :class:`InputError` for one it does not know).
+                 symbology_only: bool = False) -> tuple[Entries, list[str]]:
+    """The distinct positions of ``path`` (CSV or Parquet) and the warnings; ``resolve(row, by_symbol, line)``
+    names a row's contract (raising :class:`InputError` for one it does not know). It is called once per
+    distinct contract (``row`` is the first row naming it), so a book of millions of rows costs a loop over
+    its contracts only; every other check is vectorised and names the first offending line.
     ``symbology_only``: the file must name contracts by exchange symbology."""
     path = Path(path)
-    rows = read_rows(path, ["account"])
-    header = set(rows[0][1])
+    table = read_table(path, {"account": "text"}, optional={**{name: "text" for name in _TEXT},
+                                                             **{name: "whole" for name in _SIZES}})
+    header = set(table.header)
     by_symbol = "instrument" not in header
     gross = "quantity" not in header
     symbology, sizes = ("exchange", "contract", "expiry"), ("long", "short")
@@ -96,44 +118,69 @@ def read_entries(path: Path, resolve, *, sum_duplicates: bool = False,
         raise InputError(f"missing column(s) {', '.join(missing)}: a row names its contract by instrument or by "
                          "exchange,contract,expiry[,put_call,strike], and its size by quantity or long,short",
                          path=path, line=1, field=missing[0])
-    seen: dict[tuple[str, str], int] = {}
-    totals: dict[tuple[str, str], int] = {}
-    summed: list[str] = []
-    for line, row in rows:
-        account = row["account"]
-        if not account:
-            raise InputError("account is blank", path=path, line=line, field="account")
-        name = resolve(row, by_symbol, line)
-        if gross:
-            long, short = _contracts(row, "long", path, line), _contracts(row, "short", path, line)
-            if long < 0 or short < 0:
-                raise InputError("gross long and short are >= 0", path=path, line=line,
-                                 field="long" if long < 0 else "short")
-            quantity = long - short
-        else:
-            quantity = _contracts(row, "quantity", path, line)
-        key = (account, name)
-        if key in seen:
-            if not sum_duplicates:
-                raise InputError(f"duplicate row for account '{account}' and instrument '{name}' (first on line "
-                                 f"{seen[key]}); --sum-duplicates adds them up", path=path, line=line,
-                                 field="instrument")
-            summed.append(f"{account} {name} (lines {seen[key]} and {line})")
-        else:
-            seen[key] = line
-        totals[key] = totals.get(key, 0) + quantity
-    warnings = [f"{path.name}: duplicate rows summed: {'; '.join(summed)}"] if summed else []
-    return [(account, name, q) for (account, name), q in totals.items()], warnings
+    account = table["account"]
+    table.check(account == "", "account", lambda _: "account is blank")
+    contract = _resolve_contracts(table, resolve, by_symbol)
+    quantity = _net_quantity(table, gross)
+    return _distinct(table, account, contract, quantity, sum_duplicates)
 
 
-def _contracts(row: dict[str, str], field: str, path: Path, line: int) -> int:
-    quantity = parse_decimal(row[field], path=path, line=line, field=field)
-    if quantity != quantity.to_integral_value():
-        raise InputError(f"{field} '{row[field]}' is not a whole number of contracts", path=path, line=line,
-                         field=field)
-    if abs(quantity) > Decimal(10) ** 12:
-        raise InputError(f"{field} '{row[field]}' exceeds 1e12 contracts", path=path, line=line, field=field)
-    return int(quantity)
+def _resolve_contracts(table: Table, resolve, by_symbol: bool) -> np.ndarray:
+    """Each row's contract name: ``resolve`` once per distinct key, in the order keys first appear (so the
+    first failing key is the first offending line)."""
+    import pandas as pd
+
+    keys = [name for name in (_TEXT[1:] if by_symbol else _TEXT[:1]) if name in table]
+    codes = np.column_stack([pd.factorize(table[name])[0] for name in keys])
+    _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    names = np.empty(first.size, dtype=object)
+    for key in np.argsort(first).tolist():  # a loop over distinct contracts, not rows
+        row = int(first[key])
+        names[key] = resolve({name: table[name][row] for name in keys}, by_symbol, int(table.lines[row]))
+    return names[inverse.ravel()]
+
+
+def _net_quantity(table: Table, gross: bool) -> np.ndarray:
+    if gross:
+        long, short = table["long"], table["short"]
+        table.check(long < 0, "long", lambda _: "gross long and short are >= 0")
+        table.check(short < 0, "short", lambda _: "gross long and short are >= 0")
+        sized = {"long": long, "short": short}
+        quantity = long - short
+    else:
+        sized = {"quantity": table["quantity"]}
+        quantity = sized["quantity"]
+    for field, values in sized.items():
+        table.check(np.abs(values) > 10 ** 12, field,
+                    lambda row, field=field, values=values: f"{field} '{values[row]}' exceeds 1e12 contracts")
+    return quantity
+
+
+def _distinct(table: Table, account: np.ndarray, contract: np.ndarray, quantity: np.ndarray,
+              sum_duplicates: bool) -> tuple[Entries, list[str]]:
+    """One entry per (account, contract), duplicates refused (or summed, with a warning naming each)."""
+    import pandas as pd
+
+    account_code, _ = pd.factorize(account)
+    contract_code, contract_names = pd.factorize(contract)
+    pair = account_code.astype(np.int64) * len(contract_names) + contract_code
+    _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    twice = np.flatnonzero(first[inverse] != np.arange(pair.size))
+    warnings = []
+    if twice.size and not sum_duplicates:
+        row = int(twice[0])
+        raise table.error(f"duplicate row for account '{account[row]}' and instrument '{contract[row]}' (first on "
+                          f"line {table.lines[first[inverse[row]]]}); --sum-duplicates adds them up", row,
+                          "instrument")
+    if twice.size:
+        summed = [f"{account[row]} {contract[row]} (lines {table.lines[first[inverse[row]]]} and {table.lines[row]})"
+                  for row in twice.tolist()]  # a loop over the duplicates only
+        warnings.append(f"{table.path.name}: duplicate rows summed: {'; '.join(summed)}")
+    totals = np.zeros(first.size, dtype=np.int64)
+    np.add.at(totals, inverse, quantity)
+    order = np.argsort(first, kind="stable")
+    rows = first[order]
+    return Entries(account[rows], contract[rows], totals[order]), warnings
 
 
 def _symbology(catalogue: Catalogue) -> dict[tuple, list[str]]:
@@ -175,19 +222,24 @@ def one_match(found: list[str], row: dict[str, str], where: str, path: Path, lin
     raise InputError(f"{what}: {reason} {where} matches", path=path, line=line, field="contract")
 
 
-def book_from_entries(entries: list[tuple[str, str, int]], catalogue: Catalogue) -> Book:
+def book_from_entries(entries: list[tuple[str, str, int]] | Entries, catalogue: Catalogue) -> Book:
     """Dense book from (account, instrument, quantity) triples; instruments in catalogue order."""
     return dense_book(entries, catalogue.instruments)
 
 
-def dense_book(entries: list[tuple[str, str, int]], order) -> Book:
-    """Dense book from (account, contract, quantity) triples; the contracts held, in the order of ``order``."""
-    accounts = sorted({account for account, _, _ in entries})
-    used = {name for _, name, _ in entries}
+def dense_book(entries: list[tuple[str, str, int]] | Entries, order) -> Book:
+    """Dense book from positions (triples or :class:`Entries`); accounts sorted, the contracts held in the order
+    of ``order``."""
+    import pandas as pd
+
+    if not isinstance(entries, Entries):
+        columns = list(zip(*entries, strict=True)) or [(), (), ()]
+        entries = Entries(np.asarray(columns[0], dtype=object), np.asarray(columns[1], dtype=object),
+                          np.asarray(columns[2], dtype=np.int64))
+    accounts, row = np.unique(entries.account.astype(str), return_inverse=True)
+    used = set(entries.contract.tolist())
     instruments = [name for name in order if name in used]
-    account_index = {name: i for i, name in enumerate(accounts)}
-    instrument_index = {name: j for j, name in enumerate(instruments)}
-    quantity = np.zeros((len(accounts), len(instruments)), dtype=np.int64)
-    for account, name, amount in entries:
-        quantity[account_index[account], instrument_index[name]] += amount
-    return Book(accounts, instruments, quantity)
+    column = pd.Index(instruments).get_indexer(entries.contract)
+    quantity = np.zeros((accounts.size, len(instruments)), dtype=np.int64)
+    np.add.at(quantity, (row.ravel(), column), entries.quantity)
+    return Book(accounts.tolist(), instruments, quantity)

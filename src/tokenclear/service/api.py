@@ -55,7 +55,7 @@ def error_answer(error: BaseException) -> tuple[int, dict]:
     if isinstance(error, KeyProblem):
         return error.status, {"detail": error.message, "field": "Idempotency-Key"}
     if isinstance(error, InputError):
-        return 422, {"detail": str(error), "field": error.field, "line": error.line}
+        return 422, {"detail": str(error), "field": error.field, "line": error.line, "row": error.row}
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])

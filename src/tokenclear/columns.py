@@ -1,0 +1,354 @@
+"""Columnar reading of large input files (CSV through pyarrow, or Parquet), validated whole and vectorised.
+
+A file is read as columns, never row by row, and every check is a mask over a whole column: a missing
+column, a row with the wrong number of fields, a value that is not a number, a whole number or an ISO date, a
+missing value. The first offending row is found from the mask and named by its physical line (CSV: the header
+is line 1, blank lines count; quoted fields may span lines) or its row (Parquet: the first data row is row 1).
+
+Blank lines, and lines of nothing but commas and spaces, are skipped as :func:`tokenclear.csvfiles.read_rows`
+skips them. Values are stripped of surrounding whitespace. Small reference files keep the row reader of
+:mod:`tokenclear.csvfiles`; this is for the files that grow with the book (positions, prices).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tokenclear.errors import InputError
+
+Kind = Literal["text", "number", "whole", "date"]
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_WHOLE = r"^[+-]?\d{1,15}(\.0*)?$"  # read exactly as int64; larger ones are refused below
+_NOT_FINITE = r"(?i)^[+-]?(nan|inf|infinity)$"
+_ISO_DAY = r"^\d{4}-\d{2}-\d{2}$"
+_SOLID = np.ones(256, dtype=bool)
+_SOLID[[32, 9, 13, 44]] = False  # a line of nothing but spaces, tabs, CRs and commas is blank
+_BLANK_LINE = re.compile(rb"(?:\A|\n)[ \t\r,]*(?:\n|\Z)")
+_THREADED_BYTES = 1 << 22  # pyarrow parses a file this large or larger on several threads
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as an error message quotes it: at most ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit - 12]}...({len(text):,} characters)"
+
+
+def is_parquet(path: Path) -> bool:
+    return Path(path).suffix.lower() in PARQUET_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Table:
+    """Validated columns of one file: ``text`` as object arrays of stripped str, ``number`` float64 (finite),
+    ``whole`` int64, ``date`` datetime64[D]; ``lines`` the line (CSV) or row (Parquet) of each row."""
+
+    path: Path
+    header: tuple[str, ...]
+    columns: dict[str, np.ndarray]
+    lines: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.lines.size)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.columns
+
+    def error(self, message: str, row: int | None = None, field: str | None = None) -> InputError:
+        """An :class:`InputError` naming the file and, for ``row`` (an index into the columns), its line."""
+        if row is None:
+            return InputError(message, path=self.path, field=field)
+        where = int(self.lines[row])
+        if is_parquet(self.path):
+            return InputError(message, path=self.path, row=where, field=field)
+        return InputError(message, path=self.path, line=where, field=field)
+
+    def check(self, bad: np.ndarray, field: str | None, message) -> None:
+        """Raise for the first row where ``bad`` holds; ``message(row)`` says what is wrong with it."""
+        hits = np.flatnonzero(bad)
+        if hits.size:
+            raise self.error(message(int(hits[0])), int(hits[0]), field)
+
+
+def read_table(path: Path, kinds: Mapping[str, Kind], *, optional: Mapping[str, Kind] | None = None,
+               blank: frozenset[str] | set[str] = frozenset()) -> Table:
+    """The columns ``kinds`` (required) and ``optional`` (read when the header has them) of ``path``, CSV or
+    Parquet by its suffix. A ``number``/``whole``/``date`` value may be blank only in a column of ``blank``
+    (NaN, 0 and NaT then; callers decide what a blank means)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    optional = dict(optional or {})
+    reader = _read_parquet if is_parquet(path) else _read_csv
+    return reader(path, dict(kinds), optional, frozenset(blank))
+
+
+# --- CSV ---------------------------------------------------------------------------------------------------------
+
+def _read_csv(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind], blank: frozenset[str]) -> Table:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+        shift = len(codecs.BOM_UTF8)
+    else:
+        shift = 0
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"not UTF-8 text: byte {data[error.start]:#04x} at offset {error.start + shift}; save the "
+                         "file as UTF-8", path=path) from None
+    if not data.strip(b" \t\r\n,"):
+        raise InputError("file is empty (no header row)", path=path)
+    records = None
+    if b'"' not in data and not _BLANK_LINE.search(data[:-1] if data.endswith(b"\n") else data):
+        # one record per line, none blank: the lines are known without looking (the usual machine-written file)
+        first = data.find(b"\n")
+        header = _header(path, data[:first if first >= 0 else len(data)].decode("utf-8"))
+        if first < 0 or not data[first:].strip():
+            raise InputError("file has a header but no data rows", path=path)
+        wanted = _wanted(path, header, kinds, optional)
+        body, lines = data, None
+    else:
+        records = _Records(np.frombuffer(data, dtype=np.uint8))
+        header = _header(path, records.text(data, 0))
+        wanted = _wanted(path, header, kinds, optional)
+        body, lines = records.body(path, data, len(header))
+    names = [f"c{i}" for i in range(len(header))]
+    include = [names[header.index(name)] for name in wanted]
+
+    def parse(types: dict) -> pa.Table:
+        return pcsv.read_csv(pa.BufferReader(body), read_options=pcsv.ReadOptions(
+                                 column_names=names, skip_rows=1, use_threads=len(body) > _THREADED_BYTES),
+                             convert_options=pcsv.ConvertOptions(
+                                 column_types=types, include_columns=include, null_values=[],
+                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+
+    try:
+        table = parse({names[header.index(name)]: _arrow_type(kind) for name, kind in wanted.items()})
+    except pa.ArrowInvalid:  # a value that does not parse, or a row of the wrong length: find its line
+        if records is None:
+            records = _Records(np.frombuffer(data, dtype=np.uint8))
+            body, lines = records.body(path, data, len(header))
+        table = parse({name: pa.string() for name in include})
+        text = {name: table.column(names[header.index(name)]) for name in wanted}
+        return _from_text(Table(path, tuple(header), {}, lines), text, wanted, blank)
+    if lines is None:
+        lines = np.arange(2, table.num_rows + 2)
+    raw = {name: table.column(names[header.index(name)]) for name in wanted}
+    out = Table(path, tuple(header), {name: _typed(raw[name], kind) for name, kind in wanted.items()}, lines)
+    for name, kind in wanted.items():
+        if kind == "number":
+            _check_finite(out, name, raw[name])
+    return out
+
+
+def _header(path: Path, line: str) -> list[str]:
+    try:
+        return [name.strip() for name in next(csv.reader([line]), [])]
+    except csv.Error as error:
+        raise InputError(f"not a readable CSV header: {error}", path=path, line=1) from None
+
+
+class _Records:
+    """The CSV records of a byte buffer: where each starts and stops, its physical line, whether it holds
+    anything but commas and whitespace, and its number of fields (delimiters outside quotes + 1)."""
+
+    def __init__(self, raw: np.ndarray) -> None:
+        newline = np.flatnonzero(raw == 10)
+        quote = raw == 34
+        if quote.any():  # a newline inside quotes (an odd number of quotes before it) does not end a record
+            parity = np.cumsum(quote, dtype=np.int64)
+            ends = newline[parity[newline] % 2 == 0]
+        else:
+            parity = None
+            ends = newline
+        starts = np.concatenate([[0], ends + 1])
+        stops = np.concatenate([ends, [raw.size]])
+        if stops[-1] == starts[-1]:  # the file ends with a newline
+            starts, stops = starts[:-1], stops[:-1]
+        self.starts, self.stops, self.size = starts, stops, raw.size
+        self.count = int(starts.size)
+        self.lines = 1 + np.searchsorted(newline, starts)
+        solid = np.concatenate([[0], np.cumsum(_SOLID[raw], dtype=np.int64)])
+        self.filled = solid[stops] - solid[starts] > 0
+        comma = np.flatnonzero(raw == 44)
+        if parity is not None:
+            comma = comma[parity[comma] % 2 == 0]
+        owner = np.searchsorted(starts, comma, side="right") - 1
+        self.fields = np.bincount(owner, minlength=self.count) + 1
+
+    def text(self, data: bytes, record: int) -> str:
+        return data[self.starts[record]:self.stops[record]].decode("utf-8")
+
+    def body(self, path: Path, data: bytes, width: int) -> tuple[bytes, np.ndarray]:
+        """The header and the data records that are not blank, and the line of each of those; a record of
+        other than ``width`` fields is refused, naming its line."""
+        rows = np.flatnonzero(self.filled[1:]) + 1
+        if rows.size == 0:
+            raise InputError("file has a header but no data rows", path=path)
+        fields = self.fields[rows]
+        wrong = np.flatnonzero(fields != width)
+        if wrong.size:
+            raise InputError(f"expected {width} fields, found {fields[wrong[0]]}", path=path,
+                             line=int(self.lines[rows[wrong[0]]]))
+        return self.without_blanks(data, rows), self.lines[rows]
+
+    def without_blanks(self, data: bytes, rows: np.ndarray) -> bytes:
+        """The header and the records ``rows``, each ending in a newline (blank records left out)."""
+        if rows.size == self.count - 1:
+            return data if data.endswith(b"\n") else data + b"\n"
+        keep = np.concatenate([[0], rows])
+        mark = np.zeros(self.size + 2, dtype=np.int64)
+        np.add.at(mark, self.starts[keep], 1)
+        np.add.at(mark, np.minimum(self.stops[keep] + 1, self.size + 1), -1)
+        mask = np.cumsum(mark[:self.size]) > 0
+        body = np.frombuffer(data, dtype=np.uint8)[mask].tobytes()
+        return body if body.endswith(b"\n") else body + b"\n"
+
+
+# --- Parquet -----------------------------------------------------------------------------------------------------
+
+def _read_parquet(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind], blank: frozenset[str]) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"not a readable Parquet file: {error}", path=path) from None
+    header = list(schema.names)
+    wanted = _wanted(path, header, kinds, optional)
+    table = pq.read_table(path, columns=list(wanted))
+    if table.num_rows == 0:
+        raise InputError("file has no data rows", path=path)
+    lines = np.arange(1, table.num_rows + 1)
+    out = Table(path, tuple(header), {}, lines)
+    text: dict[str, object] = {}
+    for name, kind in wanted.items():
+        column = table.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or kind == "text":
+            text[name] = column
+            continue
+        out.check(_null_mask(column), name, lambda _: "missing value")
+        ok = (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)) if kind in ("number", "whole") \
+            else (pa.types.is_date(column.type) or pa.types.is_timestamp(column.type))
+        if not ok:
+            raise out.error(f"column of type {column.type} cannot be read as {kind}", None, name)
+        out.columns[name] = _typed(column, kind)
+        if kind == "number":
+            _check_finite(out, name, column)
+        elif kind == "whole" and pa.types.is_floating(column.type):
+            values = column.to_numpy()
+            out.check(~np.isfinite(values) | (values != np.round(values)), name,
+                      lambda row, values=values: f"'{shown(values[row])}' is not a whole number")
+            out.columns[name] = values.astype(np.int64)
+    if text:
+        done = _from_text(out, text, {name: wanted[name] for name in text}, blank)
+        out.columns.update(done.columns)
+    return Table(path, tuple(header), {name: out.columns[name] for name in wanted}, lines)
+
+
+# --- shared ------------------------------------------------------------------------------------------------------
+
+def _wanted(path: Path, header: list[str], kinds: dict[str, Kind], optional: dict[str, Kind]) -> dict[str, Kind]:
+    missing = [name for name in kinds if name not in header]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}; header is {','.join(header)}", path=path,
+                         line=None if is_parquet(path) else 1, field=missing[0])
+    wanted = {**kinds, **{name: kind for name, kind in optional.items() if name in header}}
+    twice = [name for name in wanted if header.count(name) > 1]
+    if twice:
+        raise InputError(f"column '{twice[0]}' appears {header.count(twice[0])} times in the header", path=path,
+                         line=None if is_parquet(path) else 1, field=twice[0])
+    return wanted
+
+
+def _arrow_type(kind: Kind):
+    import pyarrow as pa
+
+    return {"text": pa.string(), "number": pa.float64(), "whole": pa.int64(), "date": pa.date32()}[kind]
+
+
+def _typed(column, kind: Kind) -> np.ndarray:
+    """A column pyarrow has parsed (no nulls) as the numpy array of its kind."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "text":
+        return np.asarray(pc.utf8_trim_whitespace(pc.cast(column, pa.string())).to_numpy(zero_copy_only=False),
+                          dtype=object)
+    if kind == "number":
+        return column.to_numpy().astype(np.float64, copy=False)
+    if kind == "whole":
+        return column.to_numpy().astype(np.int64, copy=False)
+    return pc.cast(column, pa.date32()).to_numpy().astype("datetime64[D]")
+
+
+def _null_mask(column) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.is_null(column).to_numpy(zero_copy_only=False)
+
+
+def _check_finite(table: Table, name: str, raw) -> None:
+    values = table.columns[name]
+    table.check(~np.isfinite(values), name, lambda row: f"'{shown(raw[row])}' is not a finite number")
+
+
+def _from_text(table: Table, text: dict[str, object], kinds: dict[str, Kind], blank: frozenset[str]) -> Table:
+    """Validate and convert text columns, the first bad value of each named by its line; column by column in
+    the header's order, so the error is the one a reader meets first in that column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = dict(table.columns)
+    for name, kind in kinds.items():
+        column = pc.utf8_trim_whitespace(pc.fill_null(pc.cast(text[name], pa.string()), ""))
+        values = column.to_numpy(zero_copy_only=False)
+        if kind == "text":
+            columns[name] = np.asarray(values, dtype=object)
+            continue
+        empty = pc.equal(column, "").to_numpy(zero_copy_only=False)
+        allowed = empty if name in blank else np.zeros(len(values), dtype=bool)
+        if kind == "date":
+            iso = pc.match_substring_regex(column, _ISO_DAY).to_numpy(zero_copy_only=False)
+            parsed = pc.strptime(pc.if_else(pa.array(iso), column, None), format="%Y-%m-%d", unit="s",
+                                 error_is_null=True)
+            valid = ~_null_mask(parsed)
+            table.check(~valid & ~allowed, name,
+                        lambda row, values=values: f"'{shown(values[row])}' is not an ISO date (YYYY-MM-DD)")
+            days = pc.cast(pc.fill_null(parsed, pa.scalar(0, pa.timestamp("s"))), pa.date32())
+            columns[name] = np.where(valid, days.to_numpy().astype("datetime64[D]"), np.datetime64("NaT"))
+            continue
+        number = pc.match_substring_regex(column, _NUMBER).to_numpy(zero_copy_only=False)
+        odd = pc.match_substring_regex(column, _NOT_FINITE).to_numpy(zero_copy_only=False)
+        table.check(odd & ~allowed, name, lambda row, values=values: f"'{shown(values[row])}' is not a finite number")
+        table.check(~number & ~allowed, name, lambda row, values=values: f"'{shown(values[row])}' is not a number")
+        parsed = pc.cast(pc.if_else(pa.array(number), column, "0"), pa.float64()).to_numpy()
+        if kind == "whole":
+            whole = pc.match_substring_regex(column, _WHOLE).to_numpy(zero_copy_only=False)
+            integral = whole | (number & (parsed == np.round(parsed)))
+            table.check(~integral & ~allowed, name,
+                        lambda row, values=values: f"'{shown(values[row])}' is not a whole number")
+            table.check(~whole & integral & ~allowed & (np.abs(parsed) >= 1e15), name,
+                        lambda row, values=values: f"'{shown(values[row])}' is too large (1e15 or more)")
+            exact = pc.cast(pc.if_else(pa.array(whole), pc.replace_substring_regex(column, r"\.0*$", ""), "0"),
+                            pa.int64()).to_numpy()
+            columns[name] = np.where(whole, exact, np.where(np.abs(parsed) < 1e15, parsed, 0).astype(np.int64))
+        else:
+            columns[name] = np.where(allowed & empty, np.nan, parsed)
+    return Table(table.path, table.header, columns, table.lines)
