@@ -336,16 +336,18 @@ def _from_text(table: Table, text: dict[str, object], kinds: dict[str, Kind], bl
             continue
         number = pc.match_substring_regex(column, _NUMBER).to_numpy(zero_copy_only=False)
         odd = pc.match_substring_regex(column, _NOT_FINITE).to_numpy(zero_copy_only=False)
-        table.check(odd & ~allowed, name, lambda row, values=values: f"'{shown(values[row])}' is not a finite number")
-        table.check(~number & ~allowed, name, lambda row, values=values: f"'{shown(values[row])}' is not a number")
         parsed = pc.cast(pc.if_else(pa.array(number), column, "0"), pa.float64()).to_numpy()
+        whole = pc.match_substring_regex(column, _WHOLE).to_numpy(zero_copy_only=False)
+        integral = whole | (number & (parsed == np.round(parsed)))
+        problems = [(odd, "is not a finite number"), (~number & ~odd, "is not a number")]
         if kind == "whole":
-            whole = pc.match_substring_regex(column, _WHOLE).to_numpy(zero_copy_only=False)
-            integral = whole | (number & (parsed == np.round(parsed)))
-            table.check(~integral & ~allowed, name,
-                        lambda row, values=values: f"'{shown(values[row])}' is not a whole number")
-            table.check(~whole & integral & ~allowed & (np.abs(parsed) >= 1e15), name,
-                        lambda row, values=values: f"'{shown(values[row])}' is too large (1e15 or more)")
+            problems += [(number & ~integral, "is not a whole number"),
+                         (~whole & integral & (np.abs(parsed) >= 1e15), "is too large (1e15 or more)")]
+        found = [(int(np.argmax(mask & ~allowed)), what) for mask, what in problems if (mask & ~allowed).any()]
+        if found:  # the earliest line of any problem of the column
+            row, what = min(found)
+            raise table.error(f"'{shown(values[row])}' {what}", row, name)
+        if kind == "whole":
             exact = pc.cast(pc.if_else(pa.array(whole), pc.replace_substring_regex(column, r"\.0*$", ""), "0"),
                             pa.int64()).to_numpy()
             columns[name] = np.where(whole, exact, np.where(np.abs(parsed) < 1e15, parsed, 0).astype(np.int64))
