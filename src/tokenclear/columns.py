@@ -143,7 +143,10 @@ def _read_csv(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind], bla
         if records is None:
             records = _Records(np.frombuffer(data, dtype=np.uint8))
             body, lines = records.body(path, data, len(header))
-        table = parse({name: pa.string() for name in include})
+        try:
+            table = parse({name: pa.string() for name in include})
+        except pa.ArrowInvalid as error:  # e.g. an unbalanced quote
+            raise InputError(f"not a readable CSV: {str(error).splitlines()[0][:200]}", path=path) from None
         text = {name: table.column(names[header.index(name)]) for name in wanted}
         return _from_text(Table(path, tuple(header), {}, lines), text, wanted, blank)
     if lines is None:
