@@ -19,15 +19,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-LOOKBACK, MPOR, CONFIDENCE, MULTIPLIER = 1250, 2, 0.99, 10.0
+LOOKBACK, MPOR, CONFIDENCE = 1250, 2, 0.99
 
 
 def main(data: Path, positions: Path, out: Path) -> None:
-    files = sorted((data / "market").glob("*.csv"))
-    closes = np.column_stack([pcsv.read_csv(path).column("close").to_numpy() for path in files])
-    names = [path.stem + "Z23" for path in files]
+    instruments = pcsv.read_csv(data / "instruments.csv")  # one future per underlying
+    names = instruments.column("instrument").to_pylist()
+    multiplier = instruments.column("multiplier").to_numpy().astype(np.float64)
+    closes = np.column_stack([pcsv.read_csv(data / "market" / f"{underlying}.csv").column("close").to_numpy()
+                              for underlying in instruments.column("underlying").to_pylist()])
     moves = closes[MPOR:] / closes[:-MPOR] - 1.0
-    pnl = (MULTIPLIER * closes[-1])[:, None] * moves[-LOOKBACK:].T  # [instruments, scenarios]
+    pnl = (multiplier * closes[-1])[:, None] * moves[-LOOKBACK:].T  # [instruments, scenarios]
     table = pcsv.read_csv(positions)
     accounts, row = np.unique(table.column("account").to_numpy(zero_copy_only=False), return_inverse=True)
     column = pc.index_in(table.column("instrument"), value_set=pa.array(names)).to_numpy()

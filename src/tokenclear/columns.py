@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from tokenclear.csvfiles import not_utf8
 from tokenclear.errors import InputError
 
 Kind = Literal["text", "number", "whole", "date"]
@@ -81,22 +82,20 @@ class Table:
             raise self.error(message(int(hits[0])), int(hits[0]), field)
 
 
-def read_table(path: Path, kinds: Mapping[str, Kind], *, optional: Mapping[str, Kind] | None = None,
-               blank: frozenset[str] | set[str] = frozenset()) -> Table:
+def read_table(path: Path, kinds: Mapping[str, Kind], *, optional: Mapping[str, Kind] | None = None) -> Table:
     """The columns ``kinds`` (required) and ``optional`` (read when the header has them) of ``path``, CSV or
-    Parquet by its suffix. A ``number``/``whole``/``date`` value may be blank only in a column of ``blank``
-    (NaN, 0 and NaT then; callers decide what a blank means)."""
+    Parquet by its suffix. A blank ``number``, ``whole`` or ``date`` is refused like any other bad value."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path=path)
     optional = dict(optional or {})
     reader = _read_parquet if is_parquet(path) else _read_csv
-    return reader(path, dict(kinds), optional, frozenset(blank))
+    return reader(path, dict(kinds), optional)
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------------
 
-def _read_csv(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind], blank: frozenset[str]) -> Table:
+def _read_csv(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind]) -> Table:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -109,8 +108,7 @@ def _read_csv(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind], bla
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text: byte {data[error.start]:#04x} at offset {error.start + shift}; save the "
-                         "file as UTF-8", path=path) from None
+        raise not_utf8(error, path, shift) from None
     if not data.strip(b" \t\r\n,"):
         raise InputError("file is empty (no header row)", path=path)
     records = None
@@ -148,7 +146,7 @@ def _read_csv(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind], bla
         except pa.ArrowInvalid as error:  # e.g. an unbalanced quote
             raise InputError(f"not a readable CSV: {str(error).splitlines()[0][:200]}", path=path) from None
         text = {name: table.column(names[header.index(name)]) for name in wanted}
-        return _from_text(Table(path, tuple(header), {}, lines), text, wanted, blank)
+        return _from_text(Table(path, tuple(header), {}, lines), text, wanted)
     if lines is None:
         lines = np.arange(2, table.num_rows + 2)
     raw = {name: table.column(names[header.index(name)]) for name in wanted}
@@ -225,7 +223,7 @@ class _Records:
 
 # --- Parquet -----------------------------------------------------------------------------------------------------
 
-def _read_parquet(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind], blank: frozenset[str]) -> Table:
+def _read_parquet(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind]) -> Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -260,7 +258,7 @@ def _read_parquet(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind],
                       lambda row, values=values: f"'{shown(values[row])}' is not a whole number")
             out.columns[name] = values.astype(np.int64)
     if text:
-        done = _from_text(out, text, {name: wanted[name] for name in text}, blank)
+        done = _from_text(out, text, {name: wanted[name] for name in text})
         out.columns.update(done.columns)
     return Table(path, tuple(header), {name: out.columns[name] for name in wanted}, lines)
 
@@ -312,7 +310,7 @@ def _check_finite(table: Table, name: str, raw) -> None:
     table.check(~np.isfinite(values), name, lambda row: f"'{shown(raw[row])}' is not a finite number")
 
 
-def _from_text(table: Table, text: dict[str, object], kinds: dict[str, Kind], blank: frozenset[str]) -> Table:
+def _from_text(table: Table, text: dict[str, object], kinds: dict[str, Kind]) -> Table:
     """Validate and convert text columns, the first bad value of each named by its line; column by column in
     the header's order, so the error is the one a reader meets first in that column."""
     import pyarrow as pa
@@ -325,17 +323,15 @@ def _from_text(table: Table, text: dict[str, object], kinds: dict[str, Kind], bl
         if kind == "text":
             columns[name] = np.asarray(values, dtype=object)
             continue
-        empty = pc.equal(column, "").to_numpy(zero_copy_only=False)
-        allowed = empty if name in blank else np.zeros(len(values), dtype=bool)
         if kind == "date":
             iso = pc.match_substring_regex(column, _ISO_DAY).to_numpy(zero_copy_only=False)
             parsed = pc.strptime(pc.if_else(pa.array(iso), column, None), format="%Y-%m-%d", unit="s",
                                  error_is_null=True)
             valid = ~_null_mask(parsed)
-            table.check(~valid & ~allowed, name,
+            table.check(~valid, name,
                         lambda row, values=values: f"'{shown(values[row])}' is not an ISO date (YYYY-MM-DD)")
-            days = pc.cast(pc.fill_null(parsed, pa.scalar(0, pa.timestamp("s"))), pa.date32())
-            columns[name] = np.where(valid, days.to_numpy().astype("datetime64[D]"), np.datetime64("NaT"))
+            days = pc.cast(parsed, pa.date32())
+            columns[name] = days.to_numpy().astype("datetime64[D]")
             continue
         number = pc.match_substring_regex(column, _NUMBER).to_numpy(zero_copy_only=False)
         odd = pc.match_substring_regex(column, _NOT_FINITE).to_numpy(zero_copy_only=False)
@@ -346,7 +342,7 @@ def _from_text(table: Table, text: dict[str, object], kinds: dict[str, Kind], bl
         if kind == "whole":
             problems += [(number & ~integral, "is not a whole number"),
                          (~whole & integral & (np.abs(parsed) >= 1e15), "is too large (1e15 or more)")]
-        found = [(int(np.argmax(mask & ~allowed)), what) for mask, what in problems if (mask & ~allowed).any()]
+        found = [(int(np.argmax(mask)), what) for mask, what in problems if mask.any()]
         if found:  # the earliest line of any problem of the column
             row, what = min(found)
             raise table.error(f"'{shown(values[row])}' {what}", row, name)
@@ -355,5 +351,5 @@ def _from_text(table: Table, text: dict[str, object], kinds: dict[str, Kind], bl
                             pa.int64()).to_numpy()
             columns[name] = np.where(whole, exact, np.where(np.abs(parsed) < 1e15, parsed, 0).astype(np.int64))
         else:
-            columns[name] = np.where(allowed & empty, np.nan, parsed)
+            columns[name] = parsed
     return Table(table.path, table.header, columns, table.lines)

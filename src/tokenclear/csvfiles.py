@@ -25,10 +25,15 @@ def read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, 
     try:
         return _read_rows(path, required)
     except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start}; save the "
-                         "file as UTF-8", path=path) from None
+        raise not_utf8(error, path) from None
     except csv.Error as error:
         raise InputError(f"not a readable CSV: {error}", path=path) from None
+
+
+def not_utf8(error: UnicodeDecodeError, path: Path, shift: int = 0) -> InputError:
+    """The error for a file that is not UTF-8, naming the first bad byte (``shift``: bytes cut off before)."""
+    return InputError(f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start + shift}; save "
+                      "the file as UTF-8", path=path)
 
 
 def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:

@@ -83,9 +83,6 @@ class Entries:
     contract: np.ndarray
     quantity: np.ndarray
 
-    def triples(self) -> list[tuple[str, str, int]]:
-        return list(zip(self.account.tolist(), self.contract.tolist(), self.quantity.tolist(), strict=True))
-
 
 #: Columns a positions file may carry: the contract by name or by exchange symbology, the size net or gross.
 _TEXT = ("instrument", "exchange", "contract", "expiry", "put_call", "strike")
