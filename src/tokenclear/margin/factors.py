@@ -27,6 +27,16 @@ from tokenclear.market.history import MarketData, PriceSeries, align, common_gri
 
 
 @dataclass(frozen=True)
+class OwnCalendar:
+    """The closes of the factors that share one calendar, on that calendar's sessions up to as-of."""
+
+    calendar: str
+    columns: np.ndarray  # int[k]: the factors' columns in RiskFactors
+    sessions: DateArray1D  # from the group's earliest first close
+    closes: Float64Array2D  # float64[sessions, k]; NaN = stale, missing or before the factor's first close
+
+
+@dataclass(frozen=True)
 class RiskFactors:
     """Closes of every factor on the grid; the last grid row is the as-of date."""
 
@@ -35,8 +45,7 @@ class RiskFactors:
     grid: DateArray1D
     prices: Float64Array2D  # float64[dates, factors]; NaN = stale or missing
     grid_calendar: str
-    own_dates: list[DateArray1D]  # each factor's own-calendar sessions up to as-of
-    own_prices: list[Float64Array1D]  # its closes on them; NaN = stale or missing
+    own: tuple[OwnCalendar, ...]  # the factors grouped by their own calendar
     max_stale_days: int = 5
 
     @property
@@ -80,24 +89,60 @@ def build_factors(market: MarketData, specs: list[Underlying], sessions: DateArr
     if stale.any():
         names = ", ".join(spec.name for spec, bad in zip(specs, stale, strict=True) if bad)
         raise MarketDataError(f"no close within {max_stale_days} days of as-of {as_of} for: {names}")
-    own = [own_calendar_closes(one, spec.calendar, end=as_of, max_stale_days=max_stale_days)
-           for spec, one in zip(specs, series, strict=True)]  # loop over factors (a handful)
-    return RiskFactors([spec.name for spec in specs], specs, grid, prices, calendar, [dates for dates, _ in own],
-                       [closes for _, closes in own], max_stale_days)
+    calendars = [spec.calendar for spec in specs]
+    own = tuple(own_calendar_closes([series[column] for column in columns], name, columns, end=as_of,
+                                    max_stale_days=max_stale_days)
+                for name in dict.fromkeys(calendars)  # loop over calendars (two or three)
+                for columns in [np.array([i for i, one in enumerate(calendars) if one == name])])
+    return RiskFactors([spec.name for spec in specs], specs, grid, prices, calendar, own, max_stale_days)
 
 
-def own_calendar_closes(series: PriceSeries, calendar: str, *, end: np.datetime64,
-                        max_stale_days: int) -> tuple[DateArray1D, Float64Array1D]:
-    """The series' closes on its own calendar's sessions from its first date to ``end`` (NaN = stale)."""
+def own_calendar_closes(series: list[PriceSeries], calendar: str, columns: np.ndarray, *, end: np.datetime64,
+                        max_stale_days: int) -> OwnCalendar:
+    """``series``' closes on ``calendar``'s sessions from their earliest first date to ``end``."""
     days = calendar_sessions(calendar)
-    days = days[(days >= series.dates[0]) & (days <= end)]
-    return days, align([series], days, max_stale_days=max_stale_days)[:, 0]
+    days = days[(days >= min(one.dates[0] for one in series)) & (days <= end)]
+    return OwnCalendar(calendar, columns, days, align(series, days, max_stale_days=max_stale_days))
+
+
+def sample_rows(dates: DateArray1D, values: Float64Array2D, grid: DateArray1D, *,
+                max_stale_days: int) -> Float64Array2D:
+    """The row of ``values`` on the last of ``dates`` on or before each grid date (NaN if older than
+    ``max_stale_days``): float64[grid, columns]."""
+    position = np.searchsorted(dates, grid, side="right") - 1
+    safe = np.maximum(position, 0)
+    fresh = (position >= 0) & ((grid - dates[safe]).astype("timedelta64[D]").astype(np.int64) <= max_stale_days)
+    if dates.size == 0:
+        return np.full((grid.size, values.shape[1]), np.nan)
+    return np.where(fresh[:, None], values[safe], np.nan)
 
 
 def sample_on_grid(dates: DateArray1D, values: Float64Array1D, grid: DateArray1D, *,
                    max_stale_days: int) -> Float64Array1D:
     """The value on the last of ``dates`` on or before each grid date (NaN if older than ``max_stale_days``)."""
-    return align([PriceSeries("", dates, values)], grid, max_stale_days=max_stale_days)[:, 0]
+    return sample_rows(dates, values[:, None], grid, max_stale_days=max_stale_days)[:, 0]
+
+
+def check_positive(factors: RiskFactors) -> None:
+    """Fail naming the first relative-return factor with a close <= 0 (its returns would be meaningless)."""
+    absolute = factors.is_absolute
+    bad = [int(column) for group in factors.own
+           for column in group.columns[((group.closes <= 0).any(axis=0)) & ~absolute[group.columns]]]
+    if bad:
+        raise MarketDataError(f"series '{factors.names[min(bad)]}' has a price <= 0; declare returns=absolute for "
+                              "it in underlyings.csv")
+
+
+def group_moves(group: OwnCalendar, horizon: int, absolute: np.ndarray) -> tuple[DateArray1D, Float64Array2D]:
+    """``horizon``-session moves of a calendar group's factors: (end dates, float64[dates, k]).
+
+    ``absolute[j]``: column ``j`` moves as ``P[t] - P[t-h]`` (price units), else ``P[t] / P[t-h] - 1``."""
+    closes = group.closes
+    if closes.shape[0] <= horizon:
+        return group.sessions[:0], closes[:0]
+    start, end = closes[:-horizon], closes[horizon:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return group.sessions[horizon:], np.where(absolute[None, :], end - start, end / start - 1.0)
 
 
 def session_moves(dates: DateArray1D, prices: Float64Array1D, horizon: int, *, absolute: bool,
@@ -115,8 +160,10 @@ def session_moves(dates: DateArray1D, prices: Float64Array1D, horizon: int, *, a
 
 def own_moves(factors: RiskFactors, column: int, horizon: int) -> tuple[DateArray1D, Float64Array1D]:
     """Factor ``column``'s ``horizon``-session moves on its own calendar: (end dates, moves)."""
-    return session_moves(factors.own_dates[column], factors.own_prices[column], horizon,
-                         absolute=factors.specs[column].returns == "absolute", name=factors.names[column])
+    group = next(one for one in factors.own if column in one.columns)
+    closes = group.closes[:, int(np.flatnonzero(group.columns == column)[0])]
+    return session_moves(group.sessions, closes, horizon, absolute=factors.specs[column].returns == "absolute",
+                         name=factors.names[column])
 
 
 def stress_moves(factors: RiskFactors, market: MarketData, proxies: dict[str, Underlying], dates: DateArray1D,
@@ -137,8 +184,9 @@ def stress_moves(factors: RiskFactors, market: MarketData, proxies: dict[str, Un
         if missing.any() and spec.stress_proxy:
             proxy = proxies[spec.stress_proxy]
             series = market.get(proxy.name)
-            sessions, closes = own_calendar_closes(series, proxy.calendar, end=min(series.dates[-1], factors.as_of),
-                                                   max_stale_days=factors.max_stale_days)
+            group = own_calendar_closes([series], proxy.calendar, np.array([0]),
+                                        end=min(series.dates[-1], factors.as_of), max_stale_days=factors.max_stale_days)
+            sessions, closes = group.sessions, group.closes[:, 0]
             proxy_dates, proxy_moves = session_moves(sessions, closes, horizon, absolute=proxy.returns == "absolute",
                                                      name=proxy.name)
             beta = spec.stress_beta if spec.stress_beta is not None else volatility_ratio(
@@ -177,10 +225,12 @@ def horizon_returns(factors: RiskFactors, horizon_days: int) -> tuple[DateArray1
     if factors.prices.shape[0] <= horizon_days:
         raise MarketDataError(f"history of {factors.prices.shape[0]} dates is too short for a {horizon_days}-day "
                               "horizon")
+    check_positive(factors)
+    absolute = factors.is_absolute
     moves = np.empty((factors.grid.size, len(factors.names)))
-    for column in range(len(factors.names)):  # loop over factors (a handful), not scenarios
-        dates, values = own_moves(factors, column, horizon_days)
-        moves[:, column] = sample_on_grid(dates, values, factors.grid, max_stale_days=factors.max_stale_days)
+    for group in factors.own:  # loop over calendars (two or three), not factors or scenarios
+        dates, values = group_moves(group, horizon_days, absolute[group.columns])
+        moves[:, group.columns] = sample_rows(dates, values, factors.grid, max_stale_days=factors.max_stale_days)
     keep = ~np.isnan(moves).any(axis=1)
     return factors.grid[keep], moves[keep]
 
@@ -188,18 +238,29 @@ def horizon_returns(factors: RiskFactors, horizon_days: int) -> tuple[DateArray1
 def daily_volatility(factors: RiskFactors, *, decay: float) -> tuple[DateArray1D, Float64Array2D]:
     """EWMA volatility of each factor's own-calendar daily moves, sampled on the risk grid.
 
-    Units per own session (a calendar day for 24/7 series, a business day otherwise).
+    A session without a move (stale or missing close) is skipped: the volatility carries over from
+    the factor's last move, and a grid date takes it while that move is at most ``max_stale_days``
+    old. Units per own session (a calendar day for 24/7 series, a business day otherwise).
     Returns (grid dates where every factor has one, float64[rows, factors]).
     """
+    check_positive(factors)
+    absolute = factors.is_absolute
     vol = np.empty((factors.grid.size, len(factors.names)))
-    for column in range(len(factors.names)):  # loop over factors (a handful)
-        dates, values = own_moves(factors, column, 1)
-        fresh = ~np.isnan(values)
-        if not fresh.any():
-            vol[:, column] = np.nan
+    for group in factors.own:  # loop over calendars (two or three)
+        dates, values = group_moves(group, 1, absolute[group.columns])
+        if dates.size == 0:
+            vol[:, group.columns] = np.nan
             continue
-        sigma = ewma_volatility(values[fresh][:, None], decay=decay)[:, 0]
-        vol[:, column] = sample_on_grid(dates[fresh], sigma, factors.grid, max_stale_days=factors.max_stale_days)
+        sigma = ewma_volatility(values, decay=decay)
+        rows = np.arange(dates.size)[:, None]
+        last = np.maximum.accumulate(np.where(np.isnan(values), -1, rows), axis=0)  # last row with a move
+        position = np.searchsorted(dates, factors.grid, side="right") - 1
+        source = np.where(position[:, None] >= 0, last[np.maximum(position, 0)], -1)  # [grid, k]
+        safe = np.maximum(source, 0)
+        age = (factors.grid[:, None] - dates[safe]).astype("timedelta64[D]").astype(np.int64)
+        usable = (source >= 0) & (age <= factors.max_stale_days)
+        picked = np.take_along_axis(sigma, safe, axis=0)
+        vol[:, group.columns] = np.where(usable, picked, np.nan)
     keep = ~np.isnan(vol).any(axis=1)
     return factors.grid[keep], vol[keep]
 
@@ -208,14 +269,22 @@ def ewma_volatility(daily_moves: Float64Array2D, *, decay: float, seed_rows: int
     """EWMA volatility per row, including that row's move (RiskMetrics, ``decay`` = lambda).
 
     ``var[t] = decay * var[t-1] + (1 - decay) * move[t]**2``, seeded with the mean square
-    of the first ``seed_rows`` moves. Same units as the moves (per day).
+    of each column's first ``seed_rows`` moves. A NaN move is skipped: its row is NaN and the
+    variance carries over. Same units as the moves (per day). Vectorised over columns; the
+    recursion runs over rows.
     """
     squares = daily_moves**2
-    seed = squares[: max(1, min(seed_rows, squares.shape[0]))].mean(axis=0)
-    from scipy.signal import lfilter  # imported here: scipy.signal costs 1.6 s to import
-
-    variance, _ = lfilter([1.0 - decay], [1.0, -decay], squares, axis=0, zi=(decay * seed)[None, :])
-    return np.sqrt(variance)
+    fresh = ~np.isnan(squares)
+    taken = fresh & (np.cumsum(fresh, axis=0) <= seed_rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.where(taken, squares, 0.0).sum(axis=0) / taken.sum(axis=0)
+    out = np.full(squares.shape, np.nan)
+    keep, weight = decay, 1.0 - decay
+    for row in range(squares.shape[0]):  # the recursion over dates; each step is a vector over factors
+        step = keep * variance + weight * squares[row]
+        variance = np.where(fresh[row], step, variance)
+        out[row] = np.where(fresh[row], step, np.nan)
+    return np.sqrt(out)
 
 
 def window_rows(dates: DateArray1D, *, as_of: np.datetime64, lookback: int,

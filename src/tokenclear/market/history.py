@@ -44,17 +44,24 @@ def align(series: list[PriceSeries], grid: DateArray1D, *, max_stale_days: int) 
     """Closes on ``grid`` dates: float64[len(grid), len(series)].
 
     Each grid date takes the series' last close on or before it; a close older than
-    ``max_stale_days`` calendar days (or no close yet) is NaN.
+    ``max_stale_days`` calendar days (or no close yet) is NaN. One ``searchsorted`` over
+    all series at once: series ``i``'s days are offset by ``i * span`` so they sort as one array.
     """
-    out = np.full((grid.size, len(series)), np.nan)
-    for column, one in enumerate(series):  # loop over series (a handful), not scenarios
-        position = np.searchsorted(one.dates, grid, side="right") - 1
-        valid = position >= 0
-        safe = np.where(valid, position, 0)
-        age_days = (grid - one.dates[safe]).astype("timedelta64[D]").astype(np.int64)
-        fresh = valid & (age_days <= max_stale_days)
-        out[:, column] = np.where(fresh, one.closes[safe], np.nan)
-    return out
+    if not series or grid.size == 0:
+        return np.full((grid.size, len(series)), np.nan)
+    days = [one.dates.astype("datetime64[D]").astype(np.int64) for one in series]
+    query = grid.astype("datetime64[D]").astype(np.int64)
+    low = min(int(query.min()), *(int(one[0]) for one in days if one.size))
+    span = max(int(query.max()), *(int(one[-1]) for one in days if one.size)) - low + 1
+    offsets = np.arange(len(series), dtype=np.int64) * span
+    keys = np.concatenate([one - low + offset for one, offset in zip(days, offsets, strict=True)])
+    closes = np.concatenate([one.closes for one in series])
+    first = np.cumsum([0] + [one.size for one in days[:-1]])
+    wanted = (query - low)[:, None] + offsets[None, :]  # [grid, series]
+    position = np.searchsorted(keys, wanted, side="right") - 1
+    safe = np.maximum(position, 0)
+    fresh = (position >= first[None, :]) & (wanted - keys[safe] <= max_stale_days)
+    return np.where(fresh, closes[safe], np.nan)
 
 
 def common_grid(series: list[PriceSeries], sessions: DateArray1D) -> DateArray1D:
