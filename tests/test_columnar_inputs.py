@@ -105,3 +105,40 @@ def test_parquet_price_files_sit_beside_csv_ones(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="both a CSV and a Parquet file"):
         load_folder(tmp_path)
     assert load_series(tmp_path / "x.parquet").dates.size == 2
+
+
+def _price_folder(folder: Path, count: int) -> list[Path]:
+    folder.mkdir()
+    days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-03-01"))
+    paths = []
+    for k in range(count):
+        path = folder / f"s{k:02d}.csv"
+        path.write_text("date,close\n" + "".join(f"{day},{100 + k + i / 8}\n" for i, day in enumerate(days)))
+        paths.append(path)
+    return paths
+
+
+def test_a_folder_read_in_one_batch_equals_each_file_read_alone(tmp_path: Path) -> None:
+    paths = _price_folder(tmp_path / "market", 12)
+    rows = [line.split(",") for line in paths[3].read_text().splitlines()[1:]]
+    paths[3].write_text("close,date\n" + "".join(f"{close},{day}\n" for day, close in rows))  # not alike: alone
+    together = load_folder(tmp_path / "market")
+    for path in paths:
+        alone = load_series(path)
+        assert np.array_equal(together.get(path.stem).dates, alone.dates)
+        assert np.array_equal(together.get(path.stem).closes, alone.closes)
+    assert together.get("s03").closes[0] == 103.0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-01-20,abc", r"s07\.csv line 21 field 'close': 'abc' is not a number"),
+    ("2024-01-20,1,2", r"s07\.csv line 21: expected 2 fields, found 3"),
+    ("2024-01-20,nan", r"s07\.csv line 21 field 'close': 'nan' is not a finite number"),
+])
+def test_a_bad_file_in_a_batch_is_named_with_its_line(tmp_path: Path, text: str, expected: str) -> None:
+    paths = _price_folder(tmp_path / "market", 12)
+    rows = paths[7].read_text().splitlines()
+    rows[20] = text  # line 21: the header is line 1
+    paths[7].write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=expected):
+        load_folder(tmp_path / "market")

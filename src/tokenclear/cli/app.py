@@ -77,6 +77,15 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class BookFormat(str, Enum):
+    """The formats of a command whose rows grow with the book: Parquet as well (needs ``--out``)."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    parquet = "parquet"
+
+
 def within(low: float, high: float | None = None, *, high_open: bool = False, low_open: bool = False):
     """An option callback: a finite number in the stated interval, else a usage error naming the option."""
     import math
@@ -195,12 +204,23 @@ RpcUrlOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC node 
 
 
 def write_text(text: str, out: Path | None) -> None:
+    write_bytes(text.encode("utf-8"), out)
+
+
+def write_bytes(data: bytes, out: Path | None) -> None:
+    """``data`` and a newline (UTF-8 text) to stdout, or to the file ``out`` with a note on stderr."""
     if out is None:
-        sys.stdout.write(text + "\n")
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:  # a text-only stream (a test's StringIO)
+            sys.stdout.write(data.decode("utf-8") + "\n")
+        else:
+            sys.stdout.flush()
+            binary.write(data + b"\n")
+            binary.flush()
     else:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text + "\n", encoding="utf-8")
+            out.write_bytes(data + b"\n")
         except OSError as error:
             raise fail(InputError(f"cannot write ({error.strerror}: {error.filename})", path=out)) from None
         stderr.print(f"wrote {out}")

@@ -14,6 +14,7 @@ from tokenclear.cli.app import (
     AllowDefaultsOpt,
     Apc,
     AsOfOpt,
+    BookFormat,
     ConfidenceOpt,
     Format,
     InstrumentsOpt,
@@ -39,7 +40,7 @@ from tokenclear.cli.app import (
     within,
     write_text,
 )
-from tokenclear.errors import TokenclearError
+from tokenclear.errors import InputError, TokenclearError
 
 if TYPE_CHECKING:
     from tokenclear.margin.engine import MarginRun
@@ -83,7 +84,10 @@ def margin(
                                                 "expanded format; positions by exchange symbology) or "
                                                 "`tokenclear params span` JSON or CSV")]
     = None,
-    output: Annotated[Format, typer.Option("--format", help="table, json or csv")] = Format.table,
+    output: Annotated[BookFormat, typer.Option("--format", help="table, json, csv or parquet (with --out)")] =
+        BookFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", help="write the json, csv or parquet here (default: "
+                                                          "stdout)")] = None,
     wide: WideOpt = False,
     allow_defaults: AllowDefaultsOpt = None,
     sum_duplicates: SumDuplicatesOpt = False,
@@ -94,6 +98,11 @@ def margin(
     from tokenclear import runner
 
     settings = get_settings()
+    if output is BookFormat.parquet and out is None:
+        raise fail(InputError("Parquet is a binary file: give --out FILE.parquet", field="--format"))
+    if output is BookFormat.table and out is not None:
+        raise fail(InputError("the table is for the terminal: choose --format json, csv or parquet to write --out",
+                              field="--out"))
     if params is not None and params.is_file():
         from tokenclear.span_pa2 import is_pa2
 
@@ -106,7 +115,7 @@ def margin(
                      "--lookback": lookback,
                      "--measure": None if measure is Measure.quantile else measure}
             return span_file_margin(method, params, positions, as_of, sum_duplicates, output, wide,
-                                    [name for name, value in given.items() if value is not None])
+                                    [name for name, value in given.items() if value is not None], out)
     try:
         with stages(3) as step:
             inputs = step("reading inputs", lambda: runner.load_inputs(
@@ -155,11 +164,11 @@ def margin(
             from tokenclear.cli.output import digest
 
             files[name] = digest(path)
-    emit_margin(result, output, margin_metadata(settings, inputs, setup, result, files), wide)
+    emit_margin(result, output, margin_metadata(settings, inputs, setup, result, files), wide, out)
 
 
 def span_file_margin(method: Method, params: Path, positions: Path | None, as_of: str | None, sum_duplicates: bool,
-                     output: Format, wide: bool, refused: list[str]) -> None:
+                     output: BookFormat, wide: bool, refused: list[str], out: Path | None = None) -> None:
     """``margin --params FILE.pa2``: SPAN from a CME risk-parameter file's own risk arrays."""
     from tokenclear import runner
     from tokenclear.cli.output import digest
@@ -184,7 +193,7 @@ def span_file_margin(method: Method, params: Path, positions: Path | None, as_of
     metadata = {"as_of": result.as_of, "method": "span", "currency": result.currency, "source": "SPAN file",
                 **header, "scenarios": result.scenarios, "accounts": len(result.accounts),
                 "inputs": {"positions": digest(positions), "span_parameters": digest(params)}}
-    emit_margin(result, output, metadata, wide)
+    emit_margin(result, output, metadata, wide, out)
 
 
 def inputs_used(settings, inputs, positions: Path | None, instruments: Path | None) -> dict[str, dict]:
@@ -214,7 +223,8 @@ def margin_metadata(settings, inputs, setup, result: MarginRun, files: dict[str,
             "accounts": len(result.accounts), "inputs": files}
 
 
-def emit_margin(result: MarginRun, output: Format, metadata: dict[str, object], wide: bool = False) -> None:
+def emit_margin(result: MarginRun, output: Format | BookFormat, metadata: dict[str, object], wide: bool = False,
+                out: Path | None = None) -> None:
     from tokenclear.cli.output import Report, emit
 
     held = {name: days for name, days in result.holiday_days.items() if days}
@@ -253,7 +263,7 @@ def emit_margin(result: MarginRun, output: Format, metadata: dict[str, object], 
         view.add_row("total", f"{report.sections['total']:,.0f}", *[""] * (len(names) - 2))
         stdout.print(view)
 
-    emit(report, output.value, table)
+    emit(report, output.value, table, out)
 
 
 @app.command()

@@ -7,6 +7,9 @@
 * CSV: the same rows with the same columns and the same value text, after a preamble of ``#`` lines
   (``# tokenclear <version> <command>``, ``# <key>: <value>`` for each metadata field, ``# warning: ...``);
   read it with ``pandas.read_csv(path, comment="#")``.
+* Parquet (``margin --format parquet --out FILE``, for large books): the same rows as typed columns,
+  money as ``decimal128``; the JSON's ``tokenclear``, ``metadata`` and ``warnings`` in the file's key-value
+  metadata under ``tokenclear``.
 * Table: for people; figures rounded for the eye, warnings after it on stderr.
 
 Money is a decimal string everywhere (``"1234.50"``), never a float; an integer beyond 2^53 (token base
@@ -53,12 +56,66 @@ class Report:
         for warning in self.warnings:
             buffer.write(f"# warning: {' '.join(warning.split())}\n")
         if self.rows:
-            columns = list(dict.fromkeys(key for row in self.rows for key in row))
-            writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({key: cell(value) for key, value in plain(row).items()})
+            columns = self.columns()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([cell(row.get(key)) for key in columns] for row in self.rows)
         return buffer.getvalue()
+
+    def columns(self) -> list[str]:
+        """Every row key, in first-seen order (a row without one has it empty)."""
+        return list(dict.fromkeys(key for row in self.rows for key in row))
+
+    def to_json_bytes(self) -> bytes:
+        """:meth:`to_json` encoded, indented by 2: orjson over the rows as they are, or over
+        :func:`plain`'s walk when it meets what only that knows (a non-string key, an integer of 2^53
+        or more, which the contract writes as a string)."""
+        import orjson
+
+        document = {"tokenclear": {"version": __version__, "command": self.command}, "metadata": self.metadata,
+                    "warnings": list(self.warnings), "rows": self.rows, **self.sections}
+        try:
+            return orjson.dumps(document, default=_json_default,
+                                option=orjson.OPT_INDENT_2 | orjson.OPT_STRICT_INTEGER)
+        except TypeError:
+            return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
+
+    def to_parquet(self, out: Path) -> None:
+        """The rows as a Parquet file: a column per key, typed (money ``decimal128``, text ``string``);
+        a column pyarrow cannot type (mixed kinds) is written as its CSV text."""
+        import orjson
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {}
+        for key in self.columns():
+            values = [row.get(key) for row in self.rows]
+            try:
+                columns[key] = pa.array([plain_scalar(value) for value in values])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                columns[key] = pa.array([None if value is None else cell(value) for value in values], pa.string())
+        header = {"tokenclear": {"version": __version__, "command": self.command}, "metadata": plain(self.metadata),
+                  "warnings": list(self.warnings)}
+        table = pa.table(columns).replace_schema_metadata({"tokenclear": orjson.dumps(header)})
+        pq.write_table(table, out)
+
+
+def _json_default(value: Any) -> Any:
+    """orjson's fallback: the contract's form of what it does not encode itself."""
+    if isinstance(value, Decimal):
+        return str(value)
+    return plain(value)
+
+
+def plain_scalar(value: Any) -> Any:
+    """A cell for a typed column: Decimal, numbers, text and dates as they are, numpy scalars as Python's."""
+    if hasattr(value, "item") and not isinstance(value, Decimal):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def plain(value: Any) -> Any:
@@ -86,7 +143,17 @@ def plain(value: Any) -> Any:
 
 
 def cell(value: Any) -> str:
-    """One CSV cell: the JSON text of a plain value, without quotes around strings."""
+    """One CSV cell: the JSON text of the value's plain form, without quotes around strings."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is Decimal:
+        return str(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else ""
+    if kind is int:
+        return str(value)  # beyond 2^53 the contract's string, with the same digits
+    value = plain(value)
     if value is None:
         return ""
     if isinstance(value, str):
@@ -100,12 +167,12 @@ def cell(value: Any) -> str:
 
 def digest(path: Path, names: Iterable[str] | None = None) -> dict[str, str]:
     """Path and SHA-256 of an input file; of a folder, over the files read from it (``names``: their
-    stems, default every CSV below it), each file's name and bytes in name order."""
+    stems, default every CSV or Parquet file below it), each file's name and bytes in name order."""
     hasher = hashlib.sha256()
     if path.is_dir():
         wanted = None if names is None else set(names)
-        for one in sorted(path.rglob("*.csv")):
-            if wanted is None or one.stem in wanted:
+        for one in sorted(path.rglob("*")):
+            if one.suffix in (".csv", ".parquet") and one.is_file() and (wanted is None or one.stem in wanted):
                 hasher.update(one.relative_to(path).as_posix().encode() + b"\0" + one.read_bytes())
     elif path.is_file():
         hasher.update(path.read_bytes())
@@ -119,10 +186,20 @@ def emit(report: Report, output: str, table: Callable[[Report], None] | None = N
     """Write ``report`` in ``output`` (table, json or csv) to stdout or ``out``; warnings also on stderr."""
     import sys
 
-    from tokenclear.cli.app import stderr, write_text
+    from tokenclear.cli.app import fail, stderr, write_bytes, write_text
+    from tokenclear.errors import InputError
 
     if output == "json":
-        write_text(json.dumps(report.to_json(), indent=2), out)
+        write_bytes(report.to_json_bytes(), out)
+    elif output == "parquet":
+        if out is None:
+            raise fail(InputError("Parquet is a binary file: give --out FILE.parquet", field="--format"))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            report.to_parquet(out)
+        except OSError as error:
+            raise fail(InputError(f"cannot write ({error.strerror}: {error.filename})", path=out)) from None
+        stderr.print(f"wrote {out}")
     elif output == "csv":
         text = report.to_csv()
         write_text(text[:-1] if text.endswith("\n") else text, out)

@@ -10,12 +10,11 @@ on 2020-04-20) are checked for finite values only."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from tokenclear.columns import PARQUET_SUFFIXES, Table, read_table
+from tokenclear.columns import PARQUET_SUFFIXES, Table, read_table, read_tables
 from tokenclear.errors import InputError
 from tokenclear.market.history import MarketData, PriceSeries
 
@@ -23,8 +22,6 @@ JUMP = 4.0
 #: A close's magnitude lies within [MIN_CLOSE, MAX_CLOSE] (relative series) or below MAX_CLOSE (absolute): beyond,
 #: a unit error or an overflow of the P&L in float64, not a price.
 MIN_CLOSE, MAX_CLOSE = 1e-9, 1e12
-#: Threads reading a folder's files (pyarrow parses without the GIL).
-READERS = 4
 
 
 def load_series(path: Path, *, value_column: str = "close", relative: bool = False,
@@ -126,14 +123,7 @@ def load_folder(folder: Path, names: list[str] | None = None, *, value_column: s
             raise InputError(f"series '{name}' has both a CSV and a Parquet file: keep one", path=folder)
     paths = [found[name] for name in names]
     check = value_column == "close"
-
-    def one(path: Path) -> PriceSeries:
-        return load_series(path, value_column=value_column, relative=check and path.stem not in absolute,
-                           confirmed=confirmed)
-
-    if len(paths) < 2 * READERS:
-        series = [one(path) for path in paths]
-    else:
-        with ThreadPoolExecutor(READERS) as pool:  # the first failing file (in order) is the one reported
-            series = list(pool.map(one, paths))
-    return MarketData({path.stem: item for path, item in zip(paths, series, strict=True)})
+    tables = read_tables(paths, {"date": "date", value_column: "number"})
+    return MarketData({path.stem: checked_series(table, path.stem, np.arange(len(table)), value_column=value_column,
+                                                 relative=check and path.stem not in absolute, confirmed=confirmed)
+                       for path, table in zip(paths, tables, strict=True)})  # a loop over series, not rows
