@@ -43,6 +43,25 @@ def shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit - 12]}...({len(text):,} characters)"
 
 
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques) of an array of str: ``uniques`` in first-appearance order, ``uniques[codes] == values``
+    (pyarrow's dictionary encoding, so no pandas import)."""
+    import pyarrow as pa
+
+    encoded = pa.array(values, type=pa.string()).dictionary_encode()
+    return (encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
+            np.asarray(encoded.dictionary.to_pylist(), dtype=object))
+
+
+def positions_in(values: np.ndarray, names: list[str]) -> np.ndarray:
+    """The index in ``names`` of each of ``values`` (-1 where absent)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.index_in(pa.array(values, type=pa.string()), value_set=pa.array(names, type=pa.string()))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
 def is_parquet(path: Path) -> bool:
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
 

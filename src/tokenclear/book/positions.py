@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenclear.columns import Table, read_table
+from tokenclear.columns import Table, factorize, positions_in, read_table
 from tokenclear.csvfiles import parse_decimal
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue
@@ -125,10 +125,8 @@ def read_entries(path: Path, resolve, *, sum_duplicates: bool = False,
 def _resolve_contracts(table: Table, resolve, by_symbol: bool) -> np.ndarray:
     """Each row's contract name: ``resolve`` once per distinct key, in the order keys first appear (so the
     first failing key is the first offending line)."""
-    import pandas as pd
-
     keys = [name for name in (_TEXT[1:] if by_symbol else _TEXT[:1]) if name in table]
-    codes = np.column_stack([pd.factorize(table[name])[0] for name in keys])
+    codes = np.column_stack([factorize(table[name])[0] for name in keys])
     _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
     names = np.empty(first.size, dtype=object)
     for key in np.argsort(first).tolist():  # a loop over distinct contracts, not rows
@@ -156,10 +154,8 @@ def _net_quantity(table: Table, gross: bool) -> np.ndarray:
 def _distinct(table: Table, account: np.ndarray, contract: np.ndarray, quantity: np.ndarray,
               sum_duplicates: bool) -> tuple[Entries, list[str]]:
     """One entry per (account, contract), duplicates refused (or summed, with a warning naming each)."""
-    import pandas as pd
-
-    account_code, _ = pd.factorize(account)
-    contract_code, contract_names = pd.factorize(contract)
+    account_code, _ = factorize(account)
+    contract_code, contract_names = factorize(contract)
     pair = account_code.astype(np.int64) * len(contract_names) + contract_code
     _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
     twice = np.flatnonzero(first[inverse] != np.arange(pair.size))
@@ -227,8 +223,6 @@ def book_from_entries(entries: list[tuple[str, str, int]] | Entries, catalogue: 
 def dense_book(entries: list[tuple[str, str, int]] | Entries, order) -> Book:
     """Dense book from positions (triples or :class:`Entries`); accounts sorted, the contracts held in the order
     of ``order``."""
-    import pandas as pd
-
     if not isinstance(entries, Entries):
         columns = list(zip(*entries, strict=True)) or [(), (), ()]
         entries = Entries(np.asarray(columns[0], dtype=object), np.asarray(columns[1], dtype=object),
@@ -236,7 +230,7 @@ def dense_book(entries: list[tuple[str, str, int]] | Entries, order) -> Book:
     accounts, row = np.unique(entries.account.astype(str), return_inverse=True)
     used = set(entries.contract.tolist())
     instruments = [name for name in order if name in used]
-    column = pd.Index(instruments).get_indexer(entries.contract)
+    column = positions_in(entries.contract, instruments)
     quantity = np.zeros((accounts.size, len(instruments)), dtype=np.int64)
     np.add.at(quantity, (row.ravel(), column), entries.quantity)
     return Book(accounts.tolist(), instruments, quantity)

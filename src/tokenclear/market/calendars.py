@@ -5,42 +5,75 @@ Business-day logic lives only here. Dates are ``datetime64[D]``.
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import tempfile
 import warnings
 from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
 
-import exchange_calendars as xcals
 import numpy as np
-import pandas as pd
 
 from tokenclear.arrays import DateArray1D
 from tokenclear.errors import ConfigurationError
 
-_START = pd.Timestamp("1985-01-01")
+_START = "1985-01-01"
 
 ALWAYS_OPEN = "24/7"
 
 
-@lru_cache(maxsize=32)
-def _calendar(name: str) -> xcals.ExchangeCalendar:
+def _load(name: str) -> DateArray1D:
+    import exchange_calendars as xcals  # with pandas, 1-2 s to import and build: a cached run skips both
+
     with warnings.catch_warnings():  # pandas deprecation notices raised inside exchange_calendars
         warnings.simplefilter("ignore")
-        return _load(name)
+        try:
+            calendar = xcals.get_calendar(name, start=_START)
+        except xcals.errors.InvalidCalendarName:
+            raise ConfigurationError(f"unknown calendar '{name}'; use an exchange_calendars name such as "
+                                     "XNYS, CMES, XTKS or 24/7") from None
+        except ValueError:
+            calendar = xcals.get_calendar(name)
+        return calendar.sessions.values.astype("datetime64[D]")
 
 
-def _load(name: str) -> xcals.ExchangeCalendar:
-    try:
-        return xcals.get_calendar(name, start=_START)
-    except xcals.errors.InvalidCalendarName:
-        raise ConfigurationError(f"unknown calendar '{name}'; use an exchange_calendars name such as "
-                                 "XNYS, CMES, XTKS or 24/7") from None
-    except ValueError:
-        return xcals.get_calendar(name)
+def cache_file(name: str) -> Path | None:
+    """Where ``name``'s sessions are cached: ``TOKENCLEAR_CACHE_DIR`` (default ``~/.cache/tokenclear``), one
+    file per calendar, exchange_calendars version and day (the library's sessions run to a year after today);
+    ``None`` when ``TOKENCLEAR_CACHE_DIR`` is empty (no cache)."""
+    root = os.environ.get("TOKENCLEAR_CACHE_DIR", str(Path("~/.cache/tokenclear").expanduser()))
+    if not root:
+        return None
+    stem = "".join(char if char.isalnum() else "_" for char in name)
+    return Path(root) / f"sessions-{stem}-{version('exchange_calendars')}-{dt.date.today().isoformat()}.npy"
 
 
 @lru_cache(maxsize=32)
 def sessions(name: str) -> DateArray1D:
-    """All sessions of calendar ``name`` the library knows (from 1985 where available)."""
-    return _calendar(name).sessions.values.astype("datetime64[D]")
+    """All sessions of calendar ``name`` the library knows (from 1985 where available), from the cache file
+    (:func:`cache_file`) when it holds them; a cache that cannot be read or written is only a slower run."""
+    path = cache_file(name)
+    if path is not None and path.is_file():
+        try:
+            days = np.load(path, allow_pickle=False)
+            if days.dtype == np.dtype("datetime64[D]") and days.ndim == 1 and days.size:
+                return days
+        except (OSError, ValueError, EOFError):
+            pass
+    days = _load(name)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for old in path.parent.glob(f"{path.name.split('-')[0]}-{path.name.split('-')[1]}-*.npy"):
+                if old != path:
+                    old.unlink(missing_ok=True)  # an earlier day's or version's
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+                np.save(handle, days, allow_pickle=False)
+            os.replace(handle.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
+        except OSError:
+            pass
+    return days
 
 
 def is_session(name: str, date: np.datetime64) -> bool:

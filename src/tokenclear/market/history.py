@@ -57,11 +57,11 @@ def align(series: list[PriceSeries], grid: DateArray1D, *, max_stale_days: int) 
     keys = np.concatenate([one - low + offset for one, offset in zip(days, offsets, strict=True)])
     closes = np.concatenate([one.closes for one in series])
     first = np.cumsum([0] + [one.size for one in days[:-1]])
-    wanted = (query - low)[:, None] + offsets[None, :]  # [grid, series]
+    wanted = offsets[:, None] + (query - low)[None, :]  # [series, grid]: ascending when the grid is
     position = np.searchsorted(keys, wanted, side="right") - 1
     safe = np.maximum(position, 0)
-    fresh = (position >= first[None, :]) & (wanted - keys[safe] <= max_stale_days)
-    return np.where(fresh, closes[safe], np.nan)
+    fresh = (position >= first[:, None]) & (wanted - keys[safe] <= max_stale_days)
+    return np.where(fresh, closes[safe], np.nan).T
 
 
 def common_grid(series: list[PriceSeries], sessions: DateArray1D) -> DateArray1D:
