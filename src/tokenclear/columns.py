@@ -190,9 +190,11 @@ def _read_csv(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind]) -> 
     if not data.strip(b" \t\r\n,"):
         raise InputError("file is empty (no header row)", path=path)
     records = None
-    if b'"' not in data and not _has_blank_line(data):
-        # one record per line, none blank: the lines are known without looking (the usual machine-written file)
-        first = data.find(b"\n")
+    first = data.find(b"\n")
+    simple = b'"' not in data[first:] and data[:first].count(b'"') % 2 == 0 if first >= 0 else b'"' not in data
+    if simple and not _has_blank_line(data):
+        # one record per line, none blank, quotes in the header at most (pyarrow's writer quotes the names): the
+        # lines are known without looking (the usual machine-written file)
         header = _header(path, data[:first if first >= 0 else len(data)].decode("utf-8"))
         if first < 0 or not data[first:].strip():
             raise InputError("file has a header but no data rows", path=path)

@@ -27,6 +27,29 @@ def amount(value: float) -> Decimal:
     return Decimal(repr(float(value))).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
+def requirements(values: np.ndarray) -> list[Decimal]:
+    """:func:`requirement` of each of ``values`` (float64, any shape, flattened), its finiteness checked once."""
+    flat = _finite(values, "requirement")
+    return [_ZERO if value <= 0 else Decimal(repr(value)).quantize(CENT, rounding=ROUND_CEILING) for value in flat]
+
+
+def amounts(values: np.ndarray) -> list[Decimal]:
+    """:func:`amount` of each of ``values`` (float64, any shape, flattened)."""
+    flat = _finite(values, "amount")
+    return [_ZERO if value == 0 else Decimal(repr(value)).quantize(CENT, rounding=ROUND_HALF_EVEN) for value in flat]
+
+
+_ZERO = Decimal("0.00")
+
+
+def _finite(values: np.ndarray, what: str) -> list[float]:
+    array = np.asarray(values, dtype=np.float64).ravel()
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(f"{what} is not finite: {array[bad[0]]}")
+    return array.tolist()
+
+
 def collateral(value: float) -> Decimal:
     """A post-haircut collateral value in currency units, rounded down to the cent; never negative."""
     if not np.isfinite(value):

@@ -27,7 +27,7 @@ from tokenclear.margin.procyclicality import (
     stressed_weight_addon,
 )
 from tokenclear.margin.result import MethodResult
-from tokenclear.money import amount, requirement
+from tokenclear.money import amounts, requirements
 
 MarginMethod = Literal["hsvar", "fhs", "span", "asvar", "notional"]
 METHODS: tuple[MarginMethod, ...] = get_args(MarginMethod)
@@ -168,20 +168,22 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
     net_option_value = np.asarray(quantity, dtype=np.float64) @ context.resolved.option_value
     total = np.maximum(base_risk + holiday + history_addon + concentration + stress + apc - net_option_value, 0.0)
     names = context.resolved.names
-    accounts = []
-    for a, account in enumerate(context.book.accounts):  # formatting the output, after the numeric core
-        accounts.append(AccountMargin(
-            account=account, method=method, margin=requirement(total[a]), base=requirement(base_risk[a]),
-            holiday_addon=requirement(holiday[a]), history_addon=requirement(history_addon[a]),
-            concentration_addon=requirement(concentration[a]),
-            stress_addon=requirement(stress[a]), apc_addon=requirement(apc[a]),
-            net_option_value=amount(net_option_value[a]),
-            worst_scenario=str(base.worst[a]),
-            top_instruments=[(names[j], amount(loss)) for j, loss in
-                             zip(base.contributors[a].tolist(), base.contributor_loss[a].tolist(), strict=True)
-                             if loss > 0],
-            components={key: amount(values[a]) for key, values in base.components.items()},
-        ))
+    # the boundary to exact money, column by column; then one AccountMargin per account
+    money = {key: requirements(values) for key, values in (
+        ("margin", total), ("base", base_risk), ("holiday_addon", holiday), ("history_addon", history_addon),
+        ("concentration_addon", concentration), ("stress_addon", stress), ("apc_addon", apc))}
+    option_value = amounts(net_option_value)
+    components = {key: amounts(values) for key, values in base.components.items()}
+    losses = np.asarray(base.contributor_loss, dtype=np.float64)
+    loss_money = np.array(amounts(losses), dtype=object).reshape(losses.shape)
+    top = [[(names[j], loss_money[a, k]) for k, j in enumerate(row) if losses[a, k] > 0]
+           for a, row in enumerate(np.asarray(base.contributors).tolist())]  # formatting, after the numeric core
+    worst = [str(one) for one in base.worst]
+    accounts = [AccountMargin(account=account, method=method, net_option_value=option_value[a],
+                              worst_scenario=worst[a], top_instruments=top[a],
+                              components={key: values[a] for key, values in components.items()},
+                              **{key: values[a] for key, values in money.items()})
+                for a, account in enumerate(context.book.accounts)]
     scenarios = int(rows.size) if method in ("hsvar", "fhs") else 0
     days = {name: int(d) for name, d in zip(names, extra.tolist(), strict=True)}
     warnings = list(context.warnings)
