@@ -257,3 +257,60 @@ def test_margin_values_contracts_at_published_settlement_prices(tmp_path):
     assert at_settlement["M"] == plain_run["M"]  # BTCZ23 has no published price: the index close, and a warning
     assert any("no settlement price on 2023-08-25 for BTCZ23" in warning for warning in body["warnings"])
     assert body["metadata"]["inputs"]["settlements"]["sha256"]
+
+
+def test_margin_writes_parquet_with_the_json_rows_and_metadata(tmp_path):
+    import pyarrow.parquet as pq
+
+    args = ["margin", "--as-of", "2023-03-10"]
+    body = contract(tokenclear(*args, "--format", "json").stdout, "margin")
+    out = tmp_path / "margin.parquet"
+    done = tokenclear(*args, "--format", "parquet", "--out", str(out))
+    assert done.returncode == 0 and f"wrote {out}" in " ".join(done.stderr.split())
+    table = pq.read_table(out)
+    assert str(table.schema.field("margin").type).startswith("decimal128")
+    rows = table.to_pylist()
+    assert [row["account"] for row in rows] == [row["account"] for row in body["rows"]]
+    for ours, theirs in zip(rows, body["rows"], strict=True):
+        assert ours["margin"] == Decimal(theirs["margin"]) and ours["base"] == Decimal(theirs["base"])
+        assert ours["worst_scenario"] == theirs["worst_scenario"]
+    header = json.loads(table.schema.metadata[b"tokenclear"])
+    assert header["tokenclear"]["command"] == "margin" and header["metadata"]["as_of"] == "2023-03-10"
+    assert header["warnings"] == body["warnings"] and any("holiday add-on" in one for one in header["warnings"])
+
+
+def test_parquet_needs_a_file_and_the_table_is_not_written_to_one(tmp_path):
+    done = tokenclear("margin", "--format", "parquet")
+    assert done.returncode != 0 and "--format" in done.stderr and "--out" in done.stderr
+    done = tokenclear("margin", "--out", str(tmp_path / "margin.txt"))
+    assert done.returncode != 0 and "--out" in done.stderr and not (tmp_path / "margin.txt").exists()
+
+
+def test_the_fast_json_encoder_writes_what_the_contract_walk_writes():
+    import datetime as dt
+    from pathlib import Path
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tokenclear.cli.output import Report
+
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.text(max_size=8), st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-2**70, max_value=2**70), st.decimals(allow_nan=False, allow_infinity=False, places=2),
+        st.dates().map(lambda day: day), st.just(Path("/data/positions.csv")),
+        st.floats(allow_nan=False, width=64).map(np.float64), st.integers(-2**60, 2**60).map(np.int64),
+        st.dates().map(lambda day: np.datetime64(day.isoformat(), "D")),
+        st.datetimes(max_value=dt.datetime(2100, 1, 1)))
+    values = st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.one_of(st.text(max_size=4), st.integers(0, 9)), inner,
+                                                     max_size=3)), max_leaves=12)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.dictionaries(st.text(max_size=4), values, max_size=4), max_size=4),
+           st.dictionaries(st.text(max_size=4), values, max_size=3), values)
+    def agree(rows, metadata, section):
+        report = Report("margin", rows, metadata, ["a warning"], {"total": section})
+        assert json.loads(report.to_json_bytes()) == json.loads(json.dumps(report.to_json(), indent=2))
+
+    agree()

@@ -21,7 +21,7 @@ from tokenclear.margin.procyclicality import APC_OPTIONS
 from tokenclear.margin.setup import RiskSetup, book_margin
 from tokenclear.margin.span import InterPair
 from tokenclear.margin_files import load_classes, load_concentration, load_pairs
-from tokenclear.market.files import load_folder
+from tokenclear.market.files import load_folder, series_in
 from tokenclear.market.history import MarketData
 from tokenclear.settings import Settings
 
@@ -88,7 +88,7 @@ def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path
     prices_dir = Path(prices or settings.prices_dir)
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
     warnings = read + reference_defaults(settings, catalogue, specs, book, config, allow_defaults=allow_defaults)
-    files = {path.stem for path in prices_dir.glob("*.csv")}  # proxies are read when there: a stress period uses them
+    files = series_in(prices_dir)  # proxies are read when there: a stress period uses them
     market = load_folder(prices_dir, series_names(factor_specs(book, catalogue, specs, config), files),
                          **price_checks(settings, specs))
     return Inputs(catalogue, specs, book, market, prices_dir, warnings)
@@ -232,7 +232,7 @@ def per_contract_inputs(settings: Settings, *, instruments: Path | None, prices:
     specs = load_underlyings(settings.underlyings_file) if settings.underlyings_file.is_file() else {}
     prices_dir = Path(prices or settings.prices_dir)
     names = sorted({one.underlying for one in catalogue.select(catalogue.instruments)})
-    available = {path.stem for path in prices_dir.glob("*.csv")}
+    available = series_in(prices_dir)
     market = load_folder(prices_dir, [name for name in names if name in available], **price_checks(settings, specs))
     last = {name: market.get(name).dates[-1] for name in market.series}
     if not last:
@@ -250,7 +250,7 @@ def per_contract_inputs(settings: Settings, *, instruments: Path | None, prices:
     entries = [(f"{name}:{side}", name, sign) for name in live for side, sign in (("long", 1), ("short", -1))]
     book = book_from_entries(entries, catalogue)
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
-    files = {path.stem for path in prices_dir.glob("*.csv")}
+    files = series_in(prices_dir)
     needed = series_names(factor_specs(book, catalogue, specs, config), files)
     more = load_folder(prices_dir, [name for name in needed if name not in market.series],
                        **price_checks(settings, specs))  # FX, stress proxies

@@ -126,9 +126,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, int):
-        return str(value) if abs(value) > MAX_SAFE_INTEGER else value
+        return str(value) if abs(value) > MAX_SAFE_INTEGER else int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -97,9 +97,8 @@ class Asvar:
     def margin(self, quantity: np.ndarray, scale: Float64Array1D | None = None) -> MethodResult:
         grid = self.grid
         quantity = np.asarray(quantity, dtype=np.float64)
-        losses = grid.scenario_losses(quantity, scale)
-        worst_k = np.argmax(losses, axis=2)
-        worst = np.maximum(np.take_along_axis(losses, worst_k[:, :, None], axis=2)[:, :, 0], 0.0)
+        worst_k, worst_loss = grid.worst(quantity, scale)
+        worst = np.maximum(worst_loss, 0.0)
         direction = np.where(ASVAR_PRICE[worst_k] < 0, -1.0, 1.0)
         signed = worst * direction
         correlation = np.array(self.parameters.correlation)[np.ix_(grid.commodities, grid.commodities)]

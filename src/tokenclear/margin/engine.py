@@ -110,7 +110,34 @@ class Options:
     span_parameters: span.SpanParameters | None = None  # published SPAN parameters instead of calibrating
 
 
-def run_margin(context: Context, method: MarginMethod, options: Options = Options()) -> MarginRun:
+@dataclass(frozen=True)
+class Prepared:
+    """What a run computes once per instrument, before any account: the method (its scenario P&L), the
+    add-ons' per-instrument parts. Shared by every partition of accounts (:func:`account_margins`); holds no
+    book. ``instruments`` are the columns of every quantity it is given."""
+
+    method: str
+    instruments: list[str]
+    model: Method
+    holiday_scale: Float64Array1D | None  # None: no holiday add-on
+    unit_long: Float64Array1D | None  # concentration: one contract's margin long and short; None: no add-on
+    unit_short: Float64Array1D | None
+    notional: Float64Array1D
+    capacity_usd: Float64Array1D | None
+    history_factor: float  # EMIR Art. 25(3) short-history add-on as a fraction of the base
+    apc: str | None
+    apc_model: Method | None  # floor10y: the ten-year window's method; stressed-weight: the stressed window's
+    apc_released_fraction: float
+    option_value: Float64Array1D
+    holiday_days: dict[str, int]
+    scenarios: int
+    warnings: list[str]
+    as_of: str
+    currency: str
+
+
+def prepare(context: Context, method: MarginMethod, options: Options = Options()) -> Prepared:
+    """Validate the run's options and build everything :func:`account_margins` needs but the accounts."""
     if options.apc is not None and options.apc not in APC_OPTIONS:
         raise ConfigurationError(f"unknown APC option '{options.apc}'; choose one of {', '.join(APC_OPTIONS)}")
     if method == "asvar" and options.apc in ("floor10y", "stressed-weight"):
@@ -121,53 +148,71 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
                                  f"common history gives {history:,}, so the floor would be the base window itself: "
                                  "use stressed-weight or buffer")
     config = context.config
-    quantity = context.book.quantity
     rows = context.window()
     if options.span_parameters is not None and options.apc in ("floor10y", "stressed-weight"):
         raise ConfigurationError("published SPAN parameters are set in advance: only the 'buffer' APC applies")
     model = build_method(context, method, rows, span_pairs=options.span_pairs,
                          span_parameters=options.span_parameters)
-    base = model.margin(quantity)
-    base_risk = np.maximum(base.risk, 0.0)
-    n_accounts, n_instruments = quantity.shape
-
+    n_instruments = len(context.resolved.names)
     calendars = [context.factors.specs[j].calendar for j in context.resolved.underlying_index]
     extra = holiday_days(calendars, cash_calendar=config.cash_calendar, as_of=context.as_of,
                          mpor_days=config.mpor_days)
-    holiday = np.zeros(n_accounts)
-    if options.holiday and extra.any():
-        scaled = model.margin(quantity, holiday_scale(extra, config.mpor_days))
-        holiday = np.maximum(np.maximum(scaled.risk, 0.0) - base_risk, 0.0)
-
-    concentration = np.zeros(n_accounts)
+    scale = holiday_scale(extra, config.mpor_days) if options.holiday and extra.any() else None
+    unit_long = unit_short = None
     if options.capacity_usd is not None:
         eye = np.eye(n_instruments)
-        unit_long = model.margin(eye).risk
-        unit_short = model.margin(-eye).risk
-        concentration, _ = concentration_addon(quantity, unit_long=unit_long, unit_short=unit_short,
-                                               notional=context.resolved.notional, capacity_usd=options.capacity_usd)
+        unit_long, unit_short = model.margin(eye).risk, model.margin(-eye).risk
+    apc_model = None
+    if options.apc == "floor10y":
+        apc_model = build_method(context, method, context.window(APC_LOOKBACK_10Y), span_pairs=options.span_pairs)
+    elif options.apc == "stressed-weight":
+        apc_model = build_method(context, method, context.stressed_rows(), span_pairs=options.span_pairs)
+    short = max(config.required_history - history, 0)
+    factor = float(np.sqrt(config.required_history / history) - 1.0) if short else 0.0
+    warnings = list(context.warnings)
+    if short:
+        warnings.append(f"history gives {history} scenarios, fewer than the {config.required_history} required "
+                        f"(EMIR Art. 25): a short-history add-on of {factor:.1%} of the base requirement")
+    names = context.resolved.names
+    days = {name: int(d) for name, d in zip(names, extra.tolist(), strict=True)}
+    return Prepared(method, list(names), model, scale, unit_long, unit_short, context.resolved.notional,
+                    options.capacity_usd, factor, options.apc, apc_model, options.apc_released_fraction,
+                    context.resolved.option_value, days, int(rows.size) if method in ("hsvar", "fhs") else 0,
+                    warnings, str(context.as_of), config.margin_currency)
 
+
+def account_margins(prepared: Prepared, accounts: list[str], quantity: np.ndarray,
+                    stress_addon: Float64Array1D | None = None) -> list[AccountMargin]:
+    """Each account's requirement and drivers: ``quantity[accounts, instruments]`` over ``prepared.instruments``;
+    one account's figures depend on its own row only, so any partition of the accounts gives the same rows."""
+    model = prepared.model
+    n_accounts = quantity.shape[0]
+    base = model.margin(quantity)
+    base_risk = np.maximum(base.risk, 0.0)
+    holiday = np.zeros(n_accounts)
+    if prepared.holiday_scale is not None:
+        scaled = model.margin(quantity, prepared.holiday_scale)
+        holiday = np.maximum(np.maximum(scaled.risk, 0.0) - base_risk, 0.0)
+    concentration = np.zeros(n_accounts)
+    if prepared.unit_long is not None:
+        concentration, _ = concentration_addon(quantity, unit_long=prepared.unit_long, unit_short=prepared.unit_short,
+                                               notional=prepared.notional, capacity_usd=prepared.capacity_usd)
     # EMIR RTS 153/2013 Art. 25(3): a conservative add-on while the history is shorter than required;
     # the quantile's sampling error shrinks as 1/sqrt(n), so the base is scaled by sqrt(required / n)
-    short = max(config.required_history - history, 0)
-    history_addon = base_risk * (np.sqrt(config.required_history / history) - 1.0) if short else np.zeros(n_accounts)
-    stress = np.zeros(n_accounts) if options.stress_addon is None else np.maximum(options.stress_addon, 0.0)
-
+    history_addon = base_risk * prepared.history_factor
+    stress = np.zeros(n_accounts) if stress_addon is None else np.maximum(stress_addon, 0.0)
     apc = np.zeros(n_accounts)
-    if options.apc == "buffer":
-        apc = buffer_addon(base_risk, released_fraction=options.apc_released_fraction)
-    elif options.apc == "floor10y":
-        long_model = build_method(context, method, context.window(APC_LOOKBACK_10Y), span_pairs=options.span_pairs)
-        apc = floor_addon(base_risk, np.maximum(long_model.margin(quantity).risk, 0.0))
-    elif options.apc == "stressed-weight":
-        stressed_model = build_method(context, method, context.stressed_rows(), span_pairs=options.span_pairs)
-        apc = stressed_weight_addon(base_risk, np.maximum(stressed_model.margin(quantity).risk, 0.0))
-
+    if prepared.apc == "buffer":
+        apc = buffer_addon(base_risk, released_fraction=prepared.apc_released_fraction)
+    elif prepared.apc == "floor10y":
+        apc = floor_addon(base_risk, np.maximum(prepared.apc_model.margin(quantity).risk, 0.0))
+    elif prepared.apc == "stressed-weight":
+        apc = stressed_weight_addon(base_risk, np.maximum(prepared.apc_model.margin(quantity).risk, 0.0))
     # premium-paid options: the requirement covers the risk less the net option value (CME SPAN's
     # "risk minus NOV"): a long option's value is credited, a short option's value charged; never < 0
-    net_option_value = np.asarray(quantity, dtype=np.float64) @ context.resolved.option_value
+    net_option_value = np.asarray(quantity, dtype=np.float64) @ prepared.option_value
     total = np.maximum(base_risk + holiday + history_addon + concentration + stress + apc - net_option_value, 0.0)
-    names = context.resolved.names
+    names = prepared.instruments
     # the boundary to exact money, column by column; then one AccountMargin per account
     money = {key: requirements(values) for key, values in (
         ("margin", total), ("base", base_risk), ("holiday_addon", holiday), ("history_addon", history_addon),
@@ -179,16 +224,16 @@ def run_margin(context: Context, method: MarginMethod, options: Options = Option
     top = [[(names[j], loss_money[a, k]) for k, j in enumerate(row) if losses[a, k] > 0]
            for a, row in enumerate(np.asarray(base.contributors).tolist())]  # formatting, after the numeric core
     worst = [str(one) for one in base.worst]
-    accounts = [AccountMargin(account=account, method=method, net_option_value=option_value[a],
-                              worst_scenario=worst[a], top_instruments=top[a],
-                              components={key: values[a] for key, values in components.items()},
-                              **{key: values[a] for key, values in money.items()})
-                for a, account in enumerate(context.book.accounts)]
-    scenarios = int(rows.size) if method in ("hsvar", "fhs") else 0
-    days = {name: int(d) for name, d in zip(names, extra.tolist(), strict=True)}
-    warnings = list(context.warnings)
-    if short:
-        addon = np.sqrt(config.required_history / history) - 1
-        warnings.append(f"history gives {history} scenarios, fewer than the {config.required_history} required "
-                        f"(EMIR Art. 25): a short-history add-on of {addon:.1%} of the base requirement")
-    return MarginRun(str(context.as_of), method, scenarios, accounts, days, warnings, config.margin_currency)
+    return [AccountMargin(account=account, method=prepared.method, net_option_value=option_value[a],
+                          worst_scenario=worst[a], top_instruments=top[a],
+                          components={key: values[a] for key, values in components.items()},
+                          **{key: values[a] for key, values in money.items()})
+            for a, account in enumerate(accounts)]
+
+
+def run_margin(context: Context, method: MarginMethod, options: Options = Options()) -> MarginRun:
+    """The margin of ``context``'s book: :func:`prepare`, then :func:`account_margins` over every account."""
+    prepared = prepare(context, method, options)
+    accounts = account_margins(prepared, context.book.accounts, context.book.quantity, options.stress_addon)
+    return MarginRun(prepared.as_of, method, prepared.scenarios, accounts, prepared.holiday_days,
+                     prepared.warnings, prepared.currency)

@@ -29,6 +29,75 @@ ASVAR_WEIGHT = np.ones(14)
 
 
 @dataclass(frozen=True)
+class Segments:
+    """Columns ``0..n-1`` grouped into ``count`` segments (a commodity's instruments, a contract month's), for
+    sums per segment over contiguous slices: the columns are put in segment order once (no copy when they
+    already are, as a catalogue lists each underlying's contracts together). A segment may be empty."""
+
+    count: int
+    order: np.ndarray | None  # int[n]: the columns in segment order; None when they already are
+    starts: np.ndarray  # int[count]: each segment's first position in that order
+    sizes: np.ndarray  # int[count]
+
+    @classmethod
+    def of(cls, groups: np.ndarray, count: int | None = None) -> Segments:
+        """``groups[i]``: the segment of column ``i`` (0..count-1)."""
+        groups = np.asarray(groups, dtype=np.int64).ravel()
+        count = int(groups.max(initial=-1)) + 1 if count is None else count
+        order = np.argsort(groups, kind="stable")
+        sizes = np.bincount(groups, minlength=count)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return cls(count, None if np.array_equal(order, np.arange(groups.size)) else order, starts, sizes)
+
+    @property
+    def singles(self) -> bool:
+        """Every segment holds at most one column."""
+        return bool(self.sizes.max(initial=0) <= 1)
+
+    def ordered(self, values: np.ndarray) -> np.ndarray:
+        """``values[rows, n]`` with its columns in segment order (a view when they already are)."""
+        return values if self.order is None else values[:, self.order]
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """float64[rows, count]: the sum of ``values[rows, n]`` over each segment's columns (a product with the
+        0/1 membership matrix, which BLAS runs faster than any reduction over slices)."""
+        if self.singles and self.order is None and self.count == values.shape[1] and self.sizes.all():
+            return values  # each column its own segment, in order
+        if self.singles:
+            out = np.zeros((values.shape[0], self.count))
+            filled = np.flatnonzero(self.sizes)
+            out[:, filled] = self.ordered(values)[:, self.starts[filled]]
+            return out
+        return values @ self.indicator()
+
+    def indicator(self) -> np.ndarray:
+        """float64[n, count]: 1 where column ``i`` belongs to the segment."""
+        n = int(self.sizes.sum())
+        order = np.arange(n) if self.order is None else self.order
+        out = np.zeros((n, self.count))
+        out[order, np.repeat(np.arange(self.count), self.sizes)] = 1.0
+        return out
+
+    def product(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """float64[s, count, accounts] (contiguous): ``sum_i values[:, i] * rows[i, :]`` over each segment's
+        columns ``i`` (``values[accounts, n]``, ``rows[n, s]``): the block-diagonal product without its zero
+        blocks, laid out scenario-major so that a reduction over the scenarios runs over whole planes."""
+        values = self.ordered(values)
+        rows = rows if self.order is None else rows[self.order]
+        out = np.zeros((rows.shape[1], self.count, values.shape[0]))
+        filled = np.flatnonzero(self.sizes)
+        if self.singles:
+            first = self.starts[filled]
+            out[:, filled, :] = rows[first].T[:, :, None] * values[:, first].T[None, :, :]
+        else:
+            for segment in filled.tolist():  # a loop over commodities; each one product over every account
+                start = self.starts[segment]
+                stop = start + self.sizes[segment]
+                out[:, segment, :] = rows[start:stop].T @ values[:, start:stop].T
+        return out
+
+
+@dataclass(frozen=True)
 class Grid:
     """Risk arrays ``loss[instruments, scenarios]`` (> 0 = loss to a long contract) per commodity."""
 
@@ -38,6 +107,7 @@ class Grid:
     loss: Float64Array2D
     price_multiple: Float64Array2D  # [scenarios, factors]
     exposure: Float64Array1D  # dV/dm per contract: margin currency per unit factor move
+    segments: Segments  # the instruments of each commodity
 
     @classmethod
     def build(cls, context: Context, price_scan: Float64Array1D, vol_scan: Float64Array1D, *,
@@ -61,15 +131,8 @@ class Grid:
         loss = -revalue(resolved, moves, horizon_days=horizon_days, vol_factor=vol_factor)
         loss *= weight[:, resolved.underlying_index].T
         exposure = exposures(context)
-        return cls(context, commodities, member, loss, price_multiple, exposure)
-
-    def block(self, scale: Float64Array1D | None) -> Float64Array2D:
-        """float64[instruments, commodities * scenarios], zero outside an instrument's commodity."""
-        n_instruments, n_scenarios = self.loss.shape
-        out = np.zeros((n_instruments, self.commodities.size, n_scenarios))
-        loss = self.loss if scale is None else self.loss * scale[:, None]
-        out[np.arange(n_instruments), self.member, :] = loss
-        return out.reshape(n_instruments, -1)
+        return cls(context, commodities, member, loss, price_multiple, exposure,
+                   Segments.of(member.ravel(), commodities.size))
 
     def membership(self, values: Float64Array1D) -> Float64Array2D:
         """float64[instruments, commodities] with ``values`` in each instrument's commodity column."""
@@ -77,10 +140,19 @@ class Grid:
         out[np.arange(values.size), self.member] = values
         return out
 
-    def scenario_losses(self, quantity: np.ndarray, scale: Float64Array1D | None) -> Float64Array2D:
-        """float64[accounts, commodities, scenarios]: each commodity's loss in each scenario."""
-        losses = np.asarray(quantity, dtype=np.float64) @ self.block(scale)
-        return losses.reshape(quantity.shape[0], self.commodities.size, -1)
+    def worst(self, quantity: np.ndarray, scale: Float64Array1D | None) -> tuple[np.ndarray, Float64Array2D]:
+        """(int[accounts, commodities] each commodity's worst scenario (the first on a tie), float64[accounts,
+        commodities] its loss)."""
+        loss = self.loss if scale is None else self.loss * scale[:, None]
+        losses = self.segments.product(np.asarray(quantity, dtype=np.float64), loss)  # [scenarios, c, accounts]
+        worst = losses[0].copy()
+        worst_k = np.zeros(worst.shape, dtype=np.int64)
+        better = np.empty(worst.shape, dtype=bool)
+        for k in range(1, losses.shape[0]):  # the 16 (SPAN) or 14 (AS-VaR) scenarios, each a plane of every account
+            np.greater(losses[k], worst, out=better)
+            np.maximum(worst, losses[k], out=worst)
+            np.copyto(worst_k, k, where=better)
+        return worst_k.T, worst.T
 
     def drivers(self, quantity: np.ndarray, worst_k: np.ndarray, main: np.ndarray, *, vol_sign: np.ndarray,
                 scale: Float64Array1D | None) -> tuple[np.ndarray, np.ndarray, Float64Array2D]:
@@ -93,10 +165,15 @@ class Grid:
                            for s in range(self.price_multiple.shape[0])]
                           for name, column in zip(self.names(), self.commodities.tolist(), strict=True)])
         labels = table[main, worst_k[np.arange(quantity.shape[0]), main]]
-        loss_each = quantity * self.loss[np.arange(self.member.size)[None, :], worst_k[:, self.member]]
+        n_scenarios = self.loss.shape[1]
+        flat = np.ascontiguousarray(worst_k)[:, self.member]
+        flat += (np.arange(self.member.size) * n_scenarios)[None, :]
+        loss_each = np.take(self.loss.ravel(), flat)  # each instrument in its commodity's worst scenario
+        del flat
+        loss_each *= quantity
         if scale is not None:
-            loss_each = loss_each * scale[None, :]
-        top, top_loss = top_k(loss_each, 3)
+            loss_each *= scale[None, :]
+        top, top_loss = top_k(loss_each, 3, overwrite=True)
         return labels, top, top_loss
 
     def names(self) -> list[str]:

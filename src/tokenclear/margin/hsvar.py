@@ -51,12 +51,24 @@ def top_contributors(quantity: np.ndarray, pnl_per_contract: Float64Array2D, sce
     return top_k(losses, count)
 
 
-def top_k(losses: Float64Array2D, count: int) -> tuple[np.ndarray, Float64Array2D]:
-    """Column indices and values of the ``count`` largest entries of each row, largest first."""
+def top_k(losses: Float64Array2D, count: int, *, overwrite: bool = False) -> tuple[np.ndarray, Float64Array2D]:
+    """Column indices and values of the ``count`` largest entries of each row, largest first (the first column
+    on a tie); ``overwrite``: ``losses`` is the caller's scratch and may be changed."""
     count = min(count, losses.shape[1])
     if count == 0:
         return np.zeros((losses.shape[0], 0), dtype=np.int64), np.zeros((losses.shape[0], 0))
-    top = np.argpartition(-losses, count - 1, axis=1)[:, :count]
-    top_losses = np.take_along_axis(losses, top, axis=1)
-    order = np.argsort(-top_losses, axis=1)
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_losses, order, axis=1)
+    if count > 4:
+        top = np.argpartition(-losses, count - 1, axis=1)[:, :count]
+        top_losses = np.take_along_axis(losses, top, axis=1)
+        order = np.argsort(-top_losses, axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_losses, order, axis=1)
+    work = np.ascontiguousarray(losses, dtype=np.float64) if overwrite else np.array(losses, dtype=np.float64)
+    # a few passes of argmax beat a partition of every row
+    rows = np.arange(work.shape[0])
+    top = np.empty((work.shape[0], count), dtype=np.int64)
+    top_losses = np.empty((work.shape[0], count))
+    for rank in range(count):  # a loop over the ranks (three), vectorised over accounts
+        top[:, rank] = np.argmax(work, axis=1)
+        top_losses[:, rank] = work[rows, top[:, rank]]
+        work[rows, top[:, rank]] = -np.inf
+    return top, top_losses

@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from tokenclear.arrays import Float64Array1D
+from tokenclear.arrays import Float64Array1D, Float64Array2D
 from tokenclear.errors import ConfigurationError
 from tokenclear.margin.context import Context
-from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL, Grid
+from tokenclear.margin.grid import SCAN_THIRDS, SPAN_VOL, Grid, Segments
 from tokenclear.margin.historical import session_calendar_days
 from tokenclear.margin.result import MethodResult
 
@@ -166,6 +166,13 @@ class Span:
     months: np.ndarray  # int[instruments]: the instrument's (commodity, contract month) tier
     calls: np.ndarray  # bool[instruments]
     puts: np.ndarray
+    tiers: Segments  # the instruments of each tier
+    tier_commodity: Segments  # the tiers of each commodity
+    spot_columns: np.ndarray  # int[]: the instruments in their spot month
+    spot: Segments  # those instruments by commodity
+    option_columns: np.ndarray  # int[]: the options
+    options: Segments  # those by commodity
+    net_weights: Float64Array2D  # [instruments, commodities]: each contract's delta exposure in its commodity
 
     @classmethod
     def build(cls, context: Context, parameters: SpanParameters) -> Span:
@@ -179,35 +186,42 @@ class Span:
         grid = Grid.build(context, np.array(parameters.price_scan), np.array(parameters.vol_scan),
                           price_multiple=price_multiple, vol_sign=SPAN_VOL, weight=weight, horizon_days=lookahead)
         expiry = np.round(resolved.years * 365.25).astype(np.int64)  # perpetuals (0 years) form a tier of their own
-        _, months = np.unique(np.column_stack([resolved.underlying_index, expiry]), axis=0, return_inverse=True)
-        return cls(context, parameters, grid, months.ravel(), resolved.is_option & resolved.is_call,
-                   resolved.is_option & ~resolved.is_call)
+        keys, months = np.unique(np.column_stack([grid.member, expiry]), axis=0, return_inverse=True)
+        months = months.ravel()
+        in_spot = (resolved.years * 365.25 <= parameters.spot_month_days) & (resolved.years > 0)
+        spot_columns = np.flatnonzero(in_spot)
+        option_columns = np.flatnonzero(resolved.is_option)
+        return cls(context, parameters, grid, months, resolved.is_option & resolved.is_call,
+                   resolved.is_option & ~resolved.is_call, Segments.of(months, keys.shape[0]),
+                   Segments.of(keys[:, 0], grid.commodities.size), spot_columns,
+                   Segments.of(grid.member[spot_columns], grid.commodities.size), option_columns,
+                   Segments.of(grid.member[option_columns], grid.commodities.size),
+                   grid.segments.indicator() * grid.exposure[:, None])
 
     def margin(self, quantity: np.ndarray, scale: Float64Array1D | None = None) -> MethodResult:
         grid, params = self.grid, self.parameters
         quantity = np.asarray(quantity, dtype=np.float64)
-        losses = grid.scenario_losses(quantity, scale)  # [accounts, commodities, 16]
-        worst_k = np.argmax(losses, axis=2)
-        scan = np.maximum(np.take_along_axis(losses, worst_k[:, :, None], axis=2)[:, :, 0], 0.0)
+        worst_k, worst_loss = grid.worst(quantity, scale)  # [accounts, commodities]: of the 16 scenarios
+        scan = np.maximum(worst_loss, 0.0)
         scan_range = np.array(params.price_scan)[grid.commodities]
-        exposure = quantity * grid.exposure[None, :]
-        ones = grid.membership(np.ones(grid.member.size))
-        by_month = group_columns(exposure, self.months)  # [accounts, tiers]: each month's net exposure
-        tier_commodity = np.zeros((by_month.shape[1], grid.commodities.size))
-        tier_commodity[self.months, grid.member] = 1.0
-        long_side = np.maximum(by_month, 0.0) @ tier_commodity
-        short_side = np.maximum(-by_month, 0.0) @ tier_commodity
+        net = quantity @ self.net_weights  # [accounts, commodities]: net delta exposure
+        by_month = self.tiers.sum(quantity * grid.exposure[None, :])  # [accounts, tiers]: each month's net exposure
+        long_side = self.tier_commodity.sum(np.maximum(by_month, 0.0, out=by_month))
+        short_side = long_side - net  # a commodity's short months: its long months less its net
         intra = np.array(params.intra_multiple)[grid.commodities] * scan_range * np.minimum(long_side, short_side)
+        spot = params.spot_multiple * scan_range * self.spot.sum(
+            np.abs(quantity[:, self.spot_columns] * grid.exposure[self.spot_columns][None, :]))
+        credit = self._credits(net, scan)
         resolved = self.context.resolved
-        in_spot = (resolved.years * 365.25 <= params.spot_month_days) & (resolved.years > 0)
-        spot = params.spot_multiple * scan_range * (np.abs(exposure * in_spot[None, :]) @ ones)
-        credit = self._credits(exposure @ ones, scan)
-        underlying_exposure = resolved.beta * np.where(resolved.absolute, 1.0, np.abs(resolved.forward)) * \
-            resolved.multiplier * resolved.fx
-        short = np.maximum(-quantity, 0.0) * underlying_exposure[None, :]
-        short_calls = (short * self.calls[None, :]) @ ones
-        short_puts = (short * self.puts[None, :]) @ ones
-        som = params.som_multiple * scan_range * np.maximum(short_calls, short_puts)
+        som = np.zeros_like(scan)
+        if self.option_columns.size:
+            columns = self.option_columns
+            underlying_exposure = (resolved.beta * np.where(resolved.absolute, 1.0, np.abs(resolved.forward))
+                                   * resolved.multiplier * resolved.fx)[columns]
+            short = np.maximum(-quantity[:, columns], 0.0) * underlying_exposure[None, :]
+            short_calls = self.options.sum(short * self.calls[columns][None, :])
+            short_puts = self.options.sum(short * self.puts[columns][None, :])
+            som = params.som_multiple * scan_range * np.maximum(short_calls, short_puts)
         commodity_total = np.maximum(scan + intra + spot - credit, som)
         risk = commodity_total.sum(axis=1)
         main = np.argmax(commodity_total, axis=1)

@@ -96,6 +96,14 @@ def load_long_table(path: Path, names: list[str] | None = None, *, value_column:
     return MarketData(out)
 
 
+def series_in(prices: Path) -> set[str]:
+    """The series a price source holds: a folder's CSV and Parquet file stems, or a long table's series."""
+    prices = Path(prices)
+    if prices.is_file():
+        return {str(name) for name in np.unique(read_table(prices, {"series": "text"})["series"])}
+    return {path.stem for suffix in (".csv", *PARQUET_SUFFIXES) for path in prices.glob(f"*{suffix}")}
+
+
 def load_folder(folder: Path, names: list[str] | None = None, *, value_column: str = "close",
                 absolute: frozenset[str] | set[str] = frozenset(),
                 confirmed: frozenset[tuple[str, str]] = frozenset()) -> MarketData:
