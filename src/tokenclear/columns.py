@@ -101,13 +101,19 @@ class Table:
             raise self.error(message(int(hits[0])), int(hits[0]), field)
 
 
-def read_table(path: Path, kinds: Mapping[str, Kind], *, optional: Mapping[str, Kind] | None = None) -> Table:
+def read_table(path: Path, kinds: Mapping[str, Kind], *, optional: Mapping[str, Kind] | None = None,
+               row_groups: tuple[int, ...] | None = None) -> Table:
     """The columns ``kinds`` (required) and ``optional`` (read when the header has them) of ``path``, CSV or
-    Parquet by its suffix. A blank ``number``, ``whole`` or ``date`` is refused like any other bad value."""
+    Parquet by its suffix. A blank ``number``, ``whole`` or ``date`` is refused like any other bad value.
+    ``row_groups``: only those row groups of a Parquet file (rows still named by their row in the file)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path=path)
     optional = dict(optional or {})
+    if row_groups is not None:
+        if not is_parquet(path):
+            raise InputError("row groups are Parquet's: a CSV file is read whole", path=path)
+        return _read_parquet(path, dict(kinds), optional, row_groups)
     reader = _read_parquet if is_parquet(path) else _read_csv
     return reader(path, dict(kinds), optional)
 
@@ -312,7 +318,8 @@ class _Records:
 
 # --- Parquet -----------------------------------------------------------------------------------------------------
 
-def _read_parquet(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind]) -> Table:
+def _read_parquet(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind],
+                  row_groups: tuple[int, ...] | None = None) -> Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -322,10 +329,17 @@ def _read_parquet(path: Path, kinds: dict[str, Kind], optional: dict[str, Kind])
         raise InputError(f"not a readable Parquet file: {error}", path=path) from None
     header = list(schema.names)
     wanted = _wanted(path, header, kinds, optional)
-    table = pq.read_table(path, columns=list(wanted))
+    if row_groups is None:
+        table = pq.read_table(path, columns=list(wanted))
+        lines = np.arange(1, table.num_rows + 1)
+    else:
+        handle = pq.ParquetFile(path)
+        sizes = [handle.metadata.row_group(k).num_rows for k in range(handle.num_row_groups)]
+        first = np.concatenate([[0], np.cumsum(sizes)])
+        table = handle.read_row_groups(list(row_groups), columns=list(wanted))
+        lines = np.concatenate([np.arange(first[k], first[k + 1]) + 1 for k in row_groups] or [np.arange(0)])
     if table.num_rows == 0:
         raise InputError("file has no data rows", path=path)
-    lines = np.arange(1, table.num_rows + 1)
     out = Table(path, tuple(header), {}, lines)
     text: dict[str, object] = {}
     for name, kind in wanted.items():

@@ -16,7 +16,7 @@ from tokenclear.instruments.underlyings import Underlying, load_underlyings
 from tokenclear.margin.addons import average_daily_volume_usd
 from tokenclear.margin.classes import EMIR_CLASSES, MarginClass
 from tokenclear.margin.context import Context, RunConfig, build_context, factor_specs, series_names
-from tokenclear.margin.engine import MarginRun, Options
+from tokenclear.margin.engine import MarginRun, Options, Prepared
 from tokenclear.margin.procyclicality import APC_OPTIONS
 from tokenclear.margin.setup import RiskSetup, book_margin
 from tokenclear.margin.span import InterPair
@@ -79,12 +79,18 @@ def risk_setup(settings: Settings, *, stress_period: str | None = None, field: s
 
 
 def load_inputs(settings: Settings, *, positions: Path | None, instruments: Path | None,
-                prices: Path | None, allow_defaults: bool | None = None, sum_duplicates: bool = False) -> Inputs:
+                prices: Path | None, allow_defaults: bool | None = None, sum_duplicates: bool = False,
+                book: Callable[[Catalogue], Book] | None = None) -> Inputs:
     """Read and validate every input file before anything is computed. A series of the book without a row in
-    the underlyings file is refused (see :func:`reference_defaults`)."""
+    the underlyings file is refused (see :func:`reference_defaults`). ``book(catalogue)``, when given, stands
+    for the positions file (a distributed run's universe of contracts, its accounts read by the workers)."""
     catalogue = load_catalogue(instruments or settings.instruments_file)
     specs = load_underlyings(settings.underlyings_file) if settings.underlyings_file.is_file() else {}
-    book, read = read_positions(positions or settings.demo_positions_file, catalogue, sum_duplicates=sum_duplicates)
+    if book is None:
+        book, read = read_positions(positions or settings.demo_positions_file, catalogue,
+                                    sum_duplicates=sum_duplicates)
+    else:
+        book, read = book(catalogue), []
     prices_dir = Path(prices or settings.prices_dir)
     config = RunConfig(margin_currency=settings.margin_currency, risk_calendar=settings.risk_calendar)
     warnings = read + reference_defaults(settings, catalogue, specs, book, config, allow_defaults=allow_defaults)
@@ -304,3 +310,75 @@ def run_span_file(params: Path, positions: Path, *, as_of: str | None = None,
               "file_format": file.file_format, "settlement": file.settlement, "contracts": len(file.contracts),
               "contracts_held": len(held)}
     return run, header
+
+
+@dataclass(frozen=True)
+class DistributedSetup:
+    """A distributed margin run before its accounts: the partitions, the book's contracts, each class's
+    prepared method, and what the run says up front (its warnings, as-of, scenarios)."""
+
+    inputs: Inputs
+    parts: list
+    instruments: list[str]
+    prepared: dict[str, Prepared]
+    warnings: list[str]
+
+    @property
+    def first(self) -> Prepared:
+        return next(iter(self.prepared.values()))
+
+    @property
+    def scenarios(self) -> int:
+        return max(one.scenarios for one in self.prepared.values())
+
+    @property
+    def holiday_days(self) -> dict[str, int]:
+        return {name: days for one in self.prepared.values() for name, days in one.holiday_days.items()}
+
+
+def distributed_setup(settings: Settings, setup: RiskSetup, *, positions: Path, instruments: Path | None,
+                      prices: Path | None, as_of: str | None, method: str, allow_defaults: bool | None = None,
+                      settlements: Path | None = None) -> DistributedSetup:
+    """Everything a distributed run computes once, on the client: the class contexts of the book's contracts
+    and their :func:`~tokenclear.margin.engine.prepare`; as :func:`run_book_margin` does for one process."""
+    from tokenclear import distributed
+    from tokenclear.margin.engine import prepare
+
+    parts = distributed.partitions(positions)
+    universe: list[str] = []
+
+    def book(catalogue: Catalogue) -> Book:
+        universe.extend(distributed.book_instruments(parts, catalogue))
+        if not universe:
+            raise InputError("no position names a contract of the catalogue", path=positions, field="instrument")
+        return Book(["book"], list(universe), np.zeros((1, len(universe)), dtype=np.int64))
+
+    inputs = load_inputs(settings, positions=positions, instruments=instruments, prices=prices,
+                         allow_defaults=allow_defaults, book=book)
+    if settlements is not None:
+        from tokenclear.market.settlements import load_settlements
+
+        inputs = replace(inputs, settlements=load_settlements(settlements, set(inputs.catalogue.instruments)))
+    gaps = reference_defaults(settings, inputs.catalogue, inputs.specs, inputs.book, setup.config,
+                              allow_defaults=allow_defaults, underlyings=False, concentration=setup.concentration)
+    books = distributed.class_books(inputs.catalogue, universe, setup.classes)
+    override = (setup.confidence, setup.mpor_days) != (None, None)
+    day = parse_as_of(as_of)
+    notes, prepared = [], {}
+    for name, class_book in books.items():  # a loop over clearing classes (one or two), as margin_by_class does
+        spec = setup.classes[name]
+        config = replace(setup.config, confidence=spec.confidence if setup.confidence is None else setup.confidence,
+                         mpor_days=spec.mpor_days if setup.mpor_days is None else setup.mpor_days)
+        if len(books) > 1 or override:
+            notes.append(f"{name} instruments: {config.confidence:.1%} over {config.mpor_days} days "
+                         + ("(set for every class)" if override else f"({spec.source})"))
+        context = context_for(replace(inputs, book=class_book), config, day)
+        options = replace(setup.options, capacity_usd=capacity_usd(settings, context, inputs.prices_dir)
+                          if setup.concentration else None)
+        prepared[name] = prepare(context, method, options)
+    missing = [f"{settings.margin_classes_file} not found: the EMIR defaults apply (listed 99% over 2 days, OTC "
+               "99.5% over 5 days)"] if not settings.margin_classes_file.is_file() else []
+    if method == "span" and not settings.intercommodity_file.is_file():
+        missing.append(f"{settings.intercommodity_file} not found: no inter-commodity spread credit")
+    warnings = [*missing, *inputs.warnings, *gaps, *notes, *(w for one in prepared.values() for w in one.warnings)]
+    return DistributedSetup(inputs, parts, universe, prepared, list(dict.fromkeys(warnings)))

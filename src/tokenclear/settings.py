@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     stress_period: str = Field(default="2008-09-01:2009-03-31", description="START:END added to every margin "
                                "window (JSCC: 1,250 days plus a stress period; Lehman by default); 'none' = no "
                                "stress period")
+    dask_scheduler: str | None = Field(default=None, description="Dask scheduler (tcp://host:8786) a margin run "
+                                       "distributes its accounts over; unset = one process")
     rpc_url: str | None = Field(default=None, description="JSON-RPC node; unset = embedded in-process EVM")
     private_key: SecretStr | None = Field(default=None, description="signing key for --rpc-url (never logged)")
     admin_key: SecretStr | None = Field(default=None, description="key that deploys and grants roles (default: "

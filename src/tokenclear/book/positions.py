@@ -47,14 +47,16 @@ def load_positions(path: Path, catalogue: Catalogue) -> Book:
     return read_positions(path, catalogue)[0]
 
 
-def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = False) -> tuple[Book, list[str]]:
+def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = False,
+                   row_groups: tuple[int, ...] | None = None) -> tuple[Book, list[str]]:
     """The positions of ``path`` and what was done to read them (warnings).
 
     A row names its contract by ``instrument`` (the catalogue's name) or by exchange symbology: ``exchange``,
     ``contract`` (the product code), ``expiry`` (``YYYYMM``, ``YYYYMMDD`` or ``YYYY-MM-DD``) and, for an
     option, ``put_call`` (``P``/``C``) and ``strike``; its size is ``quantity`` (net, > 0 long) or gross
     ``long`` and ``short`` (each >= 0; the account is margined on their difference). A second row for the
-    same account and contract is refused, or summed into the first with a warning when ``sum_duplicates``."""
+    same account and contract is refused, or summed into the first with a warning when ``sum_duplicates``.
+    ``row_groups``: only those row groups of a Parquet file (a partition of a distributed run)."""
     symbols: dict[tuple, list[str]] | None = None
 
     def resolve(row: dict[str, str], by_symbol: bool, line: int) -> str:
@@ -70,7 +72,7 @@ def read_positions(path: Path, catalogue: Catalogue, *, sum_duplicates: bool = F
                              field="instrument")
         return name
 
-    entries, warnings = read_entries(path, resolve, sum_duplicates=sum_duplicates)
+    entries, warnings = read_entries(path, resolve, sum_duplicates=sum_duplicates, row_groups=row_groups)
     return book_from_entries(entries, catalogue), warnings
 
 
@@ -89,8 +91,8 @@ _TEXT = ("instrument", "exchange", "contract", "expiry", "put_call", "strike")
 _SIZES = ("quantity", "long", "short")
 
 
-def read_entries(path: Path, resolve, *, sum_duplicates: bool = False,
-                 symbology_only: bool = False) -> tuple[Entries, list[str]]:
+def read_entries(path: Path, resolve, *, sum_duplicates: bool = False, symbology_only: bool = False,
+                 row_groups: tuple[int, ...] | None = None) -> tuple[Entries, list[str]]:
     """The distinct positions of ``path`` (CSV or Parquet) and the warnings; ``resolve(row, by_symbol, line)``
     names a row's contract (raising :class:`InputError` for one it does not know). It is called once per
     distinct contract (``row`` is the first row naming it), so a book of millions of rows costs a loop over
@@ -98,7 +100,8 @@ def read_entries(path: Path, resolve, *, sum_duplicates: bool = False,
     ``symbology_only``: the file must name contracts by exchange symbology."""
     path = Path(path)
     table = read_table(path, {"account": "text"}, optional={**{name: "text" for name in _TEXT},
-                                                             **{name: "whole" for name in _SIZES}})
+                                                             **{name: "whole" for name in _SIZES}},
+                       row_groups=row_groups)
     header = set(table.header)
     by_symbol = "instrument" not in header
     gross = "quantity" not in header

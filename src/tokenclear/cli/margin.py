@@ -91,6 +91,11 @@ def margin(
     wide: WideOpt = False,
     allow_defaults: AllowDefaultsOpt = None,
     sum_duplicates: SumDuplicatesOpt = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="distribute the accounts over a local Dask cluster of "
+                                                            "this many worker processes (docs/scale.md)")] = None,
+    cluster: Annotated[str | None, typer.Option(help="distribute the accounts over the Dask cluster of this "
+                                                     "scheduler, tcp://host:8786 (default: TOKENCLEAR_DASK_"
+                                                     "SCHEDULER; unset: one process)")] = None,
 ) -> None:
     """Initial margin per account of a book, with its drivers and add-ons."""
     from dataclasses import replace
@@ -98,6 +103,16 @@ def margin(
     from tokenclear import runner
 
     settings = get_settings()
+    cluster = cluster or (settings.dask_scheduler if workers is None else None)
+    if workers is not None or cluster:
+        refused = {"--params": params, "--stress-addon": stress_addon, "--wide": wide or None}
+        return distributed_margin(settings, output, out, positions, instruments, prices, method, as_of, workers,
+                                  cluster, sum_duplicates, allow_defaults, settlements,
+                                  [name for name, value in refused.items() if value is not None],
+                                  dict(stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
+                                       lookback=lookback, measure=measure.value, apc=apc.value if apc else None,
+                                       apc_release=apc_release, holiday=holiday_addon,
+                                       concentration=concentration_addon))
     if output is BookFormat.parquet and out is None:
         raise fail(InputError("Parquet is a binary file: give --out FILE.parquet", field="--format"))
     if output is BookFormat.table and out is not None:
@@ -167,6 +182,86 @@ def margin(
     emit_margin(result, output, margin_metadata(settings, inputs, setup, result, files), wide, out)
 
 
+def distributed_margin(settings, output: BookFormat, out: Path | None, positions: Path | None,
+                       instruments: Path | None, prices: Path | None, method: Method, as_of: str | None,
+                       workers: int | None, cluster: str | None, sum_duplicates: bool, allow_defaults: bool | None,
+                       settlements: Path | None, refused: list[str], risk: dict) -> None:
+    """``margin --workers N`` / ``--cluster ADDR``: the accounts margined partition by partition on Dask, the
+    rows streamed to ``--out`` (:mod:`tokenclear.distributed`)."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from tokenclear import distributed, runner
+    from tokenclear.cli.app import stderr
+    from tokenclear.cli.output import RowStream
+
+    stream = None
+    try:
+        if refused:
+            raise InputError(f"{', '.join(refused)} do(es) not apply to a distributed run", field=refused[0])
+        if workers is not None and cluster:
+            raise InputError("give --workers (a local cluster) or --cluster (an existing one), not both",
+                             field="--cluster")
+        if output is BookFormat.table or out is None:
+            raise InputError("a distributed run streams its rows to a file: give --format json, csv or parquet and "
+                             "--out FILE", field="--out")
+        source = positions or settings.demo_positions_file
+        setup = runner.risk_setup(settings, **risk)
+        notes = []
+        if method is Method.asvar and risk["apc"] is None and setup.options.apc in ("floor10y", "stressed-weight"):
+            setup = replace(setup, options=replace(setup.options, apc="buffer"))
+            notes.append(f"AS-VaR parameters are set in advance: the APC setting '{settings.apc}' cannot apply, the "
+                         "25% buffer does (--apc to choose)")
+        if method is Method.notional and risk["confidence"] is not None:
+            raise InputError("does not apply to --method notional: its margin is a schedule of rates on notional, "
+                             "with no confidence level", field="--confidence")
+        with stages(2) as step:
+            plan = step("reading the book's contracts, building scenarios", lambda: runner.distributed_setup(
+                settings, setup, positions=source, instruments=instruments, prices=prices, as_of=as_of,
+                method=method.value, allow_defaults=allow_defaults, settlements=settlements))
+            first = plan.first
+            files = inputs_used(settings, plan.inputs, source, instruments)
+            metadata = {**run_parameters(plan.inputs, setup, as_of=first.as_of, method=method.value,
+                                         currency=first.currency, scenarios=plan.scenarios, accounts=None,
+                                         files=files), "partitions": len(plan.parts)}
+            warnings = [*notes, *plan.warnings, *holiday_note(plan.holiday_days)]
+            for warning in warnings:
+                stderr.print(f"[yellow]warning:[/] {warning}")
+            stream = RowStream("margin", output.value, out, metadata, warnings)
+            client, local = distributed.start_client(cluster, workers)
+            total, count, late = Decimal("0.00"), 0, []
+
+            def compute() -> None:
+                nonlocal total, count
+                for _, rows, warnings in distributed.run(client, plan.parts, plan.inputs.catalogue,
+                                                         plan.instruments, plan.prepared,
+                                                         sum_duplicates=sum_duplicates):
+                    stream.write(rows)
+                    total += sum((row["margin"] for row in rows), Decimal("0.00"))
+                    count += len(rows)
+                    late.extend(one for one in warnings if one not in late)
+
+            try:
+                step(f"margining {len(plan.parts):,} partition(s) on "
+                     f"{'cluster ' + cluster if cluster else f'{workers} local worker(s)'}", compute)
+            finally:
+                client.close()
+                if local is not None:
+                    local.close()
+        for warning in late:
+            stderr.print(f"[yellow]warning:[/] {warning}")
+        stream.close({"accounts": count}, late, {"total": total, "holiday_days": plan.holiday_days})
+        stderr.print(f"wrote {out} ({count:,} accounts)")
+    except TokenclearError as error:
+        if stream is not None:
+            stream.abort()
+        raise fail(error) from None
+    except BaseException:
+        if stream is not None:
+            stream.abort()
+        raise
+
+
 def span_file_margin(method: Method, params: Path, positions: Path | None, as_of: str | None, sum_duplicates: bool,
                      output: BookFormat, wide: bool, refused: list[str], out: Path | None = None) -> None:
     """``margin --params FILE.pa2``: SPAN from a CME risk-parameter file's own risk arrays."""
@@ -210,27 +305,42 @@ def inputs_used(settings, inputs, positions: Path | None, instruments: Path | No
 
 def margin_metadata(settings, inputs, setup, result: MarginRun, files: dict[str, dict]) -> dict[str, object]:
     """The run's parameters: per clearing class in the book its confidence and MPOR, and the options."""
+    return run_parameters(inputs, setup, as_of=result.as_of, method=result.method, currency=result.currency,
+                          scenarios=result.scenarios, accounts=len(result.accounts), files=files)
+
+
+def run_parameters(inputs, setup, *, as_of: str, method: str, currency: str, scenarios: int,
+                   accounts: int | None, files: dict[str, dict]) -> dict[str, object]:
+    """The metadata of a margin run (``accounts`` None: not known yet, a streamed run's)."""
     used = sorted({one.clearing_class for one in inputs.catalogue.select(inputs.book.instruments)})
     classes = {name: {"confidence": setup.classes[name].confidence if setup.confidence is None else setup.confidence,
                       "mpor_days": setup.classes[name].mpor_days if setup.mpor_days is None else setup.mpor_days}
                for name in used if name in setup.classes}
     config = setup.config
-    return {"as_of": result.as_of, "method": result.method, "currency": result.currency, "classes": classes,
-            "measure": config.measure, "lookback": config.lookback, "scenarios": result.scenarios,
-            "stress_period": None if config.stress_period is None else "{}:{}".format(*config.stress_period),
-            "apc": setup.options.apc or "none", "apc_release": setup.options.apc_released_fraction,
-            "holiday_addon": setup.options.holiday, "concentration_addon": setup.concentration,
-            "accounts": len(result.accounts), "inputs": files}
+    out = {"as_of": as_of, "method": method, "currency": currency, "classes": classes,
+           "measure": config.measure, "lookback": config.lookback, "scenarios": scenarios,
+           "stress_period": None if config.stress_period is None else "{}:{}".format(*config.stress_period),
+           "apc": setup.options.apc or "none", "apc_release": setup.options.apc_released_fraction,
+           "holiday_addon": setup.options.holiday, "concentration_addon": setup.concentration,
+           "accounts": accounts, "inputs": files}
+    if accounts is None:
+        del out["accounts"]
+    return out
+
+
+def holiday_note(holiday_days: dict[str, int]) -> list[str]:
+    """The warning that names the contracts the holiday add-on charges, if any."""
+    held = {name: days for name, days in holiday_days.items() if days}
+    return ([f"holiday add-on: {', '.join(sorted(held))} trade {max(held.values())} session(s) beyond the MPOR "
+             "before cash has moved MPOR times"] if held else [])
 
 
 def emit_margin(result: MarginRun, output: Format | BookFormat, metadata: dict[str, object], wide: bool = False,
                 out: Path | None = None) -> None:
     from tokenclear.cli.output import Report, emit
 
-    held = {name: days for name, days in result.holiday_days.items() if days}
-    weekend = ([f"holiday add-on: {', '.join(sorted(held))} trade {max(held.values())} session(s) beyond the MPOR "
-                "before cash has moved MPOR times"] if held else [])
-    report = Report("margin", [account.row() for account in result.accounts], metadata, [*result.warnings, *weekend],
+    report = Report("margin", [account.row() for account in result.accounts], metadata,
+                    [*result.warnings, *holiday_note(result.holiday_days)],
                     {"total": sum((account.margin for account in result.accounts), Decimal(0)),
                      "contributors": {account.account: [{"instrument": name, "loss": loss}
                                                         for name, loss in account.top_instruments]

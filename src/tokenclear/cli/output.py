@@ -81,11 +81,19 @@ class Report:
             return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
 
     def to_parquet(self, out: Path) -> None:
-        """The rows as a Parquet file: a column per key, typed (money ``decimal128``, text ``string``);
-        a column pyarrow cannot type (mixed kinds) is written as its CSV text."""
+        """The rows as a Parquet file (:meth:`arrow_table`), the header in its key-value metadata."""
         import orjson
-        import pyarrow as pa
         import pyarrow.parquet as pq
+
+        header = {"tokenclear": {"version": __version__, "command": self.command}, "metadata": plain(self.metadata),
+                  "warnings": list(self.warnings)}
+        table = self.arrow_table().replace_schema_metadata({"tokenclear": orjson.dumps(header)})
+        pq.write_table(table, out)
+
+    def arrow_table(self):
+        """The rows as a pyarrow table: a column per key, typed (money ``decimal128``, text ``string``); a
+        column pyarrow cannot type (mixed kinds) as its CSV text."""
+        import pyarrow as pa
 
         columns = {}
         for key in self.columns():
@@ -94,10 +102,7 @@ class Report:
                 columns[key] = pa.array([plain_scalar(value) for value in values])
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                 columns[key] = pa.array([None if value is None else cell(value) for value in values], pa.string())
-        header = {"tokenclear": {"version": __version__, "command": self.command}, "metadata": plain(self.metadata),
-                  "warnings": list(self.warnings)}
-        table = pa.table(columns).replace_schema_metadata({"tokenclear": orjson.dumps(header)})
-        pq.write_table(table, out)
+        return pa.table(columns)
 
 
 def _json_default(value: Any) -> Any:
@@ -209,3 +214,119 @@ def emit(report: Report, output: str, table: Callable[[Report], None] | None = N
         sys.stdout.write(report.to_csv())
     for warning in report.warnings:
         stderr.print(f"[yellow]warning:[/] {warning}")
+
+
+class RowStream:
+    """A report written as its rows arrive (a distributed run): JSON, CSV or Parquet, to a temporary file
+    beside ``out`` that is renamed into place only when complete, so a failed run leaves no partial file.
+
+    What is known before the rows (the metadata, the warnings so far) comes first: JSON's ``tokenclear``
+    header, CSV's ``#`` preamble; what is known only after them (the account count, the total, a partition's
+    warnings) comes last: JSON's ``metadata``, ``warnings`` and sections follow ``rows``, CSV ends with ``#``
+    lines, Parquet keeps it all in its key-value metadata."""
+
+    def __init__(self, command: str, fmt: str, out: Path, metadata: dict[str, Any], warnings: list[str]) -> None:
+        import tempfile
+
+        self.command, self.fmt, self.out = command, fmt, out
+        self.metadata, self.warnings = dict(metadata), list(warnings)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".part", delete=False)
+        self.temp = Path(handle.name)
+        self.handle = handle
+        self.columns: list[str] | None = None
+        self.schema = None
+        self.writer = None
+        self.count = 0
+        if fmt == "json":
+            head = {"version": __version__, "command": command}
+            handle.write(b'{"tokenclear": ' + _fast_json(head) + b', "rows": [')
+        elif fmt == "csv":
+            handle.write(f"# tokenclear {__version__} {command}\n".encode())
+            self._comments(plain(self.metadata), self.warnings)
+
+    def _comments(self, metadata: dict[str, Any], warnings: list[str]) -> None:
+        text = "".join(f"# {key}: {cell(value)}\n" for key, value in metadata.items())
+        text += "".join(f"# warning: {' '.join(warning.split())}\n" for warning in warnings)
+        self.handle.write(text.encode())
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.fmt == "json":
+            body = b",\n".join(_fast_json(row) for row in rows)
+            self.handle.write((b"\n" if self.count == 0 else b",\n") + body)
+        elif self.fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            if self.columns is None:
+                self.columns = list(dict.fromkeys(key for row in rows for key in row))
+                writer.writerow(self.columns)
+            extra = [key for row in rows for key in row if key not in self.columns]
+            if extra:
+                raise ValueError(f"column '{extra[0]}' first appears after the header was written")
+            writer.writerows([cell(row.get(key)) for key in self.columns] for row in rows)
+            self.handle.write(buffer.getvalue().encode())
+        else:
+            self._parquet(rows)
+        self.count += len(rows)
+
+    def _parquet(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.schema is None:
+            sample = Report(self.command, rows).arrow_table()
+            fields = [pa.field(one.name, pa.decimal128(38, 2)) if pa.types.is_decimal(one.type) else one
+                      for one in sample.schema]  # money: a fixed type, whatever a first batch holds
+            self.schema = pa.schema(fields)
+            self.writer = pq.ParquetWriter(self.handle, self.schema)
+        table = pa.Table.from_pylist([{key: plain_scalar(row.get(key)) for key in self.schema.names} for row in rows],
+                                     schema=self.schema)
+        self.writer.write_table(table)
+
+    def close(self, metadata: dict[str, Any], warnings: list[str], sections: dict[str, Any]) -> None:
+        """Write what came last and put the file in place."""
+        import os
+
+        self.metadata.update(metadata)
+        late = [one for one in warnings if one not in self.warnings]
+        self.warnings += late
+        if self.fmt == "json":
+            tail = {"metadata": self.metadata, "warnings": self.warnings, **sections}
+            self.handle.write(b"\n], " + _fast_json(tail)[1:] + b"\n")
+        elif self.fmt == "csv":
+            self._comments(plain(metadata), late)
+        else:
+            import orjson
+            import pyarrow as pa
+
+            if self.writer is None:
+                self.schema = pa.schema([])
+                import pyarrow.parquet as pq
+
+                self.writer = pq.ParquetWriter(self.handle, self.schema)
+            header = {"tokenclear": {"version": __version__, "command": self.command},
+                      "metadata": plain(self.metadata), "warnings": self.warnings, **plain(sections)}
+            self.writer.add_key_value_metadata({"tokenclear": orjson.dumps(header)})
+            self.writer.close()
+        self.handle.close()
+        os.replace(self.temp, self.out)
+
+    def abort(self) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:  # a half-written Parquet footer: the file goes anyway
+            pass
+        self.handle.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def _fast_json(value: Any) -> bytes:
+    import orjson
+
+    try:
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_STRICT_INTEGER)
+    except TypeError:
+        return orjson.dumps(plain(value))
