@@ -36,6 +36,8 @@ test: $(STAMP) $(NODE_STAMP)
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_margin.py
+	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_distributed.py
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_collateral.py
 	$(BIN)/python bench/bench_workflow.py

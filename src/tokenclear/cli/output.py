@@ -98,6 +98,13 @@ class Report:
         columns = {}
         for key in self.columns():
             values = [row.get(key) for row in self.rows]
+            first = next((value for value in values if value is not None), None)
+            try:
+                if isinstance(first, Decimal):  # money: cents, in a type wide enough for any amount
+                    columns[key] = pa.array(values, type=pa.decimal128(38, 2))
+                    continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+                pass  # not all cents (or not all Decimal): inferred below
             try:
                 columns[key] = pa.array([plain_scalar(value) for value in values])
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
@@ -276,14 +283,13 @@ class RowStream:
         import pyarrow.parquet as pq
 
         if self.schema is None:
-            sample = Report(self.command, rows).arrow_table()
-            fields = [pa.field(one.name, pa.decimal128(38, 2)) if pa.types.is_decimal(one.type) else one
-                      for one in sample.schema]  # money: a fixed type, whatever a first batch holds
-            self.schema = pa.schema(fields)
+            self.schema = Report(self.command, rows).arrow_table().schema
             self.writer = pq.ParquetWriter(self.handle, self.schema)
-        table = pa.Table.from_pylist([{key: plain_scalar(row.get(key)) for key in self.schema.names} for row in rows],
-                                     schema=self.schema)
-        self.writer.write_table(table)
+        columns = [pa.array([plain_scalar(row.get(field.name)) for row in rows], type=field.type)
+                   if not (pa.types.is_decimal(field.type) or pa.types.is_string(field.type))
+                   else pa.array([row.get(field.name) for row in rows], type=field.type)  # Decimal, str as they are
+                   for field in self.schema]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
 
     def close(self, metadata: dict[str, Any], warnings: list[str], sections: dict[str, Any]) -> None:
         """Write what came last and put the file in place."""

@@ -5,8 +5,8 @@ underlying by ``price_multiple x price_scan`` and its implied vol by
 ``vol_sign x vol_scan`` (relative); a weight counts only part of extreme losses.
 Multiples and weights may differ per product (SPAN's extreme move is a product
 parameter), and options decay over each product's look-ahead time.
-All combined commodities are evaluated with one matrix product against a block matrix
-``[instruments, commodities x scenarios]``.
+Each combined commodity's scenario losses are one product of its contracts' positions (every account)
+with its contracts' risk arrays (:class:`Segments`): the block-diagonal product, without its zero blocks.
 """
 
 from __future__ import annotations
@@ -133,12 +133,6 @@ class Grid:
         exposure = exposures(context)
         return cls(context, commodities, member, loss, price_multiple, exposure,
                    Segments.of(member.ravel(), commodities.size))
-
-    def membership(self, values: Float64Array1D) -> Float64Array2D:
-        """float64[instruments, commodities] with ``values`` in each instrument's commodity column."""
-        out = np.zeros((values.size, self.commodities.size))
-        out[np.arange(values.size), self.member] = values
-        return out
 
     def worst(self, quantity: np.ndarray, scale: Float64Array1D | None) -> tuple[np.ndarray, Float64Array2D]:
         """(int[accounts, commodities] each commodity's worst scenario (the first on a tie), float64[accounts,

@@ -150,13 +150,6 @@ def calibrate(context: Context, rows: np.ndarray, *, coverage: float = 0.99,
                           [spec.span_lookahead_days for spec in specs], pairs=priced)
 
 
-def group_columns(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Column sums by group: float64[rows, groups], ``groups`` int[columns] numbered 0..k-1 (all present)."""
-    order = np.argsort(groups, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(groups[order]) != 0])
-    return np.add.reduceat(values[:, order], starts, axis=1)
-
-
 @dataclass(frozen=True)
 class Span:
     context: Context
