@@ -179,15 +179,16 @@ def run(client, parts: list[Partition], catalogue: Catalogue, instruments: list[
                          field="--positions")
 
 
-def start_client(cluster: str | None, workers: int | None):
-    """A client of the cluster at ``cluster`` (``tcp://host:8786``), or of a local one of ``workers`` processes
-    (one thread each); returns (client, the local cluster to close or None)."""
+def start_client(cluster: str | None, workers: int | None, origin: str = "--cluster"):
+    """A client of the cluster at ``cluster`` (``tcp://host:8786``; ``origin``: the option or setting that named
+    it), or of a local one of ``workers`` processes (one thread each); returns (client, the local cluster to close
+    or None)."""
     from distributed import Client, LocalCluster
 
     if cluster:
         try:
             return Client(cluster, timeout="20s"), None
-        except OSError as error:
-            raise InputError(f"cannot reach the Dask scheduler {cluster}: {error}", field="--cluster") from None
+        except (OSError, ValueError) as error:
+            raise InputError(f"cannot reach the Dask scheduler {cluster}: {error}", field=origin) from None
     local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(local), local

@@ -232,3 +232,22 @@ def test_batch_sizes_stay_within_the_contracts_bounds(world):
 
     assert world.ledger.vault.call("MAX_FLOORS") == FLOOR_CHUNK
     assert VM_CHUNK <= world.ledger.settlement.call("MAX_BATCH")
+
+
+def test_bulk_views_read_the_whole_book_as_the_single_views_do(world):
+    """collateral_values and holdings (a cycle's valuation and reconciliation in a few calls) give what
+    collateral_value and held give account by account, in order, across the MAX_VIEW chunks."""
+    from tokenclear.ledger.ledger import MAX_VIEW
+
+    ledger = world.ledger
+    ledger.pledge("b1", world.m1_house, "WETH", 2 * ETH, world.m1)
+    ledger.pledge("b2", world.m1_customer, "TUSD", 700 * USD, world.m1)
+    accounts = [world.m1_house, world.m1_customer, world.m2_house] * (MAX_VIEW // 2 + 5)  # three chunks
+    values = ledger.collateral_values(accounts)
+    assert len(values) == len(accounts) and values[:3] == [eth_value(2 * ETH), 700 * USD, 0]
+    assert values == [ledger.collateral_value(one) for one in accounts[:3]] * (MAX_VIEW // 2 + 5)
+    symbols = ["TUSD", "WETH"]
+    held = ledger.holdings(accounts, symbols)
+    assert held[:3] == [[0, 2 * ETH], [700 * USD, 0], [0, 0]]
+    assert held == [[ledger.held(one, symbol) for symbol in symbols] for one in accounts]
+    assert ledger.collateral_values([]) == [] and ledger.holdings([], symbols) == []

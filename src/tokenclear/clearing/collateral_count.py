@@ -41,7 +41,8 @@ class CollateralCount:
             eligible[j], haircut[j], price[j] = asset.eligible, asset.haircut_bps / BPS, asset.price_e8 / 1e8
             for account_id, units in queries.holding_units(session, symbol, ids).items():
                 quantity[index[account_id], j] = units / 10**asset.decimals
-        vault = [self.vault_value(account.onchain_id) for account in accounts]
+        vault = [coverage.usd(value) for value in self.ledger.collateral_values(
+            [bytes.fromhex(account.onchain_id[2:]) for account in accounts])]  # the whole book in a few calls
         values = coverage.counted(vault, Holdings(ids, self.symbols, quantity, price, haircut, eligible),
                                   [required[account] for account in ids], risk, self.limits)
         return dict(zip(ids, values, strict=True))

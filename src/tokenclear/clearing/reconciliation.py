@@ -100,7 +100,9 @@ def reconcile(store: StorePort, ledger: LedgerPort, symbols: list[str], now: dat
         book = queries.holdings(session)
         accounts = queries.accounts(session)
         block = ledger.block_number()
-        chain = {(a.id, s): ledger.held(bytes.fromhex(a.onchain_id[2:]), s) for a in accounts for s in symbols}
+        held = ledger.holdings([bytes.fromhex(a.onchain_id[2:]) for a in accounts], symbols)  # a few bulk calls
+        chain = {(a.id, s): units for a, row in zip(accounts, held, strict=True)
+                 for s, units in zip(symbols, row, strict=True)}
         breaks = compare(book, chain, {s: ledger.total_held(s) for s in symbols}, [a.id for a in accounts], symbols)
         run = Reconciliation(at=now, block=block, accounts=len(accounts), breaks=len(breaks))
         session.add(run)

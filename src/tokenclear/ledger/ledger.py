@@ -17,6 +17,8 @@ from tokenclear.ledger.chain import Chain, Receipt
 from tokenclear.ledger.contract import Contract, artifact, deploy
 
 MAX_UINT = 2**256 - 1
+#: Accounts per bulk view call (the vault's MAX_VIEW).
+MAX_VIEW = 128
 HOUSE, CUSTOMER, DEFAULT_FUND = 1, 2, 3
 #: Holder classes on the identity registry.
 MEMBER, CLEARING_HOUSE, SETTLEMENT_CONTRACT = 1, 2, 3
@@ -378,6 +380,22 @@ class Ledger:
     def collateral_value(self, account: bytes) -> int:
         """Post-haircut value of an account's collateral on chain, micro-USD."""
         return self.vault.call("collateral_value", account)
+
+    def collateral_values(self, accounts: Sequence[bytes]) -> list[int]:
+        """:meth:`collateral_value` of every account, :data:`MAX_VIEW` accounts per call, in order."""
+        out: list[int] = []
+        for start in range(0, len(accounts), MAX_VIEW):  # a loop over calls, each a slice of the book
+            out += [int(one) for one in self.vault.call("collateral_values", list(accounts[start:start + MAX_VIEW]))]
+        return out
+
+    def holdings(self, accounts: Sequence[bytes], symbols: Sequence[str]) -> list[list[int]]:
+        """:meth:`held` of every account (rows) and symbol (columns), :data:`MAX_VIEW` accounts per call."""
+        tokens = [self.token(symbol).address for symbol in symbols]
+        out: list[list[int]] = []
+        for start in range(0, len(accounts), MAX_VIEW):  # a loop over calls
+            flat = self.vault.call("holdings", list(accounts[start:start + MAX_VIEW]), tokens)
+            out += [[int(one) for one in flat[k:k + len(tokens)]] for k in range(0, len(flat), len(tokens))]
+        return out
 
     def vault_events(self, from_block: int | None = None, to_block: int | None = None) -> list[Event]:
         return self.vault.history(from_block=self.deployed_block if from_block is None else from_block,

@@ -35,6 +35,7 @@ CUSTOMER: constant(uint8) = 2
 DEFAULT_FUND: constant(uint8) = 3
 MAX_ASSETS: constant(uint256) = 16
 MAX_FLOORS: public(constant(uint256)) = 128  # accounts per set_requirements call (about 6.5 M gas)
+MAX_VIEW: public(constant(uint256)) = 128  # accounts per bulk view call (collateral_values, holdings)
 BPS: constant(uint256) = 10_000
 DEFAULT_MAX_AGE: public(constant(uint256)) = 2 * 86_400  # a listed asset's maximum price age until set
 
@@ -220,6 +221,38 @@ def collateral_value(account: bytes32) -> uint256:
     @param account The account's pseudonymous id.
     """
     return self._collateral_value(account)
+
+
+@external
+@view
+def collateral_values(accounts: DynArray[bytes32, MAX_VIEW]) -> DynArray[uint256, MAX_VIEW]:
+    """
+    @notice `collateral_value` of each account in one call (a cycle's valuation of the whole book).
+    @param accounts The accounts' pseudonymous ids.
+    @return Each account's post-haircut value, micro-USD, in the order given.
+    """
+    out: DynArray[uint256, MAX_VIEW] = []
+    for account: bytes32 in accounts:
+        out.append(self._collateral_value(account))
+    return out
+
+
+@external
+@view
+def holdings(
+    accounts: DynArray[bytes32, MAX_VIEW], tokens: DynArray[address, MAX_ASSETS]
+) -> DynArray[uint256, MAX_VIEW * MAX_ASSETS]:
+    """
+    @notice `held` of every account and token in one call (a reconciliation of the whole book).
+    @param accounts The accounts' pseudonymous ids.
+    @param tokens The collateral tokens.
+    @return Base units, account by account, each account's tokens in the order given.
+    """
+    out: DynArray[uint256, MAX_VIEW * MAX_ASSETS] = []
+    for account: bytes32 in accounts:
+        for token: address in tokens:
+            out.append(self.held[account][token])
+    return out
 
 
 @external
