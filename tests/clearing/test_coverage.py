@@ -79,10 +79,10 @@ class Row:
 def test_vm_batch_leaves_refused_legs_out_and_says_why():
     rows = [Row("A", Decimal("12.34")), Row("B", Decimal("-5.00")), Row("C", Decimal("7.00")), Row("D", Decimal(0))]
     wallets = {"A": "0xa", "B": "0xb", "C": "0xc", "D": "0xd"}
-    def restriction(payer: str, receiver: str, units: int) -> str | None:
-        return "sender wallet is frozen" if payer == "0xc" else None
+    def restrictions(transfers: list[tuple[str, str, int]]) -> list[str | None]:
+        return ["sender wallet is frozen" if payer == "0xc" else None for payer, _, _ in transfers]
 
-    params = vm_batch(rows, wallets, "0xccp", restriction)
+    params = vm_batch(rows, wallets, "0xccp", restrictions)
     assert params["legs"] == [["0xa", "0xccp", 12_340_000], ["0xccp", "0xb", 5_000_000]]
     assert params["blocked"] == [
         {"account": "C", "units": 7_000_000, "usd": "7.00", "reason": "sender wallet is frozen"}]
@@ -93,7 +93,8 @@ def test_vm_is_paid_in_the_stablecoin_at_its_market_price():
     """USDC at 0.9715 (the close of 2023-03-11): a member owed 1,000 USD receives 1,000 / 0.9715 tokens, and one
     that owes 1,000 USD pays as many; the USD figures stay the VM."""
     rows = [Row("A", Decimal("1000.00")), Row("B", Decimal("-1000.00"))]
-    params = vm_batch(rows, {"A": "0xa", "B": "0xb"}, "0xccp", lambda *_: None, price_e8=97_150_000)
+    params = vm_batch(rows, {"A": "0xa", "B": "0xb"}, "0xccp", lambda transfers: [None] * len(transfers),
+                      price_e8=97_150_000)
     tokens = (Decimal("1000") / Decimal("0.9715") * 10**6).quantize(Decimal(1))  # 1,029,336,078 units
     assert params["legs"] == [["0xa", "0xccp", int(tokens)], ["0xccp", "0xb", int(tokens)]]
     assert token_units(Decimal("1000.00"), 97_150_000) == 1_029_336_078

@@ -151,3 +151,14 @@ def test_bill_accretes_to_par_in_a_straight_line(world):
     assert bill.call("price_e8") == expected
     world.chain.advance_time(maturity - start)
     assert bill.call("price_e8") == 10**8
+
+
+def test_the_bulk_restriction_check_gives_each_transfer_the_single_check(world):
+    """transfer_restrictions (a VM batch's pre-check in one call) gives what transfer_restriction gives leg by
+    leg: a wallet the registry does not know is refused, with the token's own message."""
+    ledger = world.ledger
+    stranger = "0x" + "ab" * 20
+    transfers = [(world.m1, world.m2, 10), (stranger, world.m2, 10), (world.m1, stranger, 10), (world.m2, world.m1, 0)]
+    together = ledger.transfer_restrictions("TUSD", transfers * 200)  # two calls of RESTRICTION_CHUNK
+    alone = [ledger.transfer_restriction("TUSD", *one) for one in transfers]
+    assert together == alone * 200 and alone[0] is None and alone[1] is not None and alone[2] is not None

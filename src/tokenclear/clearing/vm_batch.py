@@ -24,22 +24,26 @@ def token_units(usd: Decimal, price_e8: int, decimals: int = 6) -> int:
 
 
 def vm_batch(rows: Sequence, wallets: dict[str, str], operator: str,
-             restriction: Callable[[str, str, int], str | None], price_e8: int = PAR_E8) -> dict:
+             restrictions: Callable[[list[tuple[str, str, int]]], list[str | None]], price_e8: int = PAR_E8) -> dict:
     """The batch's stored parameters: ``legs`` [payer, receiver, units], ``accounts`` [account, signed units,
     signed USD] (> 0 paid by the member), ``blocked`` [{account, units, usd, reason}], ``price_e8`` (the
     token's price the units were taken at). ``rows`` carry ``account`` and ``vm`` (USD, > 0 owed by the
-    member); ``restriction(payer, receiver, units)`` is the token's pre-check."""
+    member); ``restrictions(transfers)`` is the token's pre-check of each (payer, receiver, units), None
+    where it passes (one call for the whole batch)."""
     params: dict = {"legs": [], "accounts": [], "blocked": [], "price_e8": price_e8}
+    legs = []
     for row in rows:
         units = token_units(row.vm, price_e8)
         if units == 0:
             continue
         payer, receiver = (wallets[row.account], operator) if units > 0 else (operator, wallets[row.account])
-        reason = restriction(payer, receiver, abs(units))
+        legs.append((row, units, (payer, receiver, abs(units))))
+    reasons = restrictions([transfer for _, _, transfer in legs]) if legs else []
+    for (row, units, transfer), reason in zip(legs, reasons, strict=True):
         if reason is not None:
             params["blocked"].append({"account": row.account, "units": units, "usd": str(row.vm), "reason": reason})
             continue
-        params["legs"].append([payer, receiver, abs(units)])
+        params["legs"].append(list(transfer))
         params["accounts"].append([row.account, units, str(row.vm)])
     return params
 

@@ -53,7 +53,7 @@ def settle(key: str, day: np.datetime64, *, store: StorePort, ledger: LedgerPort
                                 _prices(risk, book, day))
         price_e8 = PAR_E8 if price_usd is None else int(round(price_usd * 10**8))
         params = vm_batch(rows, wallets, ledger.operator,
-                          lambda payer, receiver, units: ledger.transfer_restriction(VM_TOKEN, payer, receiver, units),
+                          lambda transfers: ledger.transfer_restrictions(VM_TOKEN, transfers),
                           price_e8)
         if not params["legs"] and not params["blocked"]:
             return Settled()

@@ -19,6 +19,8 @@ from tokenclear.ledger.contract import Contract, artifact, deploy
 MAX_UINT = 2**256 - 1
 #: Accounts per bulk view call (the vault's MAX_VIEW).
 MAX_VIEW = 128
+#: Transfers per bulk restriction check (the tokens' MAX_BATCH is 1,024; this keeps a call near 8 M gas).
+RESTRICTION_CHUNK = 512
 HOUSE, CUSTOMER, DEFAULT_FUND = 1, 2, 3
 #: Holder classes on the identity registry.
 MEMBER, CLEARING_HOUSE, SETTLEMENT_CONTRACT = 1, 2, 3
@@ -355,6 +357,17 @@ class Ledger:
         token = self.token(symbol)
         code = token.call("detectTransferRestriction", payer, receiver, int(units))
         return None if code == 0 else token.call("messageForTransferRestriction", code)
+
+    def transfer_restrictions(self, symbol: str, transfers: Sequence[tuple[str, str, int]]) -> list[str | None]:
+        """:meth:`transfer_restriction` of each (payer, receiver, units), :data:`RESTRICTION_CHUNK` a call."""
+        token = self.token(symbol)
+        codes: list[int] = []
+        for start in range(0, len(transfers), RESTRICTION_CHUNK):  # a loop over calls
+            chunk = transfers[start:start + RESTRICTION_CHUNK]
+            codes += [int(code) for code in token.call("detect_transfer_restrictions", [one[0] for one in chunk],
+                                                       [one[1] for one in chunk], [int(one[2]) for one in chunk])]
+        messages = {code: token.call("messageForTransferRestriction", code) for code in set(codes) if code}
+        return [messages[code] if code else None for code in codes]
 
     def is_open(self, account: bytes) -> bool:
         """Whether the vault has opened the account."""

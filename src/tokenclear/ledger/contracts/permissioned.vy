@@ -165,6 +165,25 @@ def detectTransferRestriction(sender: address, receiver: address, amount: uint25
 
 
 @external
+@view
+def detect_transfer_restrictions(
+    senders: DynArray[address, MAX_BATCH], receivers: DynArray[address, MAX_BATCH], amounts: DynArray[uint256, MAX_BATCH]
+) -> DynArray[uint8, MAX_BATCH]:
+    """
+    @notice detectTransferRestriction of each transfer in one call (a batch's pre-check, leg by leg).
+    @param senders The wallets the units leave.
+    @param receivers The wallets they go to.
+    @param amounts Base units of each transfer.
+    @return Each transfer's code, in the order given.
+    """
+    assert len(senders) == len(receivers) and len(senders) == len(amounts), "permissioned: lengths differ"
+    out: DynArray[uint8, MAX_BATCH] = []
+    for i: uint256 in range(len(senders), bound=MAX_BATCH):
+        out.append(self._restriction(senders[i], receivers[i], amounts[i]))
+    return out
+
+
+@external
 @pure
 def messageForTransferRestriction(code: uint8) -> String[48]:
     """
