@@ -314,3 +314,11 @@ def test_the_fast_json_encoder_writes_what_the_contract_walk_writes():
         assert json.loads(report.to_json_bytes()) == json.loads(json.dumps(report.to_json(), indent=2))
 
     agree()
+
+
+def test_a_long_list_of_missing_rows_is_named_short():
+    from tokenclear.runner import listed
+
+    names = [f"u{k:03d}" for k in range(500)]
+    assert listed(names[:3]) == "u000, u001, u002"
+    assert listed(names) == ", ".join(names[:12]) + " and 488 more (500 in all)"

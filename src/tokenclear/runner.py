@@ -130,10 +130,17 @@ def reference_defaults(settings: Settings, catalogue: Catalogue, specs: dict[str
             gaps.append((settings.concentration_file, uncovered, "no concentration add-on"))
     if gaps and not allow:
         path, names, _ = gaps[0]
-        raise InputError(f"no row for {', '.join(names)}: add them, or pass --allow-defaults (TOKENCLEAR_ALLOW_DEFAULTS"
+        raise InputError(f"no row for {listed(names)}: add them, or pass --allow-defaults (TOKENCLEAR_ALLOW_DEFAULTS"
                          "=1) to price them with stated defaults", path=path, field="underlying")
-    return [f"{path.name} has no row for {', '.join(names)}: {defaults} (--allow-defaults)"
+    return [f"{path.name} has no row for {listed(names)}: {defaults} (--allow-defaults)"
             for path, names, defaults in gaps]
+
+
+def listed(names: list[str], limit: int = 12) -> str:
+    """Names for a message: all of a few, else the first ``limit`` and how many more."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit:,} more ({len(names):,} in all)"
 
 
 def context_for(inputs: Inputs, config: RunConfig, as_of: np.datetime64 | None) -> Context:
