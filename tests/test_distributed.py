@@ -5,7 +5,6 @@ naming its file and line and leaves no output file."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_cli import ROOT, csv_rows, tokenclear, tokenclear_env
+from tests.test_emir_classes import mixed_data  # noqa: F401, F811 (a fixture)
 
 pytestmark = pytest.mark.integration
 DEMO = ROOT / "data" / "demo" / "positions.csv"
@@ -69,19 +69,15 @@ def test_a_distributed_run_gives_the_local_rows_to_the_cent(tmp_path):
     assert header["total"] == local["total"] and header["metadata"]["accounts"] == len(table)
 
 
-def test_a_mixed_book_on_an_existing_cluster_gives_the_local_rows(tmp_path):
+def test_a_mixed_book_on_an_existing_cluster_gives_the_local_rows(mixed_data, tmp_path):  # noqa: F811
     from distributed import LocalCluster
 
-    data = tmp_path / "data"
-    shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("demo"))
-    with (data / "instruments.csv").open("a") as handle:
-        handle.write("BTC-FWD-Z23,future,btc_usd,1,USD,2023-12-29,,,,,otc,,\n")
+    data, whole = mixed_data
+    header, *rows = whole.read_text().splitlines()
     book = tmp_path / "book"
     book.mkdir()
-    (book / "a.csv").write_text("account,instrument,quantity\nA,BTCZ23,2\nA,BTC-FWD-Z23,-3\n")
-    (book / "b.csv").write_text("account,instrument,quantity\nB,BTCZ23,1\nC,ETHZ23,-4\n")
-    whole = tmp_path / "whole.csv"
-    whole.write_text("account,instrument,quantity\nA,BTCZ23,2\nA,BTC-FWD-Z23,-3\nB,BTCZ23,1\nC,ETHZ23,-4\n")
+    for name in ("A", "B"):  # one file per account
+        (book / f"{name}.csv").write_text("\n".join([header, *(row for row in rows if row.startswith(name))]) + "\n")
     env = {"TOKENCLEAR_DATA_DIR": str(data)}
     args = ["margin", "--as-of", "2023-08-25", "--format", "json"]
     local = json.loads(tokenclear_env([*args, "--positions", str(whole)], env).stdout)

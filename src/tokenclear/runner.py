@@ -223,11 +223,17 @@ def run_book_margin(settings: Settings, inputs: Inputs, setup: RiskSetup, *, as_
                        build=lambda book, class_config: context_for(replace(inputs, book=book), class_config, day),
                        capacity=concentration_capacity(settings, inputs.prices_dir),
                        stress_addon=load_stress_addon(stress_addon, inputs.book.accounts) if stress_addon else None)
+    missing = missing_files(settings, method)
+    return replace(run, warnings=list(dict.fromkeys([*missing, *inputs.warnings, *gaps, *run.warnings])))
+
+
+def missing_files(settings: Settings, method: str) -> list[str]:
+    """The warnings for optional reference files a margin run goes without."""
     missing = [f"{settings.margin_classes_file} not found: the EMIR defaults apply (listed 99% over 2 days, OTC "
                "99.5% over 5 days)"] if not settings.margin_classes_file.is_file() else []
     if method == "span" and not settings.intercommodity_file.is_file():
         missing.append(f"{settings.intercommodity_file} not found: no inter-commodity spread credit")
-    return replace(run, warnings=list(dict.fromkeys([*missing, *inputs.warnings, *gaps, *run.warnings])))
+    return missing
 
 
 def concentration_capacity(settings: Settings, prices_dir: Path) -> Callable[[Context], np.ndarray | None]:
@@ -383,9 +389,6 @@ def distributed_setup(settings: Settings, setup: RiskSetup, *, positions: Path, 
         options = replace(setup.options, capacity_usd=capacity_usd(settings, context, inputs.prices_dir)
                           if setup.concentration else None)
         prepared[name] = prepare(context, method, options)
-    missing = [f"{settings.margin_classes_file} not found: the EMIR defaults apply (listed 99% over 2 days, OTC "
-               "99.5% over 5 days)"] if not settings.margin_classes_file.is_file() else []
-    if method == "span" and not settings.intercommodity_file.is_file():
-        missing.append(f"{settings.intercommodity_file} not found: no inter-commodity spread credit")
+    missing = missing_files(settings, method)
     warnings = [*missing, *inputs.warnings, *gaps, *notes, *(w for one in prepared.values() for w in one.warnings)]
     return DistributedSetup(inputs, parts, universe, prepared, list(dict.fromkeys(warnings)))

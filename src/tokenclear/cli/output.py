@@ -67,18 +67,10 @@ class Report:
         return list(dict.fromkeys(key for row in self.rows for key in row))
 
     def to_json_bytes(self) -> bytes:
-        """:meth:`to_json` encoded, indented by 2: orjson over the rows as they are, or over
-        :func:`plain`'s walk when it meets what only that knows (a non-string key, an integer of 2^53
-        or more, which the contract writes as a string)."""
-        import orjson
-
+        """:meth:`to_json` encoded, indented by 2 (:func:`_fast_json`)."""
         document = {"tokenclear": {"version": __version__, "command": self.command}, "metadata": self.metadata,
                     "warnings": list(self.warnings), "rows": self.rows, **self.sections}
-        try:
-            return orjson.dumps(document, default=_json_default,
-                                option=orjson.OPT_INDENT_2 | orjson.OPT_STRICT_INTEGER)
-        except TypeError:
-            return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
+        return _fast_json(document, indent=True)
 
     def to_parquet(self, out: Path) -> None:
         """The rows as a Parquet file (:meth:`arrow_table`), the header in its key-value metadata."""
@@ -329,10 +321,13 @@ class RowStream:
         self.temp.unlink(missing_ok=True)
 
 
-def _fast_json(value: Any) -> bytes:
+def _fast_json(value: Any, *, indent: bool = False) -> bytes:
+    """``value`` as the contract's JSON: orjson over it as it is, or over :func:`plain`'s walk when it meets what
+    only that knows (a non-string key, an integer of 2^53 or more, which the contract writes as a string)."""
     import orjson
 
+    option = orjson.OPT_INDENT_2 if indent else 0
     try:
-        return orjson.dumps(value, default=_json_default, option=orjson.OPT_STRICT_INTEGER)
+        return orjson.dumps(value, default=_json_default, option=option | orjson.OPT_STRICT_INTEGER)
     except TypeError:
-        return orjson.dumps(plain(value))
+        return orjson.dumps(plain(value), option=option)

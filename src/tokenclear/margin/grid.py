@@ -12,6 +12,7 @@ with its contracts' risk arrays (:class:`Segments`): the block-diagonal product,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -68,10 +69,11 @@ class Segments:
             filled = np.flatnonzero(self.sizes)
             out[:, filled] = self.ordered(values)[:, self.starts[filled]]
             return out
-        return values @ self.indicator()
+        return values @ self.indicator
 
+    @cached_property
     def indicator(self) -> np.ndarray:
-        """float64[n, count]: 1 where column ``i`` belongs to the segment."""
+        """float64[n, count]: 1 where column ``i`` belongs to the segment (built once, on first use)."""
         n = int(self.sizes.sum())
         order = np.arange(n) if self.order is None else self.order
         out = np.zeros((n, self.count))

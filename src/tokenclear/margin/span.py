@@ -189,7 +189,7 @@ class Span:
                    Segments.of(keys[:, 0], grid.commodities.size), spot_columns,
                    Segments.of(grid.member[spot_columns], grid.commodities.size), option_columns,
                    Segments.of(grid.member[option_columns], grid.commodities.size),
-                   grid.segments.indicator() * grid.exposure[:, None])
+                   grid.segments.indicator * grid.exposure[:, None])
 
     def margin(self, quantity: np.ndarray, scale: Float64Array1D | None = None) -> MethodResult:
         grid, params = self.grid, self.parameters
