@@ -43,6 +43,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_workflow.py
 	$(BIN)/python bench/weekday_margin.py
 	$(BIN)/python bench/procyclicality.py
+	$(BIN)/python bench/bench_backtest.py
 	$(BIN)/python bench/bench_stress.py
 	$(BIN)/python bench/bench_default.py
 	$(BIN)/python bench/bench_service.py

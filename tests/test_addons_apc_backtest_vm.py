@@ -14,6 +14,7 @@ from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.instruments.underlyings import Underlying
 from tokenclear.margin.addons import concentration_addon, holiday_scale
 from tokenclear.margin.backtest import (
+    backtest_book,
     christoffersen,
     kupiec,
     run_backtest,
@@ -198,3 +199,43 @@ def test_every_method_backtests_as_a_margin_run_would_run_it_on_each_date():
         assert result.realised_loss[k] == pytest.approx(-30 * (prices[day + 2] - prices[day]), rel=1e-9)
     with pytest.raises(ConfigurationError, match="rebuild"):
         run_backtest(context, np.array([3.0]), method="span")
+
+
+def test_a_book_backtests_every_account_at_once_as_each_alone():
+    """The book's backtest (one pass over the test dates, every account at once) gives each account the margin
+    series, realised losses and statistics of its own backtest; for a method run on each date, the rebuilt book's
+    accounts in order."""
+    from tests.conftest import series
+    from tokenclear.book.positions import Book
+    from tokenclear.margin.context import RunConfig, build_context
+    from tokenclear.market.history import MarketData
+
+    market = MarketData({"x": series("x", random_walk(5, 420, skew=3.0)), "y": series("y", random_walk(6, 420))})
+    catalogue = Catalogue({"X": future("X", "x", "10"), "Y": future("Y", "y", "2")})
+    config = RunConfig(risk_calendar="24/7", cash_calendar="24/7", min_scenarios=10, lookback=200,
+                       required_history=10)
+    quantity = np.array([[3, 0], [0, -5], [2, -1], [0, 0]])
+    book = Book(["a", "b", "c", "flat"], ["X", "Y"], quantity)
+
+    def rebuild(date, held=book):
+        return build_context(book=held, catalogue=catalogue, market=market, specs={}, config=config, as_of=date)
+
+    context = rebuild(None)
+    for method in ("hsvar", "span"):
+        result = backtest_book(context, quantity.astype(np.float64), method=method, rebuild=rebuild)
+        assert result.margin.shape == (result.dates.size, 4) and result.dates.size > 50
+        for i, account in enumerate(book.accounts):
+            alone = Book([account], ["X", "Y"], quantity[i:i + 1])
+            single = run_backtest(rebuild(None, alone), quantity[i].astype(np.float64), method=method,
+                                  rebuild=lambda date, held=alone: rebuild(date, held))
+            np.testing.assert_array_equal(result.dates, single.dates)
+            np.testing.assert_allclose(result.margin[:, i], single.margin, rtol=1e-12)
+            np.testing.assert_allclose(result.realised_loss[:, i], single.realised_loss, rtol=1e-12, atol=1e-9)
+            mine = result.account(i)
+            assert mine.exception_count == single.exception_count
+            assert mine.traffic_light == single.traffic_light == traffic_light(
+                int(single.exceptions[-250:].sum()), min(250, single.exceptions.size), 0.01)
+            assert mine.kupiec_p == pytest.approx(kupiec(single.exception_count, single.exceptions.size, 0.01)[1])
+            assert mine.christoffersen_lr == pytest.approx(christoffersen(single.exceptions)[0])
+        assert result.exceptions[:, 3].sum() == 0 and np.isnan(result.peak_to_trough[3])  # the flat account
+        assert result.exceptions[:, :3].any()  # the skewed walk breaches someone: the test would see a swap

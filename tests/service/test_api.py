@@ -321,6 +321,14 @@ def test_the_exposure_report_adds_up_to_the_apis_figures(served):
     assert Decimal(figures["collateral"]["post_haircut_usd"]) == sum(Decimal(a["post_haircut_usd"])
                                                                       for a in collateral)
     assert sum(figures["backtest"]["lights"].values()) == len(figures["backtest"]["accounts"]) > 0
+    breaches = [Decimal(r["largest_breach_usd"]) for r in figures["backtest"]["accounts"]]
+    assert Decimal(figures["backtest"]["largest_breach_usd"]) == max(breaches) >= 0
+    assert all((b > 0) == (r["exceptions"] > 0) for b, r in zip(breaches, figures["backtest"]["accounts"],
+                                                                 strict=True))
+    sizing = figures["default_fund"][-1]
+    one = sizing["largest_one"]  # 4.4.3: one member's largest uncovered stress loss is at most the two members'
+    assert Decimal("0") <= Decimal(one["usd"]) <= Decimal(sizing["fund_usd"])
+    assert one["member"] in sizing["contributions_usd"] or Decimal(one["usd"]) == 0
     assert figures["members"]["count"] == 6
     assert figures["calls"]["issued"] >= 1 and figures["default_fund"]
     assert html.status_code == 200 and "6.1" in html.text and "6.5" in html.text and "<svg" in html.text

@@ -62,7 +62,8 @@ def size(settings: Settings, workflow, *, at: datetime, as_of: str | None = None
     by_group = dict(zip(report.groups, report.contributions, strict=True))
     contributions = {member: max(by_group.get(member, Decimal(0)), minimum) for member in members}
     detail = {"members": list(report.fund_groups), "inputs": digests, "minimum": str(minimum),
-              "rule": "pro rata to each member's largest uncovered stress loss over the scenarios"}
+              "rule": "pro rata to each member's largest uncovered stress loss over the scenarios",
+              "largest_one": largest_one(report)}
     with workflow.store.session() as session:
         row = FundSizing(at=at, as_of=report.as_of, fund=report.fund, scenario=report.fund_scenario,
                          contributions={m: str(v) for m, v in contributions.items()}, detail=detail)
@@ -70,6 +71,21 @@ def size(settings: Settings, workflow, *, at: datetime, as_of: str | None = None
         session.flush()
         sizing_id = row.id
     return Sizing(sizing_id, report.as_of, report.fund, report.fund_scenario, report.fund_groups, contributions)
+
+
+def largest_one(report) -> dict:
+    """The largest uncovered stress loss of one member group over the scenarios (PQD 4.4.3; the Cover 2 fund is
+    the two-member figure, 4.4.7): USD as text, the group and the scenario."""
+    import numpy as np
+
+    from tokenclear.stress.run import usd
+
+    by_group = report.losses.by_group  # float64[scenarios, groups], USD
+    if by_group.size == 0:
+        return {"usd": "0.00", "member": None, "scenario": None}
+    scenario, group = np.unravel_index(int(np.argmax(by_group)), by_group.shape)
+    return {"usd": str(usd(by_group[scenario, group])), "member": report.groups[group],
+            "scenario": report.scenarios[scenario].name}
 
 
 def latest(session) -> FundSizing | None:

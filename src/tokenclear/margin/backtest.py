@@ -36,7 +36,6 @@ from tokenclear.margin.context import Context
 from tokenclear.margin.engine import Options, run_margin
 from tokenclear.margin.historical import horizon_calendar_days
 from tokenclear.margin.measures import loss_measure
-from tokenclear.margin.procyclicality import peak_to_trough
 from tokenclear.margin.valuation import reprice, revalue
 
 TRAFFIC_WINDOW = 250
@@ -116,51 +115,96 @@ class Backtest:
                 "last": str(self.dates[-1]), "warnings": list(self.warnings)}
 
 
-def kupiec(exceptions: int, observations: int, expected_rate: float) -> tuple[float, float]:
-    """Kupiec POF likelihood ratio and its p-value (chi-squared, 1 dof)."""
-    x, n, p = exceptions, observations, expected_rate
+def kupiec(exceptions, observations, expected_rate: float):
+    """Kupiec POF likelihood ratio and its p-value (chi-squared, 1 dof); elementwise over arrays of counts
+    (floats back for scalars)."""
+    x = np.asarray(exceptions, dtype=np.float64)
+    n = np.asarray(observations, dtype=np.float64)
+    p = expected_rate
     observed = x / n
     log_null = xlogy(n - x, 1 - p) + xlogy(x, p)
     log_alt = xlogy(n - x, 1 - observed) + xlogy(x, observed)
-    lr = float(max(-2.0 * (log_null - log_alt), 0.0))
-    return lr, float(chi2.sf(lr, 1))
+    lr = np.maximum(-2.0 * (log_null - log_alt), 0.0)
+    return _scalar(lr), _scalar(chi2.sf(lr, 1))
 
 
-def christoffersen(exceptions: np.ndarray) -> tuple[float, float]:
-    """Christoffersen's independence likelihood ratio and p-value (chi-squared, 1 dof)."""
-    hits = exceptions.astype(np.int64)
+def christoffersen(exceptions: np.ndarray):
+    """Christoffersen's independence likelihood ratio and p-value (chi-squared, 1 dof) of a series of
+    exceptions (bool[tests]), or of each column of bool[tests, accounts] (arrays back)."""
+    hits = np.asarray(exceptions, dtype=bool)
     previous, current = hits[:-1], hits[1:]
-    n00 = int(((previous == 0) & (current == 0)).sum())
-    n01 = int(((previous == 0) & (current == 1)).sum())
-    n10 = int(((previous == 1) & (current == 0)).sum())
-    n11 = int(((previous == 1) & (current == 1)).sum())
-    pi01 = n01 / max(n00 + n01, 1)
-    pi11 = n11 / max(n10 + n11, 1)
-    pi = (n01 + n11) / max(n00 + n01 + n10 + n11, 1)
+    n00 = (~previous & ~current).sum(axis=0).astype(np.float64)
+    n01 = (~previous & current).sum(axis=0).astype(np.float64)
+    n10 = (previous & ~current).sum(axis=0).astype(np.float64)
+    n11 = (previous & current).sum(axis=0).astype(np.float64)
+    pi01 = n01 / np.maximum(n00 + n01, 1)
+    pi11 = n11 / np.maximum(n10 + n11, 1)
+    pi = (n01 + n11) / np.maximum(n00 + n01 + n10 + n11, 1)
     log_null = xlogy(n00 + n10, 1 - pi) + xlogy(n01 + n11, pi)
     log_alt = xlogy(n00, 1 - pi01) + xlogy(n01, pi01) + xlogy(n10, 1 - pi11) + xlogy(n11, pi11)
-    lr = float(max(-2.0 * (log_null - log_alt), 0.0))
-    return lr, float(chi2.sf(lr, 1))
+    lr = np.maximum(-2.0 * (log_null - log_alt), 0.0)
+    return _scalar(lr), _scalar(chi2.sf(lr, 1))
 
 
-def traffic_light(exceptions: int, observations: int, expected_rate: float) -> str:
+def traffic_light(exceptions, observations, expected_rate: float):
+    """Basel zone of an exception count (or of each of an array of counts)."""
     cumulative = binom.cdf(exceptions, observations, expected_rate)
-    if cumulative < 0.95:
-        return "green"
-    return "yellow" if cumulative < 0.9999 else "red"
+    zone = np.where(cumulative < 0.95, "green", np.where(cumulative < 0.9999, "yellow", "red"))
+    return str(zone) if zone.ndim == 0 else zone
 
 
-def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64 | None = None,
-                 end: np.datetime64 | None = None, step: int | None = None, holiday: bool = True,
-                 method: str = "hsvar", rebuild: Callable[[np.datetime64], Context] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Backtest:
-    """Backtest a margin method on ``quantity`` (float64[instruments]) over [start, end].
+def _scalar(values: np.ndarray):
+    values = np.asarray(values, dtype=np.float64)
+    return float(values) if values.ndim == 0 else values
+
+
+@dataclass(frozen=True)
+class BookBacktest:
+    """The backtest of many portfolios on the same test dates: arrays over [tests, accounts] and, for the
+    statistics, [accounts]. :meth:`account` gives one portfolio's :class:`Backtest`."""
+
+    dates: np.ndarray
+    margin: np.ndarray  # float64[tests, accounts], > 0 owed
+    realised_loss: np.ndarray  # float64[tests, accounts], > 0 = loss over the following MPOR
+    exceptions: np.ndarray  # bool[tests, accounts]
+    confidence: float
+    kupiec_lr: np.ndarray
+    kupiec_p: np.ndarray
+    christoffersen_lr: np.ndarray
+    christoffersen_p: np.ndarray
+    traffic_light: np.ndarray  # str[accounts]
+    traffic_exceptions: np.ndarray  # int[accounts]
+    peak_to_trough: np.ndarray
+    step: int
+    warnings: list[str]
+    method: str
+
+    def account(self, i: int) -> Backtest:
+        return Backtest(self.dates, self.margin[:, i], self.realised_loss[:, i], self.exceptions[:, i],
+                        self.confidence, float(self.kupiec_lr[i]), float(self.kupiec_p[i]),
+                        float(self.christoffersen_lr[i]), float(self.christoffersen_p[i]), str(self.traffic_light[i]),
+                        int(self.traffic_exceptions[i]), float(self.peak_to_trough[i]), self.step,
+                        list(self.warnings), self.method)
+
+
+def run_backtest(context: Context, quantity: np.ndarray, **options) -> Backtest:
+    """Backtest one portfolio ``quantity`` (float64[instruments]); see :func:`backtest_book`."""
+    return backtest_book(context, np.asarray(quantity, dtype=np.float64)[None, :], **options).account(0)
+
+
+def backtest_book(context: Context, quantity: np.ndarray, *, start: np.datetime64 | None = None,
+                  end: np.datetime64 | None = None, step: int | None = None, holiday: bool = True,
+                  method: str = "hsvar", rebuild: Callable[[np.datetime64], Context] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> BookBacktest:
+    """Backtest a margin method on each row of ``quantity`` (float64[accounts, instruments]) over [start, end],
+    on the same test dates: one pass over the test dates, every account at once.
 
     HS-VaR runs on the windows of ``context`` directly (contracts at constant time to
     expiry). Every other method (``fhs``, ``span``, ``asvar``, ``notional``) is run as a
     margin run would run it on each test date, on the context ``rebuild(date)`` returns
-    (the portfolio as a one-account book as of that date); its realised loss uses that
-    date's contracts. Both compare base + holiday add-on (before any net option value).
+    (the portfolios as a book of one account per row of ``quantity``, in that order, as of
+    that date); its realised loss uses that date's contracts. Both compare base + holiday
+    add-on (before any net option value).
 
     ``step`` (default: the MPOR) tests every step-th date: at the MPOR the realised
     windows do not overlap, which Kupiec's and Christoffersen's tests assume; a shorter
@@ -172,6 +216,9 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     """
     config = context.config
     lookback, horizon = config.lookback, config.mpor_days
+    quantity = np.asarray(quantity, dtype=np.float64)
+    if quantity.ndim != 2:
+        raise ConfigurationError(f"quantity must be float64[accounts, instruments], not of shape {quantity.shape}")
     factors = context.factors
     moves = context.moves
     if method != "hsvar" and rebuild is None:
@@ -209,8 +256,9 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
     calendars = [factors.specs[j].calendar for j in context.resolved.underlying_index]
     confidence = config.es_confidence if config.measure == "es" else config.confidence
     absolute = factors.is_absolute
-    margin = np.empty(tests.size)
-    realised = np.empty(tests.size)
+    accounts = quantity.shape[0]
+    margin = np.empty((tests.size, accounts))
+    realised = np.empty((tests.size, accounts))
     for k, (row, outcome) in enumerate(zip(tests.tolist(), after.tolist(), strict=True)):  # loop over test dates
         if progress is not None:
             progress(k, tests.size)
@@ -219,10 +267,13 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
         move = np.where(absolute, later - spot, later / spot - 1.0)
         if rebuild is not None and method != "hsvar":
             dated = rebuild(dates[k])
-            run = run_margin(dated, method, Options(holiday=holiday)).accounts[0]
-            margin[k] = float(run.base + run.holiday_addon)
-            realised[k] = -float(quantity @ revalue(dated.resolved, move[None, :],
-                                                    horizon_days=horizon_calendar_days(dated))[:, 0])
+            rows = run_margin(dated, method, Options(holiday=holiday)).accounts
+            if len(rows) != accounts:
+                raise ConfigurationError(f"rebuild({dates[k]}) gave a book of {len(rows)} accounts for "
+                                         f"{accounts} portfolios")
+            margin[k] = [float(r.base + r.holiday_addon) for r in rows]
+            realised[k] = -(quantity @ revalue(dated.resolved, move[None, :],
+                                               horizon_days=horizon_calendar_days(dated))[:, 0])
             continue
         resolved = reprice(context.resolved, factors, spot)
         window = windows[row - lookback + 1].T  # [lookback, factors]
@@ -230,25 +281,29 @@ def run_backtest(context: Context, quantity: np.ndarray, *, start: np.datetime64
             extra = stressed[(context.move_dates[stressed] <= dates[k]) & ((stressed < row - lookback + 1) |
                                                                           (stressed > row))]
             window = np.vstack([moves[extra], window])
-        per_contract = revalue(resolved, window, horizon_days=horizon_days)
-        base = loss_measure((quantity @ per_contract)[None, :], measure=config.measure, confidence=confidence)[0]
-        margin[k] = max(float(base), 0.0)
+        per_contract = revalue(resolved, window, horizon_days=horizon_days)  # [instruments, scenarios]
+        base = loss_measure(quantity @ per_contract, measure=config.measure, confidence=confidence)
+        margin[k] = np.maximum(base, 0.0)
         if holiday:
             extra = holiday_days(calendars, cash_calendar=config.cash_calendar, as_of=dates[k], mpor_days=horizon)
             if extra.any():
                 scaled = quantity @ (per_contract * holiday_scale(extra, horizon)[:, None])
-                margin[k] = max(margin[k], float(loss_measure(scaled[None, :], measure=config.measure,
-                                                              confidence=confidence)[0]))
-        realised[k] = -float(quantity @ revalue(resolved, move[None, :], horizon_days=horizon_days)[:, 0])
+                margin[k] = np.maximum(margin[k], loss_measure(scaled, measure=config.measure,
+                                                               confidence=confidence))
+        realised[k] = -(quantity @ revalue(resolved, move[None, :], horizon_days=horizon_days)[:, 0])
     if progress is not None:
         progress(tests.size, tests.size)
     exceptions = realised > margin
     expected = 1.0 - config.confidence
-    k_lr, k_p = kupiec(int(exceptions.sum()), exceptions.size, expected)
+    counts = exceptions.sum(axis=0)
+    k_lr, k_p = kupiec(counts, np.full(accounts, exceptions.shape[0]), expected)
     c_lr, c_p = christoffersen(exceptions)
-    recent = exceptions[-TRAFFIC_WINDOW:]
-    zone = traffic_light(int(recent.sum()), recent.size, expected)
-    positive = margin[margin > 0]
-    ratio = peak_to_trough(positive) if positive.size else float("nan")
-    return Backtest(dates, margin, realised, exceptions, config.confidence, k_lr, k_p, c_lr, c_p, zone,
-                    int(recent.sum()), ratio, step, warnings, method)
+    recent = exceptions[-TRAFFIC_WINDOW:].sum(axis=0)
+    zone = traffic_light(recent, min(TRAFFIC_WINDOW, exceptions.shape[0]), expected)
+    positive = margin > 0  # the peak-to-trough ratio of each account's positive margins (nan: never positive)
+    peak = np.where(positive, margin, -np.inf).max(axis=0)
+    trough = np.where(positive, margin, np.inf).min(axis=0)
+    ratio = np.where(positive.any(axis=0), peak / np.where(positive.any(axis=0), trough, 1.0), np.nan)
+    return BookBacktest(dates, margin, realised, exceptions, config.confidence, np.atleast_1d(k_lr),
+                        np.atleast_1d(k_p), np.atleast_1d(c_lr), np.atleast_1d(c_p), np.atleast_1d(zone),
+                        recent.astype(np.int64), ratio, step, warnings, method)

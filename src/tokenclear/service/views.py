@@ -376,7 +376,8 @@ def default_fund(service: Service, principal: Principal) -> dict:
                 {m: v for m, v in row.contributions.items() if m == principal.member}
             return {"id": row.id, "at": iso(row.at), "as_of": row.as_of, "fund_usd": usd(row.fund),
                     "scenario": row.scenario, "contributions_usd": contributions,
-                    "members": row.detail.get("members") if principal.reads_all else None}
+                    "members": row.detail.get("members") if principal.reads_all else None,
+                    "largest_one": row.detail.get("largest_one") if principal.reads_all else None}
         return {"sizings": [shown(row) for row in rows]}
 
 
