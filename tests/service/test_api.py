@@ -47,7 +47,8 @@ def test_client_secrets_are_stored_as_argon2_hashes(served):
 
 OTHER = "M02-HOUSE"  # member M01 tries M02's data
 READS = ["/api/accounts/{a}", "/api/positions?account={a}", "/api/requirements?account={a}",
-         "/api/requirements/history?account={a}", "/api/collateral?account={a}", "/api/calls?account={a}"]
+         "/api/requirements/history?account={a}", "/api/collateral?account={a}", "/api/calls?account={a}",
+         "/api/collateral/concentration?account={a}"]
 
 
 @pytest.mark.parametrize("path", READS)
@@ -62,6 +63,7 @@ def test_a_member_cannot_read_another_members_rows(served, path):
 def test_a_member_lists_only_its_own(served):
     with served.client("member-M01") as m01:
         for path, owner in (("/api/accounts", "member"), ("/api/positions", "account"), ("/api/collateral", "member"),
+                            ("/api/collateral/concentration", "member"),
                             ("/api/calls", "account"), ("/api/members", "id"), ("/api/requirements", "account")):
             body = m01.get(path).json()
             rows = body["accounts"] if isinstance(body, dict) else body
@@ -380,3 +382,33 @@ def test_a_colr_004_upload_acknowledges_the_call(served):
     with served.client("member-M01") as m01:  # another member cannot answer it, even with the right message
         assert m01.post(f"/api/calls/{call['key']}/answer", content=answer,
                         headers={**key(), "Content-Type": "application/xml"}).status_code == 404
+
+
+def test_concentration_use_per_limit_adds_up_to_what_the_limits_keep_out(served):
+    """Per account and limited group: held = the post-haircut value of its tokens in the group (issuer, the first
+    dimension, sees the vault's values when wrong-way risk takes nothing), allowed = cap x requirement, kept out
+    = what exceeds it; the wrong-way cut and every limit's kept-out sum to post-haircut less counted."""
+    workflow = served.service.workflow
+    with served.client("ccp") as ccp:
+        uses = {a["account"]: a for a in ccp.get("/api/collateral/concentration").json()["accounts"]}
+        held = {a["account"]: a for a in ccp.get("/api/collateral").json()["accounts"]}
+        caps = {(c["dimension"], c["group"]): c["max_share_of_requirement"]
+                for c in ccp.get("/api/parameters").json()["limits"]}
+    assert uses.keys() == held.keys() and any(a["limits"] for a in uses.values())
+    issuer = {t.symbol: workflow.registry.get(t.asset).issuer for t in workflow.tokens}
+    for account, use in uses.items():
+        tokens = held[account]["tokens"]
+        requirement = Decimal(use["requirement_usd"])
+        for limit in use["limits"]:
+            cap = caps.get((limit["dimension"], limit["group"]), caps.get((limit["dimension"], "*")))
+            assert limit["max_share_of_requirement"] == cap
+            assert abs(Decimal(limit["allowed_usd"]) - Decimal(repr(cap)) * requirement) <= Decimal("0.01")
+            over = max(Decimal(limit["held_usd"]) - Decimal(limit["allowed_usd"]), Decimal(0))
+            assert abs(Decimal(limit["kept_out_usd"]) - over) <= Decimal("0.01")
+            if limit["dimension"] == "issuer" and use["wrong_way_usd"] == "0.00":
+                mine = [Decimal(t["post_haircut_usd"]) for t in tokens if issuer[t["symbol"]] == limit["group"]]
+                assert abs(Decimal(limit["held_usd"]) - sum(mine)) <= Decimal("0.01") * (len(mine) + 1)
+        kept = Decimal(use["wrong_way_usd"]) + sum(Decimal(x["kept_out_usd"]) for x in use["limits"])
+        gap = Decimal(held[account]["post_haircut_usd"]) - Decimal(held[account]["counted_usd"])
+        assert abs(kept - gap) <= Decimal("0.01") * (len(use["limits"]) + len(tokens) + 2), account
+    assert any(Decimal(x["kept_out_usd"]) > 0 for u in uses.values() for x in u["limits"])  # a limit binds here

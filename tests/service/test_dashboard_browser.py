@@ -86,6 +86,15 @@ def test_the_clearing_house_sees_the_apis_figures(browser, served):
     assert depeg["price_usd"] < 0.99  # the USDC depeg of 2023-03-11 ...
     row = page.locator("#haircut-history tbody tr", has_text="2023-03-12 00:00:00 UTC").inner_text()  # its cycle
     assert f"{100 * depeg['haircut']:.2f}" in row and f"{depeg['price_usd']:.6f}" in row  # ... on the page
+    with served.client("ccp") as api:
+        uses = [(a["account"], x) for a in api.get("/api/collateral/concentration").json()["accounts"]
+                for x in a["limits"]]
+    shown_limits = page.locator("#limits tbody tr")
+    assert shown_limits.count() == len(uses) > 0
+    for i, (account, use) in enumerate(uses):  # each limit's use and what it keeps out, as the API has them
+        cells = shown_limits.nth(i).locator("td").all_inner_texts()
+        assert cells[:3] == [account, use["dimension"], use["group"]]
+        assert cells[6] == f"{100 * use['use']:,.1f}" and cells[7] == money(use["kept_out_usd"])
     shot(page, "ccp-collateral")
     page.goto(f"{served.url}/chain")
     assert page.inner_text("#block").replace(",", "").isdigit()
@@ -110,6 +119,8 @@ def test_a_member_sees_only_its_own(browser, served):
     page.goto(f"{served.url}/collateral")
     concentration = page.locator("#concentration tbody tr td:first-child").all_inner_texts()
     assert concentration and all(text.startswith("M02") for text in concentration)
+    limited = page.locator("#limits tbody tr td:first-child").all_inner_texts()
+    assert limited and all(text.startswith("M02") for text in limited)
     shot(page, "member-collateral")
 
 

@@ -26,11 +26,8 @@ class CollateralCount:
             stored = queries.last_risk_detail(session)
         return RiskState() if stored is None else RiskState.from_json(stored)
 
-    def counted(self, session, accounts: list[Account], required: dict[str, Decimal],
-                risk: RiskState | None = None) -> dict[str, Decimal]:
-        """Collateral that counts per account (USD, down to the cent), with ``risk`` or the last cycle's
-        risk state; ``required``: each account's requirement (USD), which bounds the wrong-way cut."""
-        risk = self.risk_state() if risk is None else risk
+    def holdings(self, session, accounts: list[Account]) -> Holdings:
+        """What ``accounts`` hold, at the vault's prices, haircuts and eligibility now."""
         ids = [account.id for account in accounts]
         index = {account: i for i, account in enumerate(ids)}
         n = len(self.symbols)
@@ -41,11 +38,26 @@ class CollateralCount:
             eligible[j], haircut[j], price[j] = asset.eligible, asset.haircut_bps / BPS, asset.price_e8 / 1e8
             for account_id, units in queries.holding_units(session, symbol, ids).items():
                 quantity[index[account_id], j] = units / 10**asset.decimals
+        return Holdings(ids, self.symbols, quantity, price, haircut, eligible)
+
+    def counted(self, session, accounts: list[Account], required: dict[str, Decimal],
+                risk: RiskState | None = None) -> dict[str, Decimal]:
+        """Collateral that counts per account (USD, down to the cent), with ``risk`` or the last cycle's
+        risk state; ``required``: each account's requirement (USD), which bounds the wrong-way cut."""
+        risk = self.risk_state() if risk is None else risk
+        holdings = self.holdings(session, accounts)
         vault = [coverage.usd(value) for value in self.ledger.collateral_values(
             [bytes.fromhex(account.onchain_id[2:]) for account in accounts])]  # the whole book in a few calls
-        values = coverage.counted(vault, Holdings(ids, self.symbols, quantity, price, haircut, eligible),
-                                  [required[account] for account in ids], risk, self.limits)
-        return dict(zip(ids, values, strict=True))
+        values = coverage.counted(vault, holdings, [required[account] for account in holdings.accounts], risk,
+                                  self.limits)
+        return dict(zip(holdings.accounts, values, strict=True))
+
+    def counting(self, session, accounts: list[Account], required: dict[str, Decimal]) -> coverage.Counting:
+        """How the concentration limits and wrong-way risk bind on ``accounts`` now, with the last cycle's
+        risk state (see :func:`tokenclear.clearing.coverage.counting`)."""
+        holdings = self.holdings(session, accounts)
+        return coverage.counting(holdings, [required[account] for account in holdings.accounts], self.risk_state(),
+                                 self.limits)
 
     def vault_value(self, onchain_id: str) -> Decimal:
         """Post-haircut collateral of an account as the vault values it, USD rounded down to the cent."""

@@ -16,7 +16,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 import numpy as np
 
 from tokenclear import money
-from tokenclear.collateral.limits import GroupCaps, wrong_way
+from tokenclear.collateral.limits import GroupCaps, LimitUse, limit_use, wrong_way
 from tokenclear.collateral.valuation import BPS, value_collateral
 from tokenclear.ledger.privacy import floor_bucket
 
@@ -82,20 +82,40 @@ class Limits:
     wrong_way_exclude: float = 0.8  # and from which the collateral counts for nothing
 
 
-def counted(vault_usd: Sequence[Decimal], holdings: Holdings, requirement: Sequence[Decimal], risk: RiskState,
-            limits: Limits) -> list[Decimal]:
-    """Collateral that counts, per account: the vault's exact value (USD, to the cent, down) less what the
-    concentration limits and general wrong-way risk keep from counting (rounded up to the cent)."""
+@dataclass(frozen=True)
+class Counting:
+    """What the collateral core keeps from counting, float64 USD per account: ``plain`` the post-haircut value at
+    the vault's haircuts, ``wrong_way`` the part general wrong-way risk takes off, ``uses`` how each limited
+    dimension of the concentration limits bound (:class:`tokenclear.collateral.limits.LimitUse`), ``kept`` what
+    still counts after both."""
+
+    plain: np.ndarray
+    wrong_way: np.ndarray
+    uses: list[LimitUse]
+    kept: np.ndarray
+
+
+def counting(holdings: Holdings, requirement: Sequence[Decimal], risk: RiskState, limits: Limits) -> Counting:
+    """The concentration limits and general wrong-way risk applied to ``holdings`` (see :class:`Counting`)."""
     correlation = risk.correlations(holdings.accounts, holdings.symbols)
-    if not limits.caps and not correlation.any():
-        return list(vault_usd)
     way = wrong_way(correlation, risk.haircuts(holdings.symbols), threshold=limits.wrong_way_threshold,
                     exclude_above=limits.wrong_way_exclude)
     common = {"price": holdings.price, "fx": np.ones(len(holdings.symbols)), "haircut": holdings.haircut,
               "eligible": holdings.eligible, "requirement": np.array([float(r) for r in requirement])}
     plain = value_collateral(holdings.quantity, **common).post_haircut.sum(axis=1)  # what the vault counts
-    kept = value_collateral(holdings.quantity, **common, caps=limits.caps, wrong_way=way).collateral
-    return [max(value - money.requirement(float(max(plain[i] - kept[i], 0.0))), ZERO)
+    after_way = value_collateral(holdings.quantity, **common, wrong_way=way).post_haircut
+    kept, uses = limit_use(after_way, common["requirement"], limits.caps)
+    return Counting(plain, plain - after_way.sum(axis=1), uses, kept.sum(axis=1))
+
+
+def counted(vault_usd: Sequence[Decimal], holdings: Holdings, requirement: Sequence[Decimal], risk: RiskState,
+            limits: Limits) -> list[Decimal]:
+    """Collateral that counts, per account: the vault's exact value (USD, to the cent, down) less what the
+    concentration limits and general wrong-way risk keep from counting (rounded up to the cent)."""
+    if not limits.caps and not risk.correlations(holdings.accounts, holdings.symbols).any():
+        return list(vault_usd)
+    count = counting(holdings, requirement, risk, limits)
+    return [max(value - money.requirement(float(max(count.plain[i] - count.kept[i], 0.0))), ZERO)
             for i, value in enumerate(vault_usd)]
 
 

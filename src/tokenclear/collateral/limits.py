@@ -110,13 +110,31 @@ def resolve_limits(limits: list[Limit], registry: Registry) -> list[GroupCaps]:
     return out
 
 
-def apply_caps(value: Float64Array2D, requirement: Float64Array1D, caps: list[GroupCaps]) -> Float64Array2D:
-    """Post-haircut value that counts: float64[accounts, assets] in the margin currency.
+@dataclass(frozen=True)
+class LimitUse:
+    """How one dimension's limits bind on each account, as :func:`limit_use` applies them in turn: for each of
+    its limited ``groups``, ``held[accounts, groups]`` the post-haircut value of the group's assets (after the
+    earlier dimensions' cuts), ``allowed`` = ``caps`` x the requirement, ``kept_out`` = max(held - allowed, 0);
+    margin currency."""
+
+    dimension: str
+    groups: list[str]
+    caps: Float64Array1D  # share of requirement
+    held: Float64Array2D
+    allowed: Float64Array2D
+    kept_out: Float64Array2D
+
+
+def limit_use(value: Float64Array2D, requirement: Float64Array1D,
+              caps: list[GroupCaps]) -> tuple[Float64Array2D, list[LimitUse]]:
+    """Post-haircut value that counts, float64[accounts, assets] in the margin currency, and how each limited
+    dimension bound (see :class:`LimitUse`; dimensions without a finite limit are left out).
 
     ``value``: post-haircut value per account and asset (>= 0); ``requirement``: float64[accounts].
     """
     counted = np.asarray(value, dtype=np.float64)
     allowed_base = np.maximum(np.asarray(requirement, dtype=np.float64), 0.0)[:, None]
+    uses = []
     for one in caps:
         finite = np.isfinite(one.caps)
         if not finite.any():
@@ -128,7 +146,15 @@ def apply_caps(value: Float64Array2D, requirement: Float64Array1D, caps: list[Gr
             factor = np.where(sums > allowed, allowed / sums, 1.0)
         outside = 1.0 - membership.sum(axis=1)
         counted = counted * (factor @ membership.T + outside[None, :])
-    return counted
+        uses.append(LimitUse(one.dimension, [g for g, keep in zip(one.groups, finite, strict=True) if keep],
+                             one.caps[finite], sums, np.broadcast_to(allowed, sums.shape),
+                             np.maximum(sums - allowed, 0.0)))
+    return counted, uses
+
+
+def apply_caps(value: Float64Array2D, requirement: Float64Array1D, caps: list[GroupCaps]) -> Float64Array2D:
+    """Post-haircut value that counts: float64[accounts, assets] in the margin currency (see :func:`limit_use`)."""
+    return limit_use(value, requirement, caps)[0]
 
 
 def portfolio_correlation(pnl: Float64Array2D, returns: Float64Array2D) -> Float64Array2D:

@@ -310,6 +310,11 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     def collateral(principal: Reader, account: str | None = None) -> dict:
         return views.collateral(service, principal, account)
 
+    @app.get("/api/collateral/concentration", tags=["collateral"],
+             summary="How each account uses each concentration limit, and what wrong-way risk keeps out")
+    def concentration(principal: Reader, account: str | None = None) -> dict:
+        return views.concentration(service, principal, account)
+
     @app.get("/api/collateral/haircuts", tags=["collateral"], summary="Haircuts now and through the cycles")
     def haircuts(principal: Reader) -> dict:
         return {"now": views.token_terms(service), "history": views.haircut_history(service),

@@ -135,6 +135,7 @@ def mount(app: FastAPI, service: Service, scheduler, caller) -> None:
                     requirement=(requirement["accounts"] or [None])[0], cycle=requirement["cycle"],
                     positions=views.positions(service, me, account),
                     collateral=views.collateral(service, me, account)["accounts"],
+                    limits=views.concentration(service, me, account)["accounts"], one_account=True,
                     calls=views.calls(service, me, account_id=account), key=secrets.token_hex(12))
 
     @app.get("/collateral", response_class=HTMLResponse, include_in_schema=False)
@@ -157,7 +158,8 @@ def mount(app: FastAPI, service: Service, scheduler, caller) -> None:
             matrix.setdefault(e["symbol"], {"asset": e["asset"]})[e["schedule"]] = e
         return page(request, "collateral.html", me, chart=haircut_chart, usdc_chart=usdc_chart, history=history,
                     symbols=symbols, terms=views.token_terms(service), schedules=schedules, matrix=matrix,
-                    reviews=views.reviews(service), holdings=views.collateral(service, me)["accounts"])
+                    reviews=views.reviews(service), holdings=views.collateral(service, me)["accounts"],
+                    limits=views.concentration(service, me)["accounts"], one_account=False)
 
     @app.get("/calls", response_class=HTMLResponse, include_in_schema=False)
     def calls(request: Request):

@@ -10,6 +10,7 @@ from decimal import Decimal
 import numpy as np
 from sqlalchemy import select
 
+from tokenclear import money
 from tokenclear.clearing import calls as call_states
 from tokenclear.clearing.coverage import MICRO
 from tokenclear.clearing.system import recorded_deployment
@@ -231,8 +232,43 @@ def collateral(service: Service, principal: Principal, account_id: str | None = 
                                "market_value_usd": usd(market), "post_haircut_usd": usd(post)})
             out.append({"account": a.id, "member": a.member_id, "tokens": tokens,
                         "market_value_usd": usd(market_total), "post_haircut_usd": usd(post_total),
-                        "counted_usd": usd(counted[a.id]), "requirement_usd": usd(required[a.id])})
+                        "counted_usd": usd(counted[a.id]), "kept_out_usd": usd(max(post_total - counted[a.id], 0)),
+                        "requirement_usd": usd(required[a.id])})
         return {"tokens": terms, "accounts": out}
+
+
+def concentration(service: Service, principal: Principal, account_id: str | None = None) -> dict:
+    """How each visible account uses each concentration limit now: per limited group it holds (dimension issuer,
+    kind or chain), the post-haircut value held in it, what the limit allows (its share of the last cycle's
+    requirement), the share of the limit used and what it keeps from counting; and what general wrong-way risk
+    keeps out. USD to the cent (half to even; the count itself rounds each account's cut up)."""
+    with service.store.session() as session:
+        rows = [a for a in visible_accounts(session, principal, account_id) if a.segregation != FUND_SEGREGATION]
+        latest = _latest_requirements(session, [a.id for a in rows])
+        required = {a.id: latest[a.id].requirement if a.id in latest else Decimal(0) for a in rows}
+        with service.lock:
+            count = service.workflow.count.counting(session, rows, required)
+    figures = {"wrong_way": money.amounts(count.wrong_way)}
+    for k, use in enumerate(count.uses):
+        figures[k] = (money.amounts(use.held), money.amounts(use.allowed), money.amounts(use.kept_out))
+    out = []
+    for i, a in enumerate(rows):
+        limits = []
+        for k, use in enumerate(count.uses):
+            held, allowed, kept = figures[k]
+            width = len(use.groups)
+            for g, group in enumerate(use.groups):
+                if use.held[i, g] <= 0:
+                    continue  # a group the account holds nothing of uses none of its limit
+                limit = use.allowed[i, g]
+                limits.append({"dimension": use.dimension, "group": group,
+                               "max_share_of_requirement": float(use.caps[g]),
+                               "held_usd": usd(held[i * width + g]), "allowed_usd": usd(allowed[i * width + g]),
+                               "use": float(use.held[i, g] / limit) if limit > 0 else None,
+                               "kept_out_usd": usd(kept[i * width + g])})
+        out.append({"account": a.id, "member": a.member_id, "requirement_usd": usd(required[a.id]),
+                    "wrong_way_usd": usd(figures["wrong_way"][i]), "limits": limits})
+    return {"accounts": out}
 
 
 def haircut_history(service: Service) -> list[dict]:
