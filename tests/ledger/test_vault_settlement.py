@@ -160,6 +160,28 @@ def test_asset_parameters_update_in_place(world):
     assert ledger.collateral_value(world.m1_house) == 1_400 * USD * 65 // 100
 
 
+def test_asset_parameters_read_once_per_head_are_never_stale(world):
+    """The ledger keeps the vault's terms per chain head: a transaction (a new block) or a clock move shows at
+    once, and what it returns equals what the vault and the token say at that moment."""
+    ledger, chain = world.ledger, world.chain
+
+    def on_chain(symbol):
+        eligible, decimals, haircut, price, from_token, _, _ = ledger.vault.call("assets", ledger.token(symbol).address)
+        return bool(eligible), int(decimals), int(haircut), int(ledger.token(symbol).call("price_e8") if from_token
+                                                               else price)
+
+    def cached(symbol):
+        a = ledger.asset_parameters(symbol)
+        return a.eligible, a.decimals, a.haircut_bps, a.price_e8
+
+    before = ledger.assets_parameters(["WETH", "TBILL"])
+    assert cached("WETH") == on_chain("WETH") and cached("TBILL") == on_chain("TBILL")
+    ledger.set_asset("WETH", haircut_bps=3_100, price_e8=1_234 * 10**8)  # a transaction: a new head
+    assert cached("WETH") == on_chain("WETH") == (True, 18, 3_100, 1_234 * 10**8)
+    chain.advance_time(30 * 86_400)  # the bill accretes with the clock, with no transaction
+    assert cached("TBILL") == on_chain("TBILL") and cached("TBILL")[3] > before["TBILL"].price_e8
+
+
 def test_a_replay_is_a_no_op_whatever_changed_since(world):
     """The key is claimed before any other check: a replay after the asset became ineligible, the account
     defaulted or the price moved returns without effect instead of reverting (the workflow's recovery

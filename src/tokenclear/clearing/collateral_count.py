@@ -33,8 +33,9 @@ class CollateralCount:
         n = len(self.symbols)
         quantity = np.zeros((len(accounts), n))
         price, haircut, eligible = np.zeros(n), np.zeros(n), np.zeros(n, bool)
+        terms = self.ledger.assets_parameters(self.symbols)  # read once per chain head
         for j, symbol in enumerate(self.symbols):
-            asset = self.ledger.asset_parameters(symbol)
+            asset = terms[symbol]
             eligible[j], haircut[j], price[j] = asset.eligible, asset.haircut_bps / BPS, asset.price_e8 / 1e8
             for account_id, units in queries.holding_units(session, symbol, ids).items():
                 quantity[index[account_id], j] = units / 10**asset.decimals

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
-
 from tokenclear.clearing.interfaces import LedgerPort, StorePort
 from tokenclear.store import queries
-from tokenclear.store.models import Account, Holding, Reconciliation, ReconciliationBreak, SyncState
+from tokenclear.store.models import Holding, Reconciliation, ReconciliationBreak, SyncState
 
 
 @dataclass(frozen=True)
@@ -32,20 +30,20 @@ def sync(store: StorePort, ledger: LedgerPort, symbol_of: dict[str, str]) -> int
         head = ledger.block_number()
         if start > head:
             return 0
-        accounts = {row.onchain_id: row.id for row in session.scalars(select(Account))}
+        changes = [change for event in ledger.vault_events(start, head) for change in holding_changes(event, symbol_of)]
+        accounts = queries.account_ids(session, sorted({onchain_id for onchain_id, _, _ in changes}))
         applied = 0
-        for event in ledger.vault_events(start, head):
-            for onchain_id, symbol, delta in holding_changes(event, symbol_of):
-                account = accounts.get(onchain_id)
-                if account is None:
-                    continue  # an account the book does not know: reconciliation lists it
-                holding = session.get(Holding, (account, symbol))
-                if holding is None:
-                    holding = Holding(account_id=account, asset=symbol, units=Decimal(0))
-                    session.add(holding)
-                holding.units = Decimal(holding.units) + delta
-                assert holding.units >= 0, f"book holding of {account} in {symbol} went negative"
-                applied += 1
+        for onchain_id, symbol, delta in changes:
+            account = accounts.get(onchain_id)
+            if account is None:
+                continue  # an account the book does not know: reconciliation lists it
+            holding = session.get(Holding, (account, symbol))
+            if holding is None:
+                holding = Holding(account_id=account, asset=symbol, units=Decimal(0))
+                session.add(holding)
+            holding.units = Decimal(holding.units) + delta
+            assert holding.units >= 0, f"book holding of {account} in {symbol} went negative"
+            applied += 1
         if state is None:
             session.add(SyncState(name="vault", block=head))
         else:

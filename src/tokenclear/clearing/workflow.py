@@ -301,7 +301,7 @@ class Workflow:
 
     def _token_terms(self) -> tuple[dict[str, drivers.TokenTerms], dict[str, int]]:
         """Each token's price and haircut as the vault values it now, and its decimals."""
-        assets = {token.symbol: self.ledger.asset_parameters(token.symbol) for token in self.tokens}
+        assets = self.ledger.assets_parameters([token.symbol for token in self.tokens])
         return ({symbol: drivers.TokenTerms(a.price_e8 / 1e8, a.haircut_bps / BPS) for symbol, a in assets.items()},
                 {symbol: a.decimals for symbol, a in assets.items()})
 

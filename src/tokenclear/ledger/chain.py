@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +83,10 @@ class Chain(ABC):
 
     @abstractmethod
     def block_number(self) -> int: ...
+
+    @abstractmethod
+    def head(self) -> Hashable:
+        """What a view call reads from: equal heads give equal views (a state change or a clock move changes it)."""
 
     @abstractmethod
     def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]: ...
@@ -160,6 +164,10 @@ class EmbeddedChain(Chain):
 
     def block_number(self) -> int:
         return int(self.env.evm.patch.block_number)
+
+    def head(self) -> Hashable:
+        # every transaction is its own block, and nothing rewinds this chain: block and clock name its state
+        return int(self.env.evm.patch.block_number), int(self.env.evm.patch.timestamp)
 
     def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
         address = to_checksum_address(address)
@@ -353,6 +361,11 @@ class RpcChain(Chain):
     def block_number(self) -> int:
         with self._node("reading the block number"):
             return int(self.w3.eth.block_number)
+
+    def head(self) -> Hashable:
+        # views read the latest block; its hash (not its number) also tells a reorganised block apart
+        with self._node("reading the latest block"):
+            return bytes(self.w3.eth.get_block("latest")["hash"])
 
     def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
         """Logs in ranges of at most LOG_RANGE blocks: nodes and RPC providers cap the range (or the results)

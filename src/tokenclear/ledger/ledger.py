@@ -144,6 +144,8 @@ class Ledger:
         self.tokens = tokens
         self.specs = specs
         self.deployed_block = deployed_block
+        self._assets_head: object = None  # the chain head the cached asset parameters were read at
+        self._assets: dict[str, AssetParameters] = {}
 
     # ---- deployment -------------------------------------------------------------------------
     @classmethod
@@ -335,11 +337,26 @@ class Ledger:
         return self.vault.call("total_held", self.token(symbol).address)
 
     def asset_parameters(self, symbol: str) -> AssetParameters:
-        token = self.token(symbol)
-        eligible, decimals, haircut_bps, price_e8, from_token, _, _ = self.vault.call("assets", token.address)
-        if from_token:
-            price_e8 = token.call("price_e8")
-        return AssetParameters(bool(eligible), int(decimals), int(haircut_bps), int(price_e8))
+        return self.assets_parameters([symbol])[symbol]
+
+    def assets_parameters(self, symbols: Sequence[str]) -> dict[str, AssetParameters]:
+        """The vault's terms of each token (eligibility, decimals, haircut, price), read once per chain head:
+        a valuation between two transactions does not read them again."""
+        head = self.chain.head()
+        if head != self._assets_head:
+            self._assets_head, self._assets = head, {}
+        out = {}
+        for symbol in symbols:
+            if symbol not in self._assets:
+                token = self.token(symbol)
+                eligible, decimals, haircut_bps, price_e8, from_token, _, _ = self.vault.call("assets",
+                                                                                              token.address)
+                if from_token:
+                    price_e8 = token.call("price_e8")
+                self._assets[symbol] = AssetParameters(bool(eligible), int(decimals), int(haircut_bps),
+                                                       int(price_e8))
+            out[symbol] = self._assets[symbol]
+        return out
 
     def block_number(self) -> int:
         return self.chain.block_number()

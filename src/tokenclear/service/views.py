@@ -101,11 +101,13 @@ def accounts(service: Service, principal: Principal, account_id: str | None = No
         rows = visible_accounts(session, principal, account_id)
         latest = _latest_requirements(session, None if principal.reads_all and account_id is None
                                       else [a.id for a in rows])
+        defaulted = queries.accounts_in_default(session, None if principal.reads_all and account_id is None
+                                                else [a.id for a in rows])
         out = []
         for a in rows:
             req = latest.get(a.id)
             out.append({"id": a.id, "member": a.member_id, "segregation": a.segregation, "onchain_id": a.onchain_id,
-                        "in_default": queries.in_default(session, a.id),
+                        "in_default": a.id in defaulted,
                         "requirement_usd": None if req is None else usd(req.requirement),
                         "collateral_usd": None if req is None else usd(req.collateral),
                         "coverage_usd": None if req is None else usd(req.coverage)})
@@ -195,8 +197,9 @@ def token_terms(service: Service) -> dict[str, dict]:
     """Each token as the vault values it now: price (USD per whole token), haircut, eligibility, decimals."""
     with service.lock:
         out = {}
+        terms = service.ledger.assets_parameters([token.symbol for token in service.workflow.tokens])
         for token in service.workflow.tokens:
-            a = service.ledger.asset_parameters(token.symbol)
+            a = terms[token.symbol]
             out[token.symbol] = {"asset": token.asset, "price_usd": a.price_e8 / 1e8, "price_e8": a.price_e8,
                                  "haircut_bps": a.haircut_bps, "eligible": a.eligible, "decimals": a.decimals}
         return out

@@ -91,9 +91,32 @@ def accounts(session: Session) -> list[Account]:
     return list(session.scalars(select(Account).order_by(Account.id)))
 
 
+IN_CHUNK = 10_000  # values per SQL IN list (SQLite allows 32,766 variables a statement)
+
+
+def account_ids(session: Session, onchain_ids: list[str]) -> dict[str, str]:
+    """On-chain account id (hex) -> the book's account id, for those of ``onchain_ids`` the book knows."""
+    out: dict[str, str] = {}
+    for start in range(0, len(onchain_ids), IN_CHUNK):
+        chunk = onchain_ids[start:start + IN_CHUNK]
+        out.update(session.execute(select(Account.onchain_id, Account.id).where(Account.onchain_id.in_(chunk)))
+                   .tuples().all())
+    return out
+
+
+def accounts_in_default(session: Session, ids: list[str] | None = None) -> set[str]:
+    """The accounts (of ``ids``, or all) in default management's hands (:func:`in_default`), in two queries."""
+    called = select(MarginCall.account_id).where(MarginCall.state == DEFAULTED)
+    managed = select(Account.id).join(DefaultCase, DefaultCase.member_id == Account.member_id)
+    if ids is not None:
+        called, managed = called.where(MarginCall.account_id.in_(ids)), managed.where(Account.id.in_(ids))
+    return set(session.scalars(called)) | set(session.scalars(managed))
+
+
 def members_in_default(session: Session) -> set[str]:
-    """The members with an account in default management's hands (:func:`in_default`)."""
-    return {account.member_id for account in margin_accounts(session) if in_default(session, account.id)}
+    """The members with a margin account in default management's hands (:func:`in_default`)."""
+    margin = {account.id: account.member_id for account in margin_accounts(session)}
+    return {margin[account] for account in accounts_in_default(session) if account in margin}
 
 
 def last_cycle_date(session: Session) -> str | None:
