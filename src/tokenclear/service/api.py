@@ -7,6 +7,7 @@ a 4xx status naming what to fix, and nothing of a refused request is written.
 :func:`create_app` from the live annotations.)"""
 
 
+import asyncio
 import base64
 import queue
 import threading
@@ -32,7 +33,7 @@ from tokenclear.service import actions, views
 from tokenclear.service.auth import SCOPE_KEY as PRINCIPAL
 from tokenclear.service.auth import Principal, Unauthorised, authenticate
 from tokenclear.service.core import Service
-from tokenclear.service.idempotency import KeyProblem, check_key, run_once
+from tokenclear.service.idempotency import KeyProblem, check_key, run_once, stored_answer
 from tokenclear.service.scheduler import Scheduler
 from tokenclear.service.views import Forbidden, NotFound
 from tokenclear.service.whatif import WhatIf
@@ -150,6 +151,10 @@ class CycleIn(Body):
 
 
 # ---- the app -----------------------------------------------------------------------------------------------
+#: Writes in worker threads at once. Chain writes take the service's lock in turn (and a cycle holds it for
+#: seconds); the others wait on the event loop, so the worker threads stay free for reads.
+WRITERS = 4
+
 def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="tokenclear", version=__version__,
                   description="Tokenized collateral and margin for derivatives clearing: the clearing house's "
@@ -158,6 +163,7 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
                     auto_error=False)
     what_if = WhatIf(service)
     app.state.service, app.state.scheduler = service, scheduler
+    writers = asyncio.Semaphore(WRITERS)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -203,7 +209,9 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     AuditReader = Annotated[Principal, Depends(role("ccp", "regulator"))]
 
     async def write(request: Request, principal: Principal, handler: Callable[[str], dict],
-                    status: int = 200) -> JSONResponse:
+                    status: int = 200, *, book_only: bool = False) -> JSONResponse:
+        """A write under its Idempotency-Key. A write that may take the service's lock (the chain, a cycle) waits
+        for a writer's turn; ``book_only`` writes (quotes, positions: the database alone) do not."""
         key = check_key(request.headers.get("idempotency-key"))
         body = await request.body()
 
@@ -216,7 +224,16 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
             return run_once(service.store, actor=principal.client, key=key, method=request.method,
                             path=request.url.path, body=body, handler=run)
 
-        code, answer, replayed = await run_in_threadpool(once)
+        stored = await run_in_threadpool(lambda: stored_answer(service.store, actor=principal.client, key=key,
+                                                               method=request.method, path=request.url.path,
+                                                               body=body))
+        if stored is not None:  # a replay: answered at once, without a turn to write
+            return JSONResponse(stored[1], status_code=stored[0], headers={"Idempotent-Replayed": "true"})
+        if book_only:
+            code, answer, replayed = await run_in_threadpool(once)
+        else:
+            async with writers:  # a write waits for its turn here, not in a worker thread the reads need
+                code, answer, replayed = await run_in_threadpool(once)
         return JSONResponse(answer, status_code=code, headers={"Idempotent-Replayed": str(replayed).lower()})
 
     # ---- OAuth2 -------------------------------------------------------------------------------------------
@@ -284,7 +301,8 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
             data, source = raw, "positions.csv"
         else:
             raise InputError(f"content type '{kind}': send application/json or text/csv", field="Content-Type")
-        return await write(request, principal, lambda key: actions.upload_positions(service, principal, data, source))
+        return await write(request, principal, lambda key: actions.upload_positions(service, principal, data, source),
+                           book_only=True)
 
     @app.get("/api/requirements", tags=["margin"], summary="The last cycle's requirements with their drivers")
     def requirements(principal: Reader, account: str | None = None) -> dict:
@@ -381,7 +399,8 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     @app.post("/api/prices", tags=["prices"], summary="Post quotes into the oracle guard (price feeds)")
     async def post_prices(body: QuotesIn, request: Request, principal: Feed) -> JSONResponse:
         quotes = [q.model_dump() for q in body.quotes]
-        return await write(request, principal, lambda key: actions.post_prices(service, principal, quotes))
+        return await write(request, principal, lambda key: actions.post_prices(service, principal, quotes),
+                           book_only=True)
 
     @app.get("/api/parameters", tags=["parameters"])
     def parameters(principal: Reader) -> dict:

@@ -44,6 +44,21 @@ def check_key(key: str | None) -> str:
     return key
 
 
+def stored_answer(store: Store, *, actor: str, key: str, method: str, path: str,
+                  body: bytes) -> tuple[int, dict] | None:
+    """The answer stored under ``key`` for this very request, if there is one (a replay is answered without
+    waiting for a turn to write); 422 when the key was used for another request; None when it must run (or is
+    still running: :func:`run_once` waits for it)."""
+    with store.session() as session:
+        found = session.scalar(select(ApiRequest).where(ApiRequest.actor == actor, ApiRequest.key == key))
+        if found is None:
+            return None
+        if found.body_hash != body_hash(method, path, body):
+            raise KeyProblem(422, f"Idempotency-Key '{key}' was first used for {found.method} {found.path} with "
+                                  "another body: use a new key for a new request")
+        return None if found.status_code is None else (found.status_code, found.response)
+
+
 def run_once(store: Store, *, actor: str, key: str, method: str, path: str, body: bytes,
              handler: Callable[[], tuple[int, dict]]) -> tuple[int, dict, bool]:
     """(status, answer, replayed): ``handler``'s answer the first time, the stored one after."""
