@@ -4,6 +4,8 @@ margin equal to the cycle's own, parameters and prices, and the audit log."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -412,3 +414,35 @@ def test_concentration_use_per_limit_adds_up_to_what_the_limits_keep_out(served)
         gap = Decimal(held[account]["post_haircut_usd"]) - Decimal(held[account]["counted_usd"])
         assert abs(kept - gap) <= Decimal("0.01") * (len(use["limits"]) + len(tokens) + 2), account
     assert any(Decimal(x["kept_out_usd"]) > 0 for u in uses.values() for x in u["limits"])  # a limit binds here
+
+
+def test_reads_are_answered_while_queued_writes_wait_for_the_lock(served):
+    """A cycle holds the service's lock for seconds: writes queued behind it wait for their turn on the event loop,
+    not in the worker threads (40), so reads are still answered meanwhile; every queued write then lands once."""
+    headers = {"Authorization": f"Bearer {served.token('member-M06')}"}
+    body = {"account": "M06-CUST", "symbol": "TBILL", "units": 1}
+
+    async def pledges() -> list[int]:
+        async with httpx.AsyncClient(base_url=served.url, headers=headers, timeout=120) as client:
+            answers = await asyncio.gather(*[client.post("/api/instructions/pledge", json=body,
+                                                         headers={"Idempotency-Key": uuid.uuid4().hex})
+                                             for _ in range(60)])  # more than the worker threads
+            return [answer.status_code for answer in answers]
+
+    result: dict = {}
+    with served.client("member-M06") as m06:
+        before = sum(int(t["units"]) for t in m06.get("/api/collateral", params={"account": "M06-CUST"}).json()
+                     ["accounts"][0]["tokens"] if t["symbol"] == "TBILL")
+        with served.service.lock:  # as a cycle would
+            writer = threading.Thread(target=lambda: result.update(codes=asyncio.run(pledges())))
+            writer.start()
+            time.sleep(1.5)  # the pledges are queued by now
+            started = time.monotonic()
+            read = m06.get("/api/calls", params={"account": "M06-CUST"}, timeout=10)
+            waited = time.monotonic() - started
+            assert read.status_code == 200 and waited < 5, waited
+            assert writer.is_alive()  # nothing wrote while the lock was held
+        writer.join(120)
+        after = sum(int(t["units"]) for t in m06.get("/api/collateral", params={"account": "M06-CUST"}).json()
+                    ["accounts"][0]["tokens"] if t["symbol"] == "TBILL")
+    assert result["codes"] == [200] * 60 and after == before + 60
