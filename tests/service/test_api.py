@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -446,3 +447,30 @@ def test_reads_are_answered_while_queued_writes_wait_for_the_lock(served):
         after = sum(int(t["units"]) for t in m06.get("/api/collateral", params={"account": "M06-CUST"}).json()
                     ["accounts"][0]["tokens"] if t["symbol"] == "TBILL")
     assert result["codes"] == [200] * 60 and after == before + 60
+
+
+def test_each_cycle_closes_the_sessions_of_its_date_on_every_product_calendar(served):
+    """One end-of-day cycle at 00:00 UTC is every product calendar's: a calendar's session of the cycle's date
+    has closed by then (XNYS by 21:00 UTC), so Friday's cycle closes XNYS and 24/7, Saturday's only 24/7."""
+    with served.client("regulator") as regulator:
+        cycles = {c["as_of"]: c for c in regulator.get("/api/cycles").json() if c["kind"] == "scheduled"}
+        status = regulator.get("/api/status").json()["schedule"]
+    assert set(status["calendars"]) == {"24/7", "XNYS"}  # the served book: crypto futures and E-mini
+    assert status["latest_closes"] == {"24/7": "24:00 UTC", "XNYS": "21:00 UTC"}
+    assert cycles["2023-03-10"]["sessions_closed"] == ["24/7", "XNYS"]  # Friday
+    assert cycles["2023-03-11"]["sessions_closed"] == ["24/7"]  # Saturday: the E-mini keeps Friday's close
+
+
+def test_a_calendar_closing_after_the_cycle_is_refused():
+    from datetime import timedelta
+
+    from tokenclear.errors import ConfigurationError
+    from tokenclear.market.calendars import latest_close
+    from tokenclear.service.scheduler import check_closes
+
+    day = np.datetime64("2023-03-10")
+    shipped = {name: latest_close(name, day - 365, day + 365) for name in ("24/7", "24/5", "XNYS", "CMES", "XTKS")}
+    assert shipped["XNYS"] == timedelta(hours=21) and shipped["XTKS"] == timedelta(hours=6)  # 15:00 JST
+    assert check_closes(shipped)["CMES"] <= "24:00 UTC"  # every shipped calendar closes by the midnight cycle
+    with pytest.raises(ConfigurationError, match="calendar LATE's sessions close as late as 25:30 UTC"):
+        check_closes({**shipped, "LATE": timedelta(hours=25, minutes=30)})

@@ -82,6 +82,28 @@ def is_session(name: str, date: np.datetime64) -> bool:
     return bool(index < days.size and days[index] == date)
 
 
+def latest_close(name: str, start: np.datetime64, end: np.datetime64) -> dt.timedelta:
+    """The latest a session of ``name`` dated in [start, end] closes, as time after 00:00 UTC of its date (21:00
+    for XNYS in winter, 23:00 for CMES at most; a 24/7 or 24/5 day closes at 24:00). Reads exchange_calendars'
+    close times (not cached: for a service's start, not a margin run)."""
+    if name == ALWAYS_OPEN:
+        return dt.timedelta(days=1)
+    import exchange_calendars as xcals
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            calendar = xcals.get_calendar(name, start=_START)
+        except ValueError:
+            calendar = xcals.get_calendar(name)
+        closes = calendar.closes.loc[str(start):str(end)]
+    if closes.empty:
+        return dt.timedelta(0)
+    after = closes.dt.tz_convert("UTC").dt.tz_localize(None) - pd.to_datetime(closes.index)
+    return after.max().to_pytimedelta()
+
+
 def next_session(name: str, date: np.datetime64) -> np.datetime64:
     """First session of ``name`` strictly after ``date``."""
     days = sessions(name)

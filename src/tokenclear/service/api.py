@@ -318,7 +318,7 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
 
     @app.get("/api/cycles", tags=["margin"])
     def cycles(principal: Reader) -> list[dict]:
-        return views.cycles(service, principal)
+        return views.cycles(service, principal, None if scheduler is None else scheduler.sessions_closed)
 
     @app.post("/api/cycles", tags=["margin"], summary="Run a cycle now (operator)")
     async def run_cycle(body: CycleIn, request: Request, principal: Operator) -> JSONResponse:
@@ -468,7 +468,8 @@ def service_status(service: Service, scheduler: Scheduler | None) -> dict:
     return {"version": __version__, "instance": service.instance, "clock": service.clock.describe(),
             "now": service.clock.now().isoformat(), "database": _shown(service.database),
             "chain": service.chain.name, "last_cycle": None if last is None else views.cycle_head(last),
-            "schedule": None if scheduler is None else {**scheduler.status, "calendars": scheduler.calendars},
+            "schedule": None if scheduler is None else {**scheduler.status, "calendars": scheduler.calendars,
+                                                        "latest_closes": scheduler.closes},
             "lease": None if holder is None else {"holder": holder[0], "expires_at": views.iso(holder[1])},
             "recovered_instructions": service.recovered, "warnings": service.warnings}
 

@@ -2,7 +2,12 @@
 
 - the end-of-day cycle at ``CYCLE_HOUR_UTC`` after each day on which any of the book's products traded (the union
   of their calendars: a book with a 24/7 crypto future cycles every day, weekends included; an XNYS-only book
-  on business days), each cycle valuing that day's closes; cycles missed while the service was down run in order;
+  on business days), each cycle valuing that day's closes; cycles missed while the service was down run in order.
+  One cycle is the end of day of every product calendar at once: each calendar's session of that date has closed
+  by then (XNYS by 21:00 UTC, CMES by 23:00, 24/5 and 24/7 at 24:00), which the scheduler checks at start against
+  exchange_calendars' close times, refusing a calendar that closes later (its closes would be valued a day late);
+  a cross-margined account is valued once, every product at its latest close, and a product whose calendar had
+  no session that day keeps its last close (no variation, the holiday add-on as it falls);
 - margin-call deadlines, escalation and defaults (``process_due``) every tick (a tick is a wall second: a minute
   of the schedule or less at any replay speed up to 60x, and at 3,600x an hour of replay a tick);
 - an intraday revaluation when a guarded price has moved past the threshold since the last cycle;
@@ -27,6 +32,7 @@ from tokenclear.clearing.demo import CYCLE_HOUR_UTC
 from tokenclear.collateral.haircuts import COMPONENTS
 from tokenclear.collateral.review import compare
 from tokenclear.default import fund
+from tokenclear.errors import ConfigurationError
 from tokenclear.instruments.underlyings import underlying_spec
 from tokenclear.market import calendars
 from tokenclear.service.core import Service
@@ -36,6 +42,22 @@ from tokenclear.store.queries import utc
 log = structlog.get_logger("tokenclear.scheduler")
 
 RETRY_AFTER_S = 30.0  # wall seconds before a failed job is tried again
+
+
+def check_closes(latest: dict[str, timedelta], cycle_hour: int = CYCLE_HOUR_UTC) -> dict[str, str]:
+    """Each calendar's latest session close as ``HH:MM UTC`` counted from its date's 00:00 UTC (24:00: the end of
+    that date); refused when it falls after the end-of-day cycle (``cycle_hour`` the next morning), for that
+    calendar's closes would not be in the cycle of their date."""
+    out = {}
+    for name, close in latest.items():
+        hours, rest = divmod(int(close.total_seconds()), 3600)
+        out[name] = f"{hours:02d}:{rest // 60:02d} UTC"
+        if close > timedelta(days=1, hours=cycle_hour):
+            raise ConfigurationError(
+                f"calendar {name}'s sessions close as late as {out[name]} (hours after their date's 00:00 UTC), "
+                f"after the end-of-day cycle at {24 + cycle_hour:02d}:00: its closes would be valued a day late; "
+                "serve products of calendars that close by then")
+    return out
 
 
 class Scheduler:
@@ -48,6 +70,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
         self.calendars = self._calendars()
+        self.closes = self._check_closes()
 
     def _calendars(self) -> list[str]:
         """The calendars of the book's products (by underlying), '24/7' if any trades every day."""
@@ -57,9 +80,19 @@ class Scheduler:
                  for one in risk.catalogue.select(book.instruments)}
         return sorted(names) or [risk.config.risk_calendar]
 
+    def _check_closes(self) -> dict[str, str]:
+        """Each product calendar's latest session close over the two years around the service clock (see
+        :func:`check_closes`)."""
+        now = np.datetime64(self.service.clock.now().date(), "D")
+        return check_closes({name: calendars.latest_close(name, now - 365, now + 365) for name in self.calendars})
+
     # ---- what is due ----------------------------------------------------------------------------------
     def trades(self, day: np.datetime64) -> bool:
-        return any(name == "24/7" or calendars.is_session(name, day) for name in self.calendars)
+        return bool(self.sessions_closed(day))
+
+    def sessions_closed(self, day: np.datetime64) -> list[str]:
+        """The product calendars with a session on ``day``: the end-of-day cycle after it closes those."""
+        return [name for name in self.calendars if name == calendars.ALWAYS_OPEN or calendars.is_session(name, day)]
 
     def due_cycles(self, now: datetime) -> list[datetime]:
         """The end-of-day cycles due by ``now`` after the book's last scheduled (or opening) cycle."""

@@ -5,6 +5,7 @@ prices and haircut fractions that are floats in the risk core and on chain (pric
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import numpy as np
@@ -177,14 +178,18 @@ def cycle_head(cycle: Cycle) -> dict:
     return {"key": cycle.key, "at": iso(cycle.at), "kind": cycle.kind, "as_of": cycle.detail.get("date")}
 
 
-def cycles(service: Service, principal: Principal) -> list[dict]:
+def cycles(service: Service, principal: Principal, sessions: Callable[[np.datetime64], list[str]] | None = None
+           ) -> list[dict]:
     """Every cycle with its totals: VM both ways and the guarded prices (members see the book's prices, not
-    other members' figures)."""
+    other members' figures); with ``sessions`` (the scheduler's), the product calendars whose session of the
+    cycle's date it closed (the others' products kept their last close)."""
     with service.store.session() as session:
         out = []
         for cycle in session.scalars(select(Cycle).order_by(Cycle.at)):
             entry = {**cycle_head(cycle), "status": cycle.status, "prices": cycle.detail.get("prices", {}),
                      "warnings": cycle.detail.get("warnings", [])}
+            if sessions is not None and entry["as_of"]:
+                entry["sessions_closed"] = sessions(np.datetime64(entry["as_of"], "D"))
             if principal.reads_all:
                 entry["vm_paid_by_members_usd"] = cycle.detail.get("vm_paid_by_members")
                 entry["vm_paid_to_members_usd"] = cycle.detail.get("vm_paid_to_members")

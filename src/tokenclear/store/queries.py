@@ -99,8 +99,8 @@ def account_ids(session: Session, onchain_ids: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for start in range(0, len(onchain_ids), IN_CHUNK):
         chunk = onchain_ids[start:start + IN_CHUNK]
-        out.update(session.execute(select(Account.onchain_id, Account.id).where(Account.onchain_id.in_(chunk)))
-                   .tuples().all())
+        out.update((onchain_id, account) for onchain_id, account in session.execute(
+            select(Account.onchain_id, Account.id).where(Account.onchain_id.in_(chunk))))
     return out
 
 
