@@ -73,6 +73,16 @@ class Chain(ABC):
     @abstractmethod
     def call(self, to: str, data: bytes, sender: str | None = None) -> bytes: ...
 
+    def signs_for(self, address: str) -> bool:
+        """Whether this chain can send transactions from ``address`` (the embedded chain: from any)."""
+        return True
+
+    def send_raw(self, raw: bytes) -> Receipt:
+        """Send a transaction signed elsewhere (a member's own wallet); raise ``TransactionReverted`` if it
+        reverts."""
+        raise LedgerError(f"the {self.name} chain takes no transactions signed elsewhere: a member that signs its "
+                          "own transactions needs a node (serve with --rpc-url)")
+
     @abstractmethod
     def timestamp(self) -> int:
         """Timestamp of the latest block, seconds since the epoch (UTC)."""
@@ -304,6 +314,9 @@ class RpcChain(Chain):
                     tx["nonce"] = self._nonce(sender)
         self._nonces[sender] += 1
         self._sent += 1
+        return self._mined(tx_hash, data, create=to is None)
+
+    def _mined(self, tx_hash, data: bytes, *, create: bool = False) -> tuple[Receipt, dict]:
         with self._node(f"waiting for transaction 0x{bytes(tx_hash).hex()}"):
             receipt = self._wait(tx_hash)
         if receipt["status"] != 1:
@@ -311,7 +324,17 @@ class RpcChain(Chain):
         logs = tuple(RawLog(to_checksum_address(log["address"]), tuple(bytes(t) for t in log["topics"]),
                             bytes(log["data"]), int(log["blockNumber"])) for log in receipt["logs"])
         return Receipt("0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"]),
-                       logs, intrinsic_gas(data, create=to is None)), receipt
+                       logs, intrinsic_gas(data, create=create)), receipt
+
+    def send_raw(self, raw: bytes) -> Receipt:
+        from web3.exceptions import Web3RPCError
+
+        with self._node("sending a signed transaction"):
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(raw)
+            except Web3RPCError as exc:
+                raise self._refused(exc, "its signer") from None
+        return self._mined(tx_hash, b"")[0]
 
     def _wait(self, tx_hash, timeout_s: float = 60.0):
         from web3.exceptions import TransactionNotFound

@@ -36,6 +36,10 @@ class Contract:
         except TransactionReverted as exc:
             raise TransactionReverted(exc.reason, function=f"{self.name}.{fn}") from None
 
+    def calldata(self, fn: str, *args: Any) -> bytes:
+        """The input of a call of ``fn`` with ``args``: for a transaction someone else signs."""
+        return self.abi.function(fn).encode(args)
+
     def send(self, fn: str, *args: Any, sender: str) -> Receipt:
         function = self.abi.function(fn)
         try:

@@ -264,6 +264,25 @@ class Ledger:
         return self.vault.send("pledge", instruction_key(key), account, self.token(symbol).address, int(units),
                                sender=member)
 
+    def pledge_transactions(self, key: str | bytes, account: bytes, symbol: str, units: int,
+                            member: str) -> list[dict]:
+        """The unsigned transactions a member signs itself to pledge (an approval of the vault first, if its
+        allowance is short, then the pledge under ``key``): each {to, data (hex), purpose}, in order."""
+        token = self.token(symbol)
+        out = []
+        if int(token.call("allowance", member, self.vault.address)) < int(units):
+            out.append({"to": token.address, "purpose": f"approve the vault to take {symbol}",
+                        "data": "0x" + token.calldata("approve", self.vault.address, MAX_UINT).hex()})
+        out.append({"to": self.vault.address, "purpose": f"pledge {int(units)} {symbol} units",
+                    "data": "0x" + self.vault.calldata("pledge", instruction_key(key), account, token.address,
+                                                       int(units)).hex()})
+        return out
+
+    def contract_addresses(self) -> set[str]:
+        """Every contract of this deployment (the vault, settlement, escrows, registry and the tokens)."""
+        return {c.address for c in (self.registry, self.vault, self.settlement, self.htlc, self.bid_bond,
+                                    *self.tokens.values())}
+
     def release(self, key: str | bytes, account: bytes, symbol: str, units: int) -> Receipt:
         return self.vault.send("release", instruction_key(key), account, self.token(symbol).address, int(units),
                                sender=self.operator)

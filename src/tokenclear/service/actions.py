@@ -4,16 +4,20 @@ caller's Idempotency-Key (``api:<client>:<key>``), so a retried request is a no-
 
 The members' wallets are held by the service as custodian: a member's pledge or substitution is signed with its
 wallet's key (:class:`~tokenclear.service.core.WalletKeys`); releases, prices and parameters with the clearing
-house's role keys."""
+house's role keys. A member onboarded with a wallet of its own (on a node) signs its own transactions: the service
+prepares them (:func:`unsigned_pledge`) and relays what the member signed (:func:`relay`), then follows the
+vault's events like any other."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
+from eth_utils import is_address, to_checksum_address
 from sqlalchemy import delete, select
 
 from tokenclear.clearing.coverage import MICRO, units_for
@@ -60,12 +64,20 @@ def _units(value, field: str = "units") -> int:
 
 
 def _wallet_holds(service: Service, member: str, symbol: str, units: int, field: str = "units") -> str:
+    """The member's wallet, the service signing for it (its custodian), holding at least ``units``."""
     wallet = service.wallet(member)
+    _custodian_of(service, member, wallet)
     held = service.ledger.balance(symbol, wallet)
     if held < units:
         raise InputError(f"member {member}'s wallet holds {held} {symbol} units, fewer than the {units} asked",
                          field=field)
     return wallet
+
+
+def _custodian_of(service: Service, member: str, wallet: str) -> None:
+    if not service.chain.signs_for(wallet):
+        raise WorkflowError(f"member {member} signs its own transactions (wallet {wallet}): ask for the unsigned "
+                            "pledge (POST /api/chain/unsigned/pledge), sign it, and POST it to /api/chain/transactions")
 
 
 def _post(service: Service, symbol: str, units: int) -> Decimal:
@@ -75,6 +87,90 @@ def _post(service: Service, symbol: str, units: int) -> Decimal:
         return Decimal(0)
     return Decimal(post_haircut_micro(units, price_e8=a.price_e8, haircut_bps=a.haircut_bps,
                                       decimals=a.decimals)) / MICRO
+
+
+# ---- members with their own wallets ----------------------------------------------------------------------
+MEMBER_ID = re.compile(r"[A-Z0-9]{2,16}")
+ACCOUNT_SUFFIX = {"HOUSE": "HOUSE", "CUSTOMER": "CUST"}
+
+
+def onboard_member(service: Service, principal: Principal, member_id: str, wallet: str,
+                   segregations: list[str]) -> dict:
+    """A new member: its wallet on the allow-list and its accounts (``<id>-HOUSE``, ``<id>-CUST``) opened on the
+    vault and in the book. A wallet the service holds no key for is the member's own: it signs its own
+    transactions (:func:`unsigned_pledge`, :func:`relay`). Idempotent: the same member again changes nothing."""
+    from tokenclear.clearing import onboarding
+
+    _writer(principal, "ccp")
+    if not MEMBER_ID.fullmatch(member_id or ""):
+        raise InputError(f"member id '{member_id}': 2 to 16 capital letters and digits", field="id")
+    if not is_address(wallet or ""):
+        raise InputError(f"'{wallet}' is not an address (0x and 40 hex digits)", field="wallet")
+    wallet = to_checksum_address(wallet)
+    unknown = [s for s in segregations if s not in ACCOUNT_SUFFIX]
+    if unknown or not segregations:
+        raise InputError(f"segregations: one or both of {', '.join(ACCOUNT_SUFFIX)}", field="segregations")
+    rows = [onboarding.AccountRow(f"{member_id}-{ACCOUNT_SUFFIX[s]}", member_id, s, wallet)
+            for s in dict.fromkeys(segregations)]
+    with service.lock:
+        opened = onboarding.onboard(service.store, service.ledger, rows, salt=onboarding.account_salt(service.store))
+    return {"member": member_id, "wallet": wallet, "accounts": [row.account for row in rows], "opened": opened,
+            "signs_own_transactions": not service.chain.signs_for(wallet)}
+
+
+def unsigned_pledge(service: Service, principal: Principal, key: str, account_id: str, symbol: str, units) -> dict:
+    """The transactions the account's member signs itself to pledge ``units`` of ``symbol`` (an approval of the
+    vault first if it is short), the pledge keyed on the caller's Idempotency-Key like any instruction."""
+    _writer(principal, "ccp", "member")
+    symbol, units = _symbol(service, symbol), _units(units)
+    with service.store.session() as session:
+        account = account_of(session, principal, account_id)
+        member, onchain = account.member_id, account.onchain_id
+    wallet = service.wallet(member)
+    with service.lock:
+        held = service.ledger.balance(symbol, wallet)
+        transactions = service.ledger.pledge_transactions(instruction_key(principal, key),
+                                                          bytes.fromhex(onchain[2:]), symbol, units, wallet)
+    if held < units:
+        raise InputError(f"member {member}'s wallet holds {held} {symbol} units, fewer than the {units} asked",
+                         field="units")
+    return {"account": account_id, "from": wallet, "chain_id": service.chain.chain_id, "transactions": transactions,
+            "next": "sign each transaction in order with the wallet's key (nonce, gas and fees are the signer's) "
+                    "and POST it to /api/chain/transactions, or send it to the node: the book follows the vault"}
+
+
+def relay(service: Service, principal: Principal, raw: str) -> dict:
+    """Send a transaction a member signed with its own wallet to the node, then bring the book up to the vault
+    and every open call of the member's accounts up to date. Only a member's wallet (the caller's own, for a
+    member) and only this deployment's contracts."""
+    import rlp
+    from eth_account import Account as Signer
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
+    _writer(principal, "ccp", "member")
+    try:
+        signed = bytes.fromhex(raw[2:] if raw.startswith("0x") else raw)
+        sender = Signer.recover_transaction(signed)
+        # a typed (EIP-2718) transaction starts with its type byte; a legacy one is the RLP list itself
+        to = TypedTransaction.from_bytes(HexBytes(signed)).as_dict().get("to") if signed[0] < 0x80 else \
+            rlp.decode(signed)[3]
+    except (ValueError, TypeError, IndexError, AttributeError, rlp.DecodingError) as error:
+        raise InputError(f"not a signed transaction: {error}", field="raw") from None
+    to = to_checksum_address(to) if to else None
+    with service.store.session() as session:
+        member = session.scalar(select(Member).where(Member.wallet == sender))
+        if member is None or (not principal.reads_all and member.id != principal.member):
+            raise InputError(f"the transaction is signed by {sender}, not by a wallet of yours", field="raw")
+        accounts = [a.id for a in session.scalars(select(Account).where(Account.member_id == member.id))]
+    if to not in service.ledger.contract_addresses():
+        raise InputError(f"the transaction goes to {to}, not to a contract of this clearing system", field="raw")
+    with service.lock:
+        receipt = service.chain.send_raw(signed)
+        service.workflow.sync()
+        states = {account: service.workflow.on_collateral(account) for account in accounts}
+    return {"tx": receipt.tx_hash, "block": receipt.block, "from": sender, "to": to,
+            "call_states": {account: state for account, state in states.items() if state is not None}}
 
 
 # ---- collateral ----------------------------------------------------------------------------------------

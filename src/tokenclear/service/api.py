@@ -91,6 +91,17 @@ class ReleaseIn(PledgeIn):
     pass
 
 
+class MemberIn(Body):
+    id: str = Field(description="2 to 16 capital letters and digits")
+    wallet: str = Field(description="the member's wallet address; one the service holds no key for is the "
+                                    "member's own, and the member signs its own transactions")
+    segregations: list[Literal["HOUSE", "CUSTOMER"]] = ["HOUSE", "CUSTOMER"]
+
+
+class SignedIn(Body):
+    raw: str = Field(description="a transaction signed with the member's own wallet, hex (0x...)")
+
+
 class SubstitutionIn(Body):
     account: str
     out_symbol: str
@@ -267,6 +278,11 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     def members(principal: Reader) -> list[dict]:
         return views.members(service, principal)
 
+    @app.post("/api/members", tags=["book"], summary="Onboard a member: its wallet allow-listed, its accounts opened")
+    async def onboard_member(request: Request, body: MemberIn, principal: Operator) -> JSONResponse:
+        return await write(request, principal, lambda key: actions.onboard_member(service, principal, body.id,
+                                                                                  body.wallet, body.segregations))
+
     @app.get("/api/accounts", tags=["book"])
     def accounts(principal: Reader) -> list[dict]:
         return views.accounts(service, principal)
@@ -416,6 +432,18 @@ def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     @app.get("/api/chain", tags=["chain"])
     def chain(principal: Reader) -> dict:
         return views.chain(service)
+
+    @app.post("/api/chain/unsigned/pledge", tags=["chain"],
+              summary="The transactions a member with its own wallet signs to pledge (nothing is sent)")
+    async def unsigned_pledge(request: Request, body: PledgeIn, principal: Writer) -> JSONResponse:
+        return await write(request, principal, lambda key: actions.unsigned_pledge(service, principal, key,
+                                                                                   body.account, body.symbol,
+                                                                                   body.units))
+
+    @app.post("/api/chain/transactions", tags=["chain"],
+              summary="Relay a transaction a member signed with its own wallet; the book follows the vault")
+    async def relay(request: Request, body: SignedIn, principal: Writer) -> JSONResponse:
+        return await write(request, principal, lambda key: actions.relay(service, principal, body.raw))
 
     @app.post("/api/chain/reconcile", tags=["chain"], summary="Reconcile the book against the chain now")
     async def reconcile(request: Request, principal: Operator) -> JSONResponse:
