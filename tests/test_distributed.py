@@ -127,3 +127,24 @@ def test_what_a_distributed_run_refuses(tmp_path, extra, expected):
     done = tokenclear("margin", "--workers", "1", *[str(tmp_path / one) if one == "x.csv" else one for one in extra])
     assert done.returncode != 0 and expected in done.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_the_account_check_finds_every_account_in_two_partitions_bucket_by_bucket():
+    """The check keeps the hashes on disk by bucket: accounts spread over every bucket, three of them in two
+    partitions, are counted and their partitions named; a book without any is passed."""
+    import numpy as np
+
+    from tokenclear.distributed import AccountCheck, account_hashes
+
+    names = [f"ACC{i:06d}" for i in range(30_000)]
+    hashes = account_hashes(names)
+    assert np.unique(hashes >> np.uint64(56)).size == AccountCheck.BUCKETS  # every bucket is used
+    check = AccountCheck()
+    for part in range(3):
+        check.add(part, hashes[part * 10_000:(part + 1) * 10_000])
+    check.add(3, account_hashes(["ACC000005", "ACC012345", "ACC029999", "NEW"]))  # in parts 0, 1 and 2 too
+    assert check.shared() == (3, [0, 1, 2, 3])
+    clean = AccountCheck()
+    clean.add(0, hashes[:100])
+    clean.add(1, hashes[100:200])
+    assert clean.shared() == (0, [])

@@ -108,9 +108,60 @@ def book_instruments(parts: list[Partition], catalogue: Catalogue) -> list[str]:
     return [name for name in catalogue.instruments if name in names]
 
 
+def account_hashes(accounts: list[str]) -> np.ndarray:
+    """A 64-bit hash of each account name (uint64, vectorised), for the check that no account is in two partitions."""
+    import pandas as pd
+
+    return pd.util.hash_array(np.asarray(accounts, dtype=object))
+
+
+class AccountCheck:
+    """That no account sits in two partitions, in memory bounded whatever the book's size: each partition's account
+    hashes go to one of :data:`BUCKETS` files on disk by their top bits, and each bucket alone (1/256 of the book)
+    is searched for a hash in two partitions at the end."""
+
+    RECORD = np.dtype([("hash", "<u8"), ("part", "<u4")])
+    BUCKETS = 256
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._folder = tempfile.TemporaryDirectory(prefix="tokenclear-accounts-")
+        self._files = [open(Path(self._folder.name) / f"{b:03d}.bin", "ab") for b in range(self.BUCKETS)]
+
+    def add(self, part: int, hashes: np.ndarray) -> None:
+        records = np.empty(hashes.size, dtype=self.RECORD)
+        records["hash"], records["part"] = hashes, part
+        bucket = (hashes >> np.uint64(56)).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        records, bucket = records[order], bucket[order]
+        edges = np.searchsorted(bucket, np.arange(self.BUCKETS + 1))
+        for b in np.flatnonzero(np.diff(edges)):  # a loop over the buckets this partition touches
+            self._files[b].write(records[edges[b]:edges[b + 1]].tobytes())
+
+    def shared(self) -> tuple[int, list[int]]:
+        """How many accounts sit in more than one partition, and (the first few of) those partitions."""
+        count, parts = 0, set()
+        for handle in self._files:
+            handle.close()
+            records = np.fromfile(handle.name, dtype=self.RECORD)
+            distinct, counts = np.unique(records["hash"], return_counts=True)
+            twice = distinct[counts > 1]
+            count += int(twice.size)
+            if twice.size and len(parts) < 4:
+                parts.update(np.unique(records["part"][np.isin(records["hash"], twice)]).tolist())
+        self._folder.cleanup()
+        return count, sorted(parts)
+
+    def close(self) -> None:
+        for handle in self._files:
+            handle.close()
+        self._folder.cleanup()
+
+
 def margin_partition(part: Partition, catalogue: Catalogue, instruments: list[str], prepared: dict[str, Prepared],
-                     classes: list[str], sum_duplicates: bool) -> tuple[list[dict], list[str], list[str]]:
-    """One partition's accounts margined (on a worker): (report rows, warnings, account names)."""
+                     classes: list[str], sum_duplicates: bool) -> tuple[list[dict], list[str], np.ndarray]:
+    """One partition's accounts margined (on a worker): (report rows, warnings, the accounts' hashes)."""
     book, warnings = read_positions(part.path, catalogue, sum_duplicates=sum_duplicates, row_groups=part.row_groups)
     column = positions_in(np.asarray(book.instruments, dtype=object), instruments)
     unknown = [name for name, at in zip(book.instruments, column.tolist(), strict=True) if at < 0]
@@ -128,7 +179,8 @@ def margin_partition(part: Partition, catalogue: Catalogue, instruments: list[st
         margins = account_margins(one, accounts, sub[rows]) if accounts else []
         runs[name] = MarginRun(one.as_of, one.method, one.scenarios, margins, one.holiday_days, [], one.currency)
     result = combine(runs)
-    return [account.row() for account in result.accounts], warnings, [account.account for account in result.accounts]
+    return ([account.row() for account in result.accounts], warnings,
+            account_hashes([account.account for account in result.accounts]))
 
 
 def class_books(catalogue: Catalogue, instruments: list[str], classes: dict[str, MarginClass]) -> dict[str, Book]:
@@ -142,41 +194,43 @@ def class_books(catalogue: Catalogue, instruments: list[str], classes: dict[str,
 def run(client, parts: list[Partition], catalogue: Catalogue, instruments: list[str], prepared: dict[str, Prepared],
         *, sum_duplicates: bool = False) -> Iterator[tuple[Partition, list[dict], list[str]]]:
     """(partition, rows, warnings) of every partition in order, computed on ``client``'s cluster, at most
-    :data:`IN_FLIGHT` partitions per worker at a time. Refuses an account found in two partitions."""
-    import pandas as pd
-
+    :data:`IN_FLIGHT` partitions per worker at a time. Refuses an account found in two partitions
+    (:class:`AccountCheck`: the client's memory does not grow with the book)."""
     shared = client.scatter(prepared, broadcast=True)
     workers = max(len(client.scheduler_info().get("workers", {})), 1)
     pending: deque = deque()
-    seen: list[np.ndarray] = []
+    check = AccountCheck()
     names = list(prepared)
 
     def submit(part: Partition):
         return client.submit(margin_partition, part, catalogue, instruments, shared, names, sum_duplicates,
                              pure=False)
 
-    queue = iter(parts)
-    for part in queue:
-        pending.append((part, submit(part)))
-        if len(pending) >= IN_FLIGHT * workers:
-            break
-    while pending:
-        part, future = pending.popleft()
-        rows, warnings, accounts = future.result()
-        future.release()
-        nxt = next(queue, None)
-        if nxt is not None:
-            pending.append((nxt, submit(nxt)))
-        seen.append(pd.util.hash_array(np.asarray(accounts, dtype=object)))
-        yield part, rows, warnings
-    hashes = np.concatenate(seen) if seen else np.zeros(0, dtype=np.uint64)
-    distinct, counts = np.unique(hashes, return_counts=True)
-    if (counts > 1).any():
-        shared_hash = set(distinct[counts > 1].tolist())
-        where = [part.label() for part, one in zip(parts, seen, strict=True) if shared_hash & set(one.tolist())]
-        raise InputError(f"{int((counts > 1).sum())} account(s) appear in more than one partition "
-                         f"({', '.join(where[:4])}): an account's positions must all sit in one file or row-group run",
-                         field="--positions")
+    try:
+        queue = iter(parts)
+        for part in queue:
+            pending.append((part, submit(part)))
+            if len(pending) >= IN_FLIGHT * workers:
+                break
+        index = 0
+        while pending:
+            part, future = pending.popleft()
+            rows, warnings, hashes = future.result()
+            future.release()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append((nxt, submit(nxt)))
+            check.add(index, hashes)
+            index += 1
+            yield part, rows, warnings
+    except BaseException:
+        check.close()
+        raise
+    count, where = check.shared()
+    if count:
+        raise InputError(f"{count} account(s) appear in more than one partition "
+                         f"({', '.join(parts[i].label() for i in where[:4])}): an account's positions must all sit "
+                         "in one file or row-group run", field="--positions")
 
 
 def start_client(cluster: str | None, workers: int | None, origin: str = "--cluster"):

@@ -91,7 +91,8 @@ def other_members_writes(served) -> list[tuple[str, str, dict]]:
                                                         "in_symbol": "TUSD", "in_units": 10}),
             ("post", "/api/positions", {"positions": [{"account": OTHER, "instrument": "BTCZ23", "quantity": 1}]}),
             ("post", f"/api/calls/{call_key}/answer", {"symbol": "TBILL"}),
-            ("post", "/api/margin/what-if", {"account": OTHER, "positions": [{"instrument": "BTCZ23", "quantity": 1}]})]
+            ("post", "/api/margin/what-if", {"account": OTHER, "positions": [{"instrument": "BTCZ23", "quantity": 1}]}),
+            ("post", "/api/chain/unsigned/pledge", {"account": OTHER, "symbol": "TBILL", "units": 1000})]
 
 
 def test_a_member_cannot_write_another_members_rows(served):
@@ -110,12 +111,17 @@ def test_roles_that_may_not_write_or_read(served):
             assert getattr(regulator, method)(path, json=body, headers=key()).status_code == 403, path
         assert regulator.put("/api/parameters/tokens/WETH", json={"haircut_floor_bps": 10, "reason": "x"},
                              headers=key()).status_code == 403
+        for path, body in (("/api/members", {"id": "NEW1", "wallet": "0x" + "11" * 20}),
+                           ("/api/chain/transactions", {"raw": "0x00"})):
+            assert regulator.post(path, json=body, headers=key()).status_code == 403, path
         assert regulator.get("/api/audit").status_code == 200
     with served.client("feed") as feed:
         for path in ("/api/accounts", "/api/calls", "/api/collateral", "/api/parameters"):
             assert feed.get(path).status_code == 403, path
     with served.client("member-M01") as m01:
         assert m01.get("/api/audit").status_code == 403
+        assert m01.post("/api/members", json={"id": "NEW1", "wallet": "0x" + "11" * 20},
+                        headers=key()).status_code == 403  # onboarding is the clearing house's
         assert m01.post("/api/cycles", json={"kind": "scheduled"}, headers=key()).status_code == 403
         assert m01.post("/api/prices", json={"quotes": [{"series": "eth_usd", "price": "1"}]},
                         headers=key()).status_code == 403

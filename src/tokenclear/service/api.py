@@ -166,6 +166,7 @@ class CycleIn(Body):
 #: seconds); the others wait on the event loop, so the worker threads stay free for reads.
 WRITERS = 4
 
+
 def create_app(service: Service, scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="tokenclear", version=__version__,
                   description="Tokenized collateral and margin for derivatives clearing: the clearing house's "
