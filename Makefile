@@ -38,6 +38,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/bench_margin.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_distributed.py
+	$(BIN)/python bench/bench_account_check.py
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_collateral.py
 	$(BIN)/python bench/bench_workflow.py
