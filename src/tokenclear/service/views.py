@@ -256,26 +256,26 @@ def concentration(service: Service, principal: Principal, account_id: str | None
         required = {a.id: latest[a.id].requirement if a.id in latest else Decimal(0) for a in rows}
         with service.lock:
             count = service.workflow.count.counting(session, rows, required)
-    figures = {"wrong_way": money.amounts(count.wrong_way)}
-    for k, use in enumerate(count.uses):
-        figures[k] = (money.amounts(use.held), money.amounts(use.allowed), money.amounts(use.kept_out))
+    def dollars(values: np.ndarray) -> np.ndarray:  # the float core's USD to Decimal, in the array's shape
+        return np.array(money.amounts(values), dtype=object).reshape(values.shape)
+
+    wrong_way = dollars(count.wrong_way)
+    converted = [(dollars(use.held), dollars(use.allowed), dollars(use.kept_out)) for use in count.uses]
     out = []
     for i, a in enumerate(rows):
         limits = []
-        for k, use in enumerate(count.uses):
-            held, allowed, kept = figures[k]
-            width = len(use.groups)
+        for use, (held, allowed, kept) in zip(count.uses, converted, strict=True):
             for g, group in enumerate(use.groups):
                 if use.held[i, g] <= 0:
                     continue  # a group the account holds nothing of uses none of its limit
                 limit = use.allowed[i, g]
                 limits.append({"dimension": use.dimension, "group": group,
-                               "max_share_of_requirement": float(use.caps[g]),
-                               "held_usd": usd(held[i * width + g]), "allowed_usd": usd(allowed[i * width + g]),
+                               "max_share_of_requirement": float(use.caps[g]), "held_usd": usd(held[i, g]),
+                               "allowed_usd": usd(allowed[i, g]),
                                "use": float(use.held[i, g] / limit) if limit > 0 else None,
-                               "kept_out_usd": usd(kept[i * width + g])})
+                               "kept_out_usd": usd(kept[i, g])})
         out.append({"account": a.id, "member": a.member_id, "requirement_usd": usd(required[a.id]),
-                    "wrong_way_usd": usd(figures["wrong_way"][i]), "limits": limits})
+                    "wrong_way_usd": usd(wrong_way[i]), "limits": limits})
     return {"accounts": out}
 
 
