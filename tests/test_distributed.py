@@ -148,3 +148,27 @@ def test_the_account_check_finds_every_account_in_two_partitions_bucket_by_bucke
     clean.add(0, hashes[:100])
     clean.add(1, hashes[100:200])
     assert clean.shared() == (0, [])
+
+
+@pytest.mark.parametrize("method", ["hsvar", "fhs", "span", "asvar", "notional"])
+def test_what_is_sent_to_the_workers_margins_as_the_whole_preparation(method):
+    """The workers get each prepared class without the context's history (:func:`engine.shipped`): every account's
+    margin and drivers are the same, and what is pickled is a fraction."""
+    import pickle
+
+    import numpy as np
+
+    from tests.conftest import context_of, future, random_walk
+    from tokenclear.margin.engine import Options, account_margins, prepare, shipped
+
+    prices = {f"u{k}": random_walk(10 + k, 1_500) for k in range(4)}
+    instruments = [future(f"F{k}{m}", f"u{k}", "10", f"2024-0{m + 6}-01") for k in range(4) for m in range(2)]
+    entries = [(f"A{i}", one.instrument, int(q)) for i, row in enumerate(np.random.default_rng(3).integers(
+        -5, 6, size=(12, len(instruments)))) for one, q in zip(instruments, row, strict=True) if q]
+    context = context_of(prices, instruments, entries, as_of=np.datetime64("2024-01-31"), lookback=500)
+    whole = prepare(context, method, Options(apc="buffer"))
+    cut = shipped(whole)
+    book = context.book
+    assert [a.row() for a in account_margins(cut, book.accounts, book.quantity)] == \
+        [a.row() for a in account_margins(whole, book.accounts, book.quantity)]
+    assert len(pickle.dumps(cut)) < len(pickle.dumps(whole)) / 2

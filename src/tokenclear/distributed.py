@@ -26,7 +26,7 @@ from tokenclear.columns import PARQUET_SUFFIXES, is_parquet, positions_in
 from tokenclear.errors import InputError
 from tokenclear.instruments.catalogue import Catalogue
 from tokenclear.margin.classes import MarginClass, combine
-from tokenclear.margin.engine import MarginRun, Prepared, account_margins
+from tokenclear.margin.engine import MarginRun, Prepared, account_margins, shipped
 
 #: Rows a partition of a Parquet file aims at (whole row groups are joined up to it).
 PARTITION_ROWS = 200_000
@@ -196,7 +196,7 @@ def run(client, parts: list[Partition], catalogue: Catalogue, instruments: list[
     """(partition, rows, warnings) of every partition in order, computed on ``client``'s cluster, at most
     :data:`IN_FLIGHT` partitions per worker at a time. Refuses an account found in two partitions
     (:class:`AccountCheck`: the client's memory does not grow with the book)."""
-    shared = client.scatter(prepared, broadcast=True)
+    shared = client.scatter({name: shipped(one) for name, one in prepared.items()}, broadcast=True)
     workers = max(len(client.scheduler_info().get("workers", {})), 1)
     pending: deque = deque()
     check = AccountCheck()

@@ -90,6 +90,14 @@ class Context:
     def as_of(self) -> np.datetime64:
         return self.factors.as_of
 
+    def shipped(self) -> Context:
+        """This context without its history (the factors' closes but the last, the moves, the volatilities): what
+        a prepared method still reads once its scenario P&L is built (the config, the contracts, the factors'
+        names and spot), for sending to other processes."""
+        factors = replace(self.factors, grid=self.factors.grid[-1:], prices=self.factors.prices[-1:], own=())
+        return replace(self, factors=factors, move_dates=self.move_dates[:0], moves=self.moves[:0],
+                       daily_vol=self.daily_vol[:0], daily_dates=self.daily_dates[:0])
+
     @property
     def history_scenarios(self) -> int:
         """Scenarios from the book's common history (stress-period rows from before it not counted)."""

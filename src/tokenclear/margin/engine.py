@@ -6,7 +6,7 @@ fails the whole run before anything is computed (see the loaders).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from decimal import Decimal
 from typing import Literal, Protocol, get_args
 
@@ -179,6 +179,27 @@ def prepare(context: Context, method: MarginMethod, options: Options = Options()
                     options.capacity_usd, factor, options.apc, apc_model, options.apc_released_fraction,
                     context.resolved.option_value, days, int(rows.size) if method in ("hsvar", "fhs") else 0,
                     warnings, str(context.as_of), config.margin_currency)
+
+
+def shipped(prepared: Prepared) -> Prepared:
+    """``prepared`` for sending to workers: every :class:`Context` its methods keep is cut to what a margin reads
+    after preparation (:meth:`Context.shipped`), the scenario P&L kept whole; margins are unchanged."""
+    return _shipped(prepared)
+
+
+def _shipped(value):
+    if isinstance(value, Context):
+        return value.shipped()
+    if is_dataclass(value) and not isinstance(value, type):
+        changed = {}
+        for one in fields(value):
+            if one.init:
+                now = getattr(value, one.name)
+                cut = _shipped(now)
+                if cut is not now:
+                    changed[one.name] = cut
+        return replace(value, **changed) if changed else value
+    return value
 
 
 def account_margins(prepared: Prepared, accounts: list[str], quantity: np.ndarray,
