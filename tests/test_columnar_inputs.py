@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenclear.book.positions import read_positions
 from tokenclear.errors import InputError
@@ -142,3 +144,30 @@ def test_a_bad_file_in_a_batch_is_named_with_its_line(tmp_path: Path, text: str,
     paths[7].write_text("\n".join(rows) + "\n")
     with pytest.raises(InputError, match=expected):
         load_folder(tmp_path / "market")
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["float64", "int64", "bool", "date32", "string"]),
+       chunks=st.lists(st.lists(st.integers(-10**6, 10**6), max_size=40), min_size=1, max_size=4),
+       cut=st.integers(0, 5))
+def test_numpy_of_reads_the_buffers_as_pyarrow_converts_them(kind, chunks, cut):
+    """``numpy_of`` (buffers, no pandas import) equals pyarrow's own conversion, on chunked arrays whose chunks
+    are slices (a non-zero offset), for every kind the readers produce."""
+    from tokenclear.columns import numpy_of
+
+    def typed(values):
+        if kind == "bool":
+            return pa.array([v % 3 == 0 for v in values], pa.bool_())
+        if kind == "string":
+            return pa.array([f"a{v}" for v in values], pa.string())
+        return pa.array(values, pa.int64()).cast(pa.float64() if kind == "float64" else
+                                                 pa.int32() if kind == "date32" else pa.int64()).cast(
+            {"float64": pa.float64(), "int64": pa.int64(), "date32": pa.date32()}[kind])
+
+    arrays = [typed(values).slice(min(cut, len(values))) for values in chunks]
+    column = pa.chunked_array(arrays, type=arrays[0].type)
+    expected = np.concatenate([a.to_numpy(zero_copy_only=False) for a in arrays]) if len(column) else None
+    got = numpy_of(column)
+    assert len(got) == len(column)
+    if expected is not None:
+        np.testing.assert_array_equal(got, expected.astype(got.dtype))

@@ -7,11 +7,18 @@ Futures-style premium (no discounting), as for Eurex's futures-style margined op
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 from tokenclear.arrays import Float64Array
 
 _SMALL = 1e-12
+
+
+def ndtr(x: Float64Array) -> Float64Array:
+    """The standard normal distribution function (scipy's), imported when an option is first valued: a book of
+    futures does not pay scipy.special's 0.3-0.4 s import."""
+    from scipy.special import ndtr as scipy_ndtr
+
+    return scipy_ndtr(x)
 
 
 def black76(forward: Float64Array, strike: Float64Array, years: Float64Array, volatility: Float64Array,
