@@ -142,15 +142,17 @@ class AccountCheck:
     def shared(self) -> tuple[int, list[int]]:
         """How many accounts sit in more than one partition, and (the first few of) those partitions."""
         count, parts = 0, set()
-        for handle in self._files:
-            handle.close()
-            records = np.fromfile(handle.name, dtype=self.RECORD)
-            distinct, counts = np.unique(records["hash"], return_counts=True)
-            twice = distinct[counts > 1]
-            count += int(twice.size)
-            if twice.size and len(parts) < 4:
-                parts.update(np.unique(records["part"][np.isin(records["hash"], twice)]).tolist())
-        self._folder.cleanup()
+        try:
+            for handle in self._files:
+                handle.close()
+                records = np.fromfile(handle.name, dtype=self.RECORD)
+                distinct, counts = np.unique(records["hash"], return_counts=True)
+                twice = distinct[counts > 1]
+                count += int(twice.size)
+                if twice.size and len(parts) < 4:
+                    parts.update(np.unique(records["part"][np.isin(records["hash"], twice)]).tolist())
+        finally:
+            self.close()
         return count, sorted(parts)
 
     def close(self) -> None:

@@ -103,12 +103,12 @@ def margin(
     from tokenclear import runner
 
     settings = get_settings()
-    cluster_option = cluster
+    origin = "--cluster" if cluster else "TOKENCLEAR_DASK_SCHEDULER"  # what named the scheduler, for errors
     cluster = cluster or (settings.dask_scheduler if workers is None else None)
     if workers is not None or cluster:
         refused = {"--params": params, "--stress-addon": stress_addon, "--wide": wide or None}
         return distributed_margin(settings, output, out, positions, instruments, prices, method, as_of, workers,
-                                  cluster, cluster_option, sum_duplicates, allow_defaults, settlements,
+                                  cluster, origin, sum_duplicates, allow_defaults, settlements,
                                   [name for name, value in refused.items() if value is not None],
                                   dict(stress_period=stress_period, confidence=confidence, mpor_days=mpor_days,
                                        lookback=lookback, measure=measure.value, apc=apc.value if apc else None,
@@ -185,7 +185,7 @@ def margin(
 
 def distributed_margin(settings, output: BookFormat, out: Path | None, positions: Path | None,
                        instruments: Path | None, prices: Path | None, method: Method, as_of: str | None,
-                       workers: int | None, cluster: str | None, cluster_option: str | None, sum_duplicates: bool,
+                       workers: int | None, cluster: str | None, origin: str, sum_duplicates: bool,
                        allow_defaults: bool | None,
                        settlements: Path | None, refused: list[str], risk: dict) -> None:
     """``margin --workers N`` / ``--cluster ADDR``: the accounts margined partition by partition on Dask, the
@@ -230,8 +230,7 @@ def distributed_margin(settings, output: BookFormat, out: Path | None, positions
             for warning in warnings:
                 stderr.print(f"[yellow]warning:[/] {warning}")
             stream = RowStream("margin", output.value, out, metadata, warnings)
-            client, local = distributed.start_client(cluster, workers, "--cluster" if cluster_option else
-                                                     "TOKENCLEAR_DASK_SCHEDULER")
+            client, local = distributed.start_client(cluster, workers, origin)
             total, count, late = Decimal("0.00"), 0, []
 
             def compute() -> None:

@@ -33,10 +33,11 @@ from tokenclear.arrays import Float64Array1D
 from tokenclear.errors import ConfigurationError, MarketDataError
 from tokenclear.margin.addons import holiday_days, holiday_scale
 from tokenclear.margin.context import Context
-from tokenclear.margin.engine import Options, run_margin
+from tokenclear.margin.engine import Options, base_and_holiday, prepare
 from tokenclear.margin.historical import horizon_calendar_days
 from tokenclear.margin.measures import loss_measure
 from tokenclear.margin.valuation import reprice, revalue
+from tokenclear.money import requirements
 
 TRAFFIC_WINDOW = 250
 #: Significance level of the coverage and independence tests: a p-value below it rejects the model.
@@ -267,11 +268,14 @@ def backtest_book(context: Context, quantity: np.ndarray, *, start: np.datetime6
         move = np.where(absolute, later - spot, later / spot - 1.0)
         if rebuild is not None and method != "hsvar":
             dated = rebuild(dates[k])
-            rows = run_margin(dated, method, Options(holiday=holiday)).accounts
-            if len(rows) != accounts:
-                raise ConfigurationError(f"rebuild({dates[k]}) gave a book of {len(rows)} accounts for "
+            held = dated.book.quantity
+            if held.shape[0] != accounts:
+                raise ConfigurationError(f"rebuild({dates[k]}) gave a book of {held.shape[0]} accounts for "
                                          f"{accounts} portfolios")
-            margin[k] = [float(r.base + r.holiday_addon) for r in rows]
+            _, base, extra = base_and_holiday(prepare(dated, method, Options(holiday=holiday)), held)
+            # what the run charges: each part rounded up to the cent, as its requirement rows are
+            margin[k] = np.array(requirements(base), dtype=np.float64) + np.array(requirements(extra),
+                                                                                  dtype=np.float64)
             realised[k] = -(quantity @ revalue(dated.resolved, move[None, :],
                                                horizon_days=horizon_calendar_days(dated))[:, 0])
             continue

@@ -202,18 +202,25 @@ def _shipped(value):
     return value
 
 
+def base_and_holiday(prepared: Prepared, quantity: np.ndarray) -> tuple[MethodResult, Float64Array1D,
+                                                                        Float64Array1D]:
+    """The method's result on ``quantity[accounts, instruments]``, its risk (>= 0) and the holiday add-on (>= 0),
+    float64 in the margin currency: what a backtest compares with the realised loss."""
+    base = prepared.model.margin(quantity)
+    base_risk = np.maximum(base.risk, 0.0)
+    holiday = np.zeros(quantity.shape[0])
+    if prepared.holiday_scale is not None:
+        scaled = prepared.model.margin(quantity, prepared.holiday_scale)
+        holiday = np.maximum(np.maximum(scaled.risk, 0.0) - base_risk, 0.0)
+    return base, base_risk, holiday
+
+
 def account_margins(prepared: Prepared, accounts: list[str], quantity: np.ndarray,
                     stress_addon: Float64Array1D | None = None) -> list[AccountMargin]:
     """Each account's requirement and drivers: ``quantity[accounts, instruments]`` over ``prepared.instruments``;
     one account's figures depend on its own row only, so any partition of the accounts gives the same rows."""
-    model = prepared.model
     n_accounts = quantity.shape[0]
-    base = model.margin(quantity)
-    base_risk = np.maximum(base.risk, 0.0)
-    holiday = np.zeros(n_accounts)
-    if prepared.holiday_scale is not None:
-        scaled = model.margin(quantity, prepared.holiday_scale)
-        holiday = np.maximum(np.maximum(scaled.risk, 0.0) - base_risk, 0.0)
+    base, base_risk, holiday = base_and_holiday(prepared, quantity)
     concentration = np.zeros(n_accounts)
     if prepared.unit_long is not None:
         concentration, _ = concentration_addon(quantity, unit_long=prepared.unit_long, unit_short=prepared.unit_short,

@@ -167,8 +167,7 @@ def relay(service: Service, principal: Principal, raw: str) -> dict:
         raise InputError(f"the transaction goes to {to}, not to a contract of this clearing system", field="raw")
     with service.lock:
         receipt = service.chain.send_raw(signed)
-        service.workflow.sync()
-        states = {account: service.workflow.on_collateral(account) for account in accounts}
+        states = {account: service.workflow.on_collateral(account) for account in accounts}  # each syncs first
     return {"tx": receipt.tx_hash, "block": receipt.block, "from": sender, "to": to,
             "call_states": {account: state for account, state in states.items() if state is not None}}
 
