@@ -43,7 +43,7 @@ def default_figure() -> None:
     from tokenclear import logs
     from tokenclear.clearing.demo import Demo
     from tokenclear.default import drill, manage
-    from tokenclear.ledger.chain import EmbeddedChain
+    from tokenclear.ledger.chain import embedded_chain
     from tokenclear.store.models import Position
     from tokenclear.store.store import open_store
 
@@ -51,7 +51,7 @@ def default_figure() -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings, options = with_options(Path(folder), POSITIONS)
         store = open_store(f"sqlite:///{Path(folder) / 'book.db'}")
-        demo = Demo(settings=settings, chain=EmbeddedChain(), store=store, scenario="svb", members=50)
+        demo = Demo(settings=settings, chain=embedded_chain(), store=store, scenario="svb", members=50)
         result = demo.run()
         member = "M42"
         with store.session() as session:  # M42 buys one of each option from M41: the book stays matched

@@ -1,37 +1,46 @@
 """A full margin cycle for 1,000 members on the embedded defaults (SQLite file, in-process EVM):
 prices and haircuts on chain, the VM batch, HS-VaR requirements, valuation from the vault, calls,
 the members' pledges settled on chain, reconciliation. Prints each stage's time and share, and the
-time from the price move to the last call settled on chain. Run: make bench.
+time from the price move to the last call settled on chain. Run: make bench, or
+``python bench/bench_workflow.py [MEMBERS] [--evm revm|py-evm]`` (default 1,000 members on revm).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from tokenclear import logs
 from tokenclear.clearing.demo import Demo, DemoResult
-from tokenclear.ledger.chain import EmbeddedChain
+from tokenclear.ledger.chain import embedded_chain
 from tokenclear.settings import Settings
 from tokenclear.store import queries
 from tokenclear.store.store import open_store
 
-MEMBERS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
 TARGET_S = 60.0
 
 
+def arguments() -> tuple[int, str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("members", nargs="?", type=int, default=1_000)
+    parser.add_argument("--evm", choices=["revm", "py-evm"], default="revm", help="the embedded EVM")
+    args = parser.parse_args()
+    return args.members, args.evm
+
+
 def main() -> None:
+    members, evm = arguments()
     logs.configure(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(f"sqlite:///{Path(folder) / 'book.db'}")
-        demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=MEMBERS)
+        demo = Demo(settings=Settings(), chain=embedded_chain(evm), store=store, scenario="svb", members=members)
         start = time.perf_counter()
         result: DemoResult = demo.setup()
-        print(f"{MEMBERS:,} members, {result.accounts:,} accounts; set-up (deploy, onboard, opening pledges) "
-              f"{time.perf_counter() - start:.1f} s (not part of a cycle)")
+        print(f"{members:,} members, {result.accounts:,} accounts on the embedded EVM ({evm}); set-up (deploy, "
+              f"onboard, opening pledges) {time.perf_counter() - start:.1f} s (not part of a cycle)")
         demo.step(demo.days[0], result)  # Friday: the first scheduled cycle after the opening
         day = demo.days[1]  # Saturday 2023-03-11: USDC at 0.9715
         before = len(result.settle_times_s)

@@ -27,7 +27,7 @@ from tokenclear import logs
 from tokenclear.clearing.campaign import applied_twice, campaign
 from tokenclear.clearing.demo import Demo
 from tokenclear.ledger.anvil import anvil
-from tokenclear.ledger.chain import EmbeddedChain, RpcChain
+from tokenclear.ledger.chain import RpcChain, embedded_chain
 from tokenclear.settings import Settings
 from tokenclear.store.models import Instruction
 from tokenclear.store.store import open_store
@@ -51,7 +51,7 @@ def embedded(folder: Path) -> None:
 
     def make():
         count[0] += 1
-        return EmbeddedChain(), open_store(f"sqlite:///{folder / f'embedded-{count[0]}.db'}")
+        return embedded_chain(), open_store(f"sqlite:///{folder / f'embedded-{count[0]}.db'}")
 
     started = time.perf_counter()
     report("embedded EVM, in-process kills", campaign(make, kills=KILLS, per_run=PER_RUN, members=MEMBERS),

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tokenclear.clearing.demo import Demo
 from tokenclear.default import drill, fund, manage
-from tokenclear.ledger.chain import EmbeddedChain
+from tokenclear.ledger.chain import embedded_chain
 from tokenclear.settings import Settings
 from tokenclear.store.models import Account, DefaultCase, FundSizing, Holding, Position
 from tokenclear.store.store import open_store
@@ -44,7 +44,7 @@ def managed(tmp_path_factory):
     assessments; M05's wallet frozen so its assessment is refused; then M03's default under lehman."""
     path = tmp_path_factory.mktemp("default") / "book.db"
     store = open_store(f"sqlite:///{path}")
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=6)
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=6)
     result = demo.run()
     ledger, workflow = demo.ledger, demo.workflow
     for member in ("M01", "M02", "M04", "M05", "M06", fund.CCP):  # keep 100 USD in each survivor's fund account
@@ -270,7 +270,7 @@ def test_a_member_already_in_default_is_no_survivor(tmp_path):
     from tokenclear.store import queries
 
     store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=9,
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=9,
                 default_member=MEMBER, default_scenario=SCENARIO)
     result = demo.run()
     with store.session() as session:

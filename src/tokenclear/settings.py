@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = Field(default=None, description="Dask scheduler (tcp://host:8786) a margin run "
                                        "distributes its accounts over; unset = one process")
     rpc_url: str | None = Field(default=None, description="JSON-RPC node; unset = embedded in-process EVM")
+    evm: Literal["revm", "py-evm"] = Field(default="revm", description="the embedded EVM when rpc_url is unset: "
+                                           "revm (native, through pyrevm) or py-evm (titanoboa, interpreted, 20-100x "
+                                           "slower; gas metered exactly per transaction)")
     private_key: SecretStr | None = Field(default=None, description="signing key for --rpc-url (never logged)")
     admin_key: SecretStr | None = Field(default=None, description="key that deploys and grants roles (default: "
                                         "private_key); each role key below defaults to private_key, with a warning")

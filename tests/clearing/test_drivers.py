@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tests.clearing.test_workflow import run_demo
 from tokenclear.clearing.demo import Demo
 from tokenclear.clearing.drivers import DRIVERS, TokenTerms, Valuation, attribute, main_driver
-from tokenclear.ledger.chain import EmbeddedChain
+from tokenclear.ledger.chain import embedded_chain
 from tokenclear.settings import Settings
 from tokenclear.store import queries
 from tokenclear.store.models import CallEvent, Cycle, Requirement
@@ -50,7 +50,7 @@ def test_the_demo_opens_covered_and_every_call_names_its_driver(tmp_path):
 def test_every_account_opens_fully_collateralised(tmp_path):
     """What counts (after wrong-way and limit cuts) reaches each account's opening requirement."""
     store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=12)
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=12)
     demo.setup()
     with store.session() as session:
         opening = session.scalar(select(Cycle).where(Cycle.kind == "opening"))

@@ -13,7 +13,7 @@ from tokenclear.clearing.campaign import SimulatedCrash
 from tokenclear.clearing.demo import Demo
 from tokenclear.clearing.reconciliation import holding_changes
 from tokenclear.clearing.system import TOKENS
-from tokenclear.ledger.chain import EmbeddedChain
+from tokenclear.ledger.chain import embedded_chain
 from tokenclear.settings import Settings
 from tokenclear.store import queries
 from tokenclear.store.models import Cycle, Holding, Instruction, MarginCall
@@ -57,7 +57,7 @@ def test_vm_is_not_paid_twice_when_a_cycle_dies_after_its_batch(tmp_path):
     own key, then pays VM from its date: the totals are the clean run's to the cent."""
     def demo_at(name: str) -> Demo:
         store = open_store(f"sqlite:///{tmp_path / name}")
-        return Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=6)
+        return Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=6)
 
     clean = demo_at("clean.db")
     clean.setup()

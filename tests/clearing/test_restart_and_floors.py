@@ -13,7 +13,7 @@ from tokenclear import runner
 from tokenclear.clearing import coverage, requirements
 from tokenclear.clearing.demo import Demo
 from tokenclear.errors import TransactionReverted
-from tokenclear.ledger.chain import EmbeddedChain
+from tokenclear.ledger.chain import embedded_chain
 from tokenclear.ledger.privacy import verify_commitment
 from tokenclear.settings import Settings
 from tokenclear.store.models import Account, Cycle, Requirement
@@ -24,7 +24,7 @@ from tokenclear.store.store import open_store
 def two_days(tmp_path_factory):
     """The SVB demo with 12 members through its first two cycles."""
     url = f"sqlite:///{tmp_path_factory.mktemp('book') / 'book.db'}"
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=open_store(url), scenario="svb", members=12)
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=open_store(url), scenario="svb", members=12)
     result = demo.setup()
     for day in demo.days[:2]:
         demo.step(day, result)

@@ -18,7 +18,7 @@ from tokenclear.clearing.interfaces import MarkedFeed
 from tokenclear.clearing.iso20022 import REQUEST_NS, answer_call, parse
 from tokenclear.clearing.workflow import WorkflowError
 from tokenclear.collateral.limits import Limit, resolve_limits
-from tokenclear.ledger.chain import EmbeddedChain
+from tokenclear.ledger.chain import embedded_chain
 from tokenclear.settings import Settings
 from tokenclear.store import queries
 from tokenclear.store.models import Account, CallEvent, Cycle, Holding, Instruction, MarginCall, Requirement
@@ -27,7 +27,7 @@ from tokenclear.store.store import open_store
 
 def run_demo(url: str, members: int = 12):
     store = open_store(url)
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=members)
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=members)
     return demo, demo.run()
 
 
@@ -171,7 +171,7 @@ def test_release_on_request_only_from_excess(tmp_path):
 
 def test_a_frozen_wallet_is_left_out_of_the_vm_batch_and_its_unpaid_vm_called(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=6)
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=6)
     result = demo.setup()
     demo.step(demo.days[0], result)
     ledger, workflow = demo.ledger, demo.workflow
@@ -232,7 +232,7 @@ def test_concentration_limits_cut_what_counts_below_the_vaults_value(tmp_path):
 
 def test_a_silent_price_feed_widens_the_haircut_then_halts_the_asset(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=4)
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=4)
     result = demo.setup()
     demo.step(demo.days[0], result)
     workflow, ledger = demo.workflow, demo.ledger
@@ -311,7 +311,7 @@ def test_an_exchange_halt_runs_the_cycle_on_guarded_stale_prices_and_calls_are_m
     hours = load_library(Settings().data_dir / "stress")["cme_halt"].hours("feed_outage")
     assert hours == 10
     store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
-    demo = Demo(settings=Settings(), chain=EmbeddedChain(), store=store, scenario="svb", members=6)
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=6)
     result = demo.setup()
     demo.step(demo.days[0], result)
     workflow = demo.workflow

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from tokenclear.ledger.anvil import anvil
-from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain
+from tokenclear.ledger.chain import Chain, EmbeddedChain, RevmChain, RpcChain
 from tokenclear.ledger.ledger import CUSTOMER, HOUSE, Ledger, Roles
 from tokenclear.ledger.privacy import account_id
 
@@ -25,10 +25,12 @@ def anvil_node():
         yield node
 
 
-@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+@pytest.fixture(params=["embedded", "revm", pytest.param("anvil", marks=pytest.mark.anvil)])
 def chain(request) -> Chain:
     if request.param == "embedded":
         return EmbeddedChain(start_time=START)
+    if request.param == "revm":
+        return RevmChain(start_time=START)
     node = request.getfixturevalue("anvil_node")
     return RpcChain(node.url, node.funder_key)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.test_cli import contract, tokenclear
+from tests.test_cli import contract, tokenclear, tokenclear_env
 from tokenclear.ledger.abi import Abi
 from tokenclear.ledger.chain import RpcChain
 from tokenclear.ledger.contract import Contract, artifact
@@ -20,13 +20,25 @@ def test_deploy_on_the_embedded_chain_lists_every_contract_and_says_it_is_gone(t
     done = tokenclear("ledger", "deploy", "--format", "json", "--out", str(record))
     assert done.returncode == 0, done.stderr
     out = contract(done.stdout, "ledger deploy")
-    assert out["metadata"]["chain"] == "embedded"
+    assert out["metadata"]["chain"] == "embedded" and out["metadata"]["evm"] == "revm"
     contracts = {row["contract"]: row["address"] for row in out["rows"]}
     assert {"registry", "vault", "settlement", "htlc", "bid_bond", "token:TUSD", "token:WETH"} <= set(contracts)
     assert any("lives only as long as this command" in warning for warning in out["warnings"])
     assert json.loads(record.read_text())["addresses"] == contracts  # the record `book load --deployment` takes
     table = tokenclear("ledger", "deploy")
     assert "lives only as long as this command" in " ".join(table.stderr.split())
+    assert "deployed on embedded (revm)" in table.stdout
+
+
+def test_the_embedded_evm_is_chosen_by_the_setting_and_a_wrong_one_is_named():
+    """TOKENCLEAR_EVM=py-evm deploys the same contracts on titanoboa's py-evm; an unknown engine is refused
+    naming the setting and the engines there are."""
+    done = tokenclear_env(["ledger", "deploy", "--format", "json"], {"TOKENCLEAR_EVM": "py-evm"})
+    assert done.returncode == 0, done.stderr
+    out = contract(done.stdout, "ledger deploy")
+    assert (out["metadata"]["chain"], out["metadata"]["evm"]) == ("embedded", "py-evm")
+    wrong = tokenclear_env(["ledger", "deploy"], {"TOKENCLEAR_EVM": "geth"})
+    assert wrong.returncode != 0 and "TOKENCLEAR_EVM" in wrong.stderr.upper() and "revm" in wrong.stderr
 
 
 @pytest.mark.anvil

@@ -255,7 +255,8 @@ class Demo:
         result.reconciliation = {"clean": not breaks, "breaks": [
             {**b.__dict__, "book_units": str(b.book_units), "chain_units": str(b.chain_units)} for b in breaks]}
         result.calls = self._call_totals()
-        result.chain = {"name": self.chain.name, "chain_id": self.chain.chain_id, "operator": self.ledger.operator,
+        result.chain = {"name": self.chain.name, "evm": self.chain.evm, "chain_id": self.chain.chain_id,
+                        "operator": self.ledger.operator,
                         "roles": asdict(self.ledger.roles), "contracts": self.ledger.addresses(),
                         "warnings": self.deployment_warnings}
         with self.store.session() as session:

@@ -44,6 +44,7 @@ def ledger_deploy(
     """Deploy registry, collateral tokens, vault, settlement, HTLC and bid-bond escrow; print addresses."""
     from dataclasses import asdict
 
+    from tokenclear.ledger.chain import InProcessChain
     from tokenclear.ledger.connect import deployment_roles, open_chain
     from tokenclear.ledger.ledger import Ledger
 
@@ -54,18 +55,18 @@ def ledger_deploy(
         ledger = Ledger.deploy(chain, roles=roles)
     except TokenclearError as error:
         raise fail(error) from None
-    if chain.name == "embedded":
+    if isinstance(chain, InProcessChain):
         warnings.append("the embedded EVM lives only as long as this command: these contracts are gone when it "
                         "exits; deploy to a node (--rpc-url, e.g. anvil --state FILE) to keep them")
     if out is not None:
         write_text(json.dumps(ledger.record(), indent=2), out)
     rows = [{"contract": name, "address": address} for name, address in ledger.addresses().items()]
-    metadata = {"chain": chain.name, "chain_id": chain.chain_id, "operator": ledger.operator,
+    metadata = {"chain": chain.name, "evm": chain.evm, "chain_id": chain.chain_id, "operator": ledger.operator,
                 "roles": asdict(ledger.roles),
                 "deployed_block": ledger.deployed_block, "record": None if out is None else str(out)}
 
     def table(_: Report) -> None:
-        view = Table(title=f"deployed on {chain.name} chain {chain.chain_id}", box=box.SIMPLE_HEAD)
+        view = Table(title=f"deployed on {chain.described} chain {chain.chain_id}", box=box.SIMPLE_HEAD)
         view.add_column("contract")
         view.add_column("address", no_wrap=True)
         for row in rows:

@@ -56,7 +56,7 @@ def serve(
         raise fail(error) from None
     base = f"http://{host}:{port}"
     stdout.print(f"book      {service.database}")
-    stdout.print(f"chain     {service.chain.name} (chain id {service.chain.chain_id})")
+    stdout.print(f"chain     {service.chain.described} (chain id {service.chain.chain_id})")
     stdout.print(f"clock     {_described(service_clock)}")
     if service.credentials is not None:
         stdout.print(f"clients   {service.credentials} (the secrets of ccp, regulator, feed and member-Mxx; "

@@ -1,11 +1,14 @@
-"""Two chains behind one interface: titanoboa's in-process EVM and any JSON-RPC node (web3.py).
+"""Three chains behind one interface: revm in process (pyrevm, the embedded default), py-evm in process
+(titanoboa) and any JSON-RPC node (web3.py).
 
-Both take creation bytecode and calldata, return receipts with raw logs and gas used, and raise
-``TransactionReverted`` with the contract's reason, so the same contract tests run on either.
+All take creation bytecode and calldata, return receipts with raw logs and gas used, and raise
+``TransactionReverted`` with the contract's reason, so the same contract tests run on each.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
 from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
@@ -58,6 +61,13 @@ class Chain(ABC):
 
     chain_id: int
     name: str
+    #: The in-process engine ("revm" or "py-evm"); None for a node.
+    evm: str | None = None
+
+    @property
+    def described(self) -> str:
+        """The chain as shown to an operator: "embedded (revm)", "json-rpc"."""
+        return self.name if self.evm is None else f"{self.name} ({self.evm})"
 
     @abstractmethod
     def new_account(self) -> str:
@@ -102,8 +112,33 @@ class Chain(ABC):
     def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]: ...
 
 
-class EmbeddedChain(Chain):
-    """titanoboa's py-evm in this process: no server, state lost at exit, every call its own block."""
+class InProcessChain(Chain):
+    """An EVM in this process: no server, state lost at exit, every transaction its own block, and the
+    logs kept per emitting address in block order for :meth:`logs`. ``evm`` names the engine."""
+
+    def _init_logs(self) -> None:
+        # logs per emitting address, in block order (blocks only grow), with their blocks for bisection
+        self._logs: dict[str, list[RawLog]] = {}
+        self._log_blocks: dict[str, list[int]] = {}
+
+    def _keep(self, logs: tuple[RawLog, ...]) -> None:
+        for log in logs:
+            self._logs.setdefault(log.address, []).append(log)
+            self._log_blocks.setdefault(log.address, []).append(log.block)
+
+    def head(self) -> Hashable:
+        # every transaction is its own block, and nothing rewinds this chain: block and clock name its state
+        return self.block_number(), self.timestamp()
+
+    def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
+        address = to_checksum_address(address)
+        top = self.block_number() if to_block is None else to_block
+        blocks = self._log_blocks.get(address, [])
+        return self._logs.get(address, [])[bisect_left(blocks, from_block):bisect_right(blocks, top)]
+
+
+class EmbeddedChain(InProcessChain):
+    """titanoboa's py-evm (an EVM interpreted in Python) in this process."""
 
     def __init__(self, chain_id: int = 31337, start_time: int | None = None) -> None:
         import boa
@@ -113,10 +148,8 @@ class EmbeddedChain(Chain):
         if start_time is not None:
             self.env.evm.patch.timestamp = start_time
         self.chain_id = chain_id
-        self.name = "embedded"
-        # logs per emitting address, in block order (blocks only grow), with their blocks for bisection
-        self._logs: dict[str, list[RawLog]] = {}
-        self._log_blocks: dict[str, list[int]] = {}
+        self.name, self.evm = "embedded", "py-evm"
+        self._init_logs()
 
     def new_account(self) -> str:
         address = self.env.generate_address()
@@ -134,9 +167,7 @@ class EmbeddedChain(Chain):
     def _receipt(self, computation, data: bytes, block: int, create: bool = False) -> Receipt:
         logs = tuple(RawLog(to_checksum_address(addr), tuple(t.to_bytes(32, "big") for t in topics), data_, block)
                      for addr, topics, data_ in computation.get_log_entries())
-        for log in logs:
-            self._logs.setdefault(log.address, []).append(log)
-            self._log_blocks.setdefault(log.address, []).append(log.block)
+        self._keep(logs)
         base = intrinsic_gas(data, create)
         used = computation.get_gas_used() + base
         gas = used - min(computation.get_gas_refund(), used // 5)  # EIP-3529 refund cap
@@ -175,15 +206,101 @@ class EmbeddedChain(Chain):
     def block_number(self) -> int:
         return int(self.env.evm.patch.block_number)
 
-    def head(self) -> Hashable:
-        # every transaction is its own block, and nothing rewinds this chain: block and clock name its state
-        return int(self.env.evm.patch.block_number), int(self.env.evm.patch.timestamp)
 
-    def logs(self, address: str, from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
-        address = to_checksum_address(address)
-        top = self.block_number() if to_block is None else to_block
-        blocks = self._log_blocks.get(address, [])
-        return self._logs.get(address, [])[bisect_left(blocks, from_block):bisect_right(blocks, top)]
+#: revm's message for a reverted call: ``Revert { gas_used: N, output: 0x... }``.
+_REVM_REVERT = re.compile(r"output: 0x([0-9a-fA-F]*)")
+#: Who sends a view call on revm when the caller names nobody.
+_NOBODY = "0x" + "00" * 20
+
+
+class RevmChain(InProcessChain):
+    """revm (the Rust EVM that anvil and reth run) in this process, through pyrevm: the same contracts and
+    calldata as the other chains, at native speed; Cancun rules, each transaction its own block.
+
+    pyrevm keeps one journal open across transactions, so an address or slot an earlier transaction touched
+    stays warm and its first value stays "original": state and reverts are exact, but a receipt's gas can be
+    below a node's (``TOKENCLEAR_EVM=py-evm`` meters each transaction exactly). Transient storage is cleared
+    after each transaction, as EIP-1153 ends it."""
+
+    def __init__(self, chain_id: int = 31337, start_time: int | None = None) -> None:
+        from pyrevm import EVM, CfgEnv, Env
+
+        self.chain_id = chain_id
+        self.name, self.evm = "embedded", "revm"
+        self._number = 0
+        self._time = int(time.time()) if start_time is None else int(start_time)
+        self._vm = EVM(env=Env(cfg=CfgEnv(chain_id=chain_id), block=self._block()), spec_id="CANCUN")
+        self._init_logs()
+
+    def _block(self):
+        from pyrevm import BlockEnv
+
+        return BlockEnv(number=self._number, timestamp=self._time, gas_limit=EMBEDDED_BLOCK_GAS, basefee=0)
+
+    def _next_block(self) -> int:
+        self._number += 1
+        self._vm.set_block_env(self._block())
+        return self._number
+
+    def new_account(self) -> str:
+        address = to_checksum_address(secrets.token_bytes(20))
+        self._vm.set_balance(address, 10**21)
+        return address
+
+    @staticmethod
+    def _reverted(exc: RuntimeError, function: str | None = None) -> TransactionReverted:
+        found = _REVM_REVERT.search(str(exc))
+        reason = revert_reason(bytes.fromhex(found.group(1))) if found else str(exc)
+        return TransactionReverted(reason, function=function)
+
+    def _receipt(self, data: bytes, block: int, create: bool = False) -> Receipt:
+        result = self._vm.result
+        logs = tuple(RawLog(to_checksum_address(log.address), tuple(bytes(t) for t in log.data[0]),
+                            bytes(log.data[1]), block) for log in result.logs)
+        self._keep(logs)
+        return Receipt(f"revm:{block}", block, int(result.gas_used), logs, intrinsic_gas(data, create))
+
+    def deploy(self, initcode: bytes, sender: str) -> tuple[str, Receipt]:
+        block = self._next_block()
+        try:
+            address = self._vm.deploy(sender, initcode, gas=EMBEDDED_BLOCK_GAS)
+        except RuntimeError as exc:
+            raise self._reverted(exc, "constructor") from None
+        return to_checksum_address(address), self._receipt(initcode, block, create=True)
+
+    def send(self, to: str, data: bytes, sender: str) -> Receipt:
+        block = self._next_block()
+        try:
+            self._vm.message_call(sender, to, data, gas=EMBEDDED_BLOCK_GAS)
+        except RuntimeError as exc:
+            raise self._reverted(exc) from None
+        finally:
+            self._vm.reset_transient_storage()  # a transaction's transient storage ends with it (EIP-1153)
+        return self._receipt(data, block)
+
+    def call(self, to: str, data: bytes, sender: str | None = None) -> bytes:
+        try:
+            return bytes(self._vm.message_call(sender or _NOBODY, to, data, gas=EMBEDDED_BLOCK_GAS, is_static=True))
+        except RuntimeError as exc:
+            raise self._reverted(exc) from None
+
+    def timestamp(self) -> int:
+        return self._time
+
+    def advance_time(self, seconds: int) -> None:
+        self._time += int(seconds)
+        self._vm.set_block_env(self._block())
+
+    def block_number(self) -> int:
+        return self._number
+
+
+def embedded_chain(evm: str = "revm", chain_id: int = 31337, start_time: int | None = None) -> InProcessChain:
+    """The in-process chain of engine ``evm``: "revm" (native) or "py-evm" (interpreted, exact gas)."""
+    engines = {"revm": RevmChain, "py-evm": EmbeddedChain}
+    if evm not in engines:
+        raise InputError(f"unknown embedded EVM {evm!r}: revm or py-evm", field="TOKENCLEAR_EVM")
+    return engines[evm](chain_id=chain_id, start_time=start_time)
 
 
 #: Blocks per eth_getLogs request.

@@ -1,10 +1,10 @@
-"""Choose the chain from the settings: embedded by default, a JSON-RPC node when ``rpc_url`` is set; and who
-holds each role of a new deployment."""
+"""Choose the chain from the settings: embedded by default (revm, or py-evm with TOKENCLEAR_EVM), a JSON-RPC
+node when ``rpc_url`` is set; and who holds each role of a new deployment."""
 
 from __future__ import annotations
 
 from tokenclear.errors import ConfigurationError
-from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain, shown_url
+from tokenclear.ledger.chain import Chain, RpcChain, embedded_chain, shown_url
 from tokenclear.ledger.ledger import Roles
 from tokenclear.settings import Settings
 
@@ -16,7 +16,7 @@ def open_chain(settings: Settings, rpc_url: str | None = None) -> Chain:
     """The chain, signing over JSON-RPC with the operator's key and every role key configured."""
     url = rpc_url or settings.rpc_url
     if not url:
-        return EmbeddedChain()
+        return embedded_chain(settings.evm)
     if settings.private_key is not None:
         chain = RpcChain(url, settings.private_key.get_secret_value())
     elif settings.keystore is not None:

@@ -496,7 +496,8 @@ def service_status(service: Service, scheduler: Scheduler | None) -> dict:
     holder = service.leases.holder_of()
     return {"version": __version__, "instance": service.instance, "clock": service.clock.describe(),
             "now": service.clock.now().isoformat(), "database": _shown(service.database),
-            "chain": service.chain.name, "last_cycle": None if last is None else views.cycle_head(last),
+            "chain": service.chain.name, "evm": service.chain.evm,
+            "last_cycle": None if last is None else views.cycle_head(last),
             "schedule": None if scheduler is None else {**scheduler.status, "calendars": scheduler.calendars,
                                                         "latest_closes": scheduler.closes},
             "lease": None if holder is None else {"holder": holder[0], "expires_at": views.iso(holder[1])},

@@ -33,7 +33,7 @@ from tokenclear.clearing.requirements import stored_book
 from tokenclear.clearing.workflow import Workflow
 from tokenclear.errors import ConfigurationError, InputError
 from tokenclear.instruments.catalogue import load_catalogue
-from tokenclear.ledger.chain import Chain, EmbeddedChain, RpcChain
+from tokenclear.ledger.chain import Chain, InProcessChain, RpcChain
 from tokenclear.ledger.connect import open_chain
 from tokenclear.service import auth
 from tokenclear.service.clock import ReplayClock, WallClock
@@ -149,7 +149,7 @@ def open_service(settings: Settings, *, database: str | None = None, rpc_url: st
     if attached:
         if members is not None:
             raise InputError(f"the book at {url} has its members already: leave out --members", field="--members")
-        if isinstance(chain, EmbeddedChain):
+        if isinstance(chain, InProcessChain):
             raise ConfigurationError(f"the book at {url} was opened on an embedded EVM, whose state ended with the "
                                      "process that made it: serve a new book (leave out --database), or serve books "
                                      "on a node that outlives the service (--rpc-url)")

@@ -404,7 +404,7 @@ def chain(service: Service) -> dict:
                                   .order_by(Instruction.id.desc()).limit(25))
         recent = [{"key": i.key, "kind": i.kind, "tx": i.result.get("tx"), "block": i.result.get("block"),
                    "at": iso(i.updated_at)} for i in settled]
-    return {"name": service.chain.name, "chain_id": record["chain_id"], "block": block,
+    return {"name": service.chain.name, "evm": service.chain.evm, "chain_id": record["chain_id"], "block": block,
             "contracts": record["addresses"], "operator": record.get("operator"),
             "reconciliation": None if last is None else {"at": iso(last.at), "block": last.block,
                                                          "accounts": last.accounts, "breaks": breaks,
