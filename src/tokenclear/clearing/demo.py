@@ -72,7 +72,7 @@ CURE_TOKEN = "TBILL"  # members answer calls in tokenized T-bills (no issuer lim
 INSTRUMENTS = [("BTCZ23", 12), ("ETHZ23", 6), ("ESZ23", 8), ("MBTZ23", 40)]
 CYCLE_HOUR_UTC = 0  # just after a day's crypto close (24:00 UTC) and US close (21:00 UTC)
 SEED = 2023
-MAX_MEMBERS = 5_000
+MAX_MEMBERS = 10_000
 SALT = b"tokenclear-demo-salt-2023"
 OPERATOR_FLOAT_MICRO = 500_000_000 * int(MICRO)
 
