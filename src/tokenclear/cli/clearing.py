@@ -121,6 +121,7 @@ def emit_demo(result, output: str) -> None:
         f"default of {body['default']['member']}: {note}" for note in (body["default"] or {}).get("notes", [])]
     metadata = {"scenario": body["scenario"], "description": body["description"], "members": body["members"],
                 "accounts": body["accounts"], "currency": "USD", "book": body["database"],
+                "chain": body["chain"]["name"], "evm": body["chain"]["evm"],
                 "drivers": "USD each driver added to the shortfall of every account since the previous cycle "
                            "(> 0 raises it); *_calls: calls it was the main driver of"}
     sections = {"calls": body["calls"], "reconciliation": body["reconciliation"], "chain": body["chain"],
@@ -172,8 +173,10 @@ def emit_demo(result, output: str) -> None:
         verdict = "clean: book == chain for every account and token" if recon["clean"] else \
             f"{len(recon['breaks'])} break(s)"
         stdout.print(f"reconciliation: {verdict}")
-        stdout.print(f"chain {body['chain']['name']} (id {body['chain']['chain_id']}), vault "
-                     f"{body['chain']['contracts']['vault']}; book: {body['database']}")
+        chain = body["chain"]
+        engine = f" ({chain['evm']})" if chain.get("evm") else ""
+        stdout.print(f"chain {chain['name']}{engine} (id {chain['chain_id']}), vault "
+                     f"{chain['contracts']['vault']}; book: {body['database']}")
 
     emit(Report("demo", rows, metadata, warnings, sections), output, table)
 

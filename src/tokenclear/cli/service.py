@@ -49,7 +49,7 @@ def serve(
     logs.configure(level=logging.INFO if verbose else logging.WARNING)
     try:
         service_clock = _clock(clock, start, speed, settings)
-        stderr.print("opening the book (a new one takes about a minute for 50 members) ...")
+        stderr.print("opening the book (a new one takes seconds on the embedded EVM, minutes on py-evm or a node) ...")
         app_, service, scheduler = build(settings, database=database, rpc_url=rpc_url, clock=service_clock,
                                          members=members, tick_s=tick)
     except TokenclearError as error:
