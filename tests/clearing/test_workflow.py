@@ -336,3 +336,25 @@ def test_an_exchange_halt_runs_the_cycle_on_guarded_stale_prices_and_calls_are_m
         if plans[key.rsplit(":", 1)[1].split("-")[0]] != "unresponsive":
             assert state == calls.CURED, (key, state)
     assert workflow.reconcile() == []
+
+
+def test_the_risk_state_is_read_once_per_cycle_and_follows_each_new_cycle(tmp_path, monkeypatch):
+    """A member's release values collateral with the last cycle's risk state. It is decoded from the store once
+    per cycle (a release used to decode every account's state of the last run) and is the newest cycle's."""
+    store = open_store(f"sqlite:///{tmp_path / 'book.db'}")
+    demo = Demo(settings=Settings(), chain=embedded_chain(), store=store, scenario="svb", members=4)
+    result = demo.setup()
+    count, decoded = demo.workflow.count, []
+    original = RiskState.from_json
+    monkeypatch.setattr(RiskState, "from_json", staticmethod(lambda stored: decoded.append(1) or original(stored)))
+
+    def newest() -> RiskState:
+        with store.session() as session:
+            details = session.scalars(select(Cycle.detail).order_by(Cycle.at.desc(), Cycle.id.desc()))
+            return original(next(detail["risk"] for detail in details if "risk" in detail))
+
+    for day in demo.days[:2]:
+        demo.step(day, result)
+        before = len(decoded)
+        assert count.risk_state() == count.risk_state() == newest()
+        assert len(decoded) - before <= 1

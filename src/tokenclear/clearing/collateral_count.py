@@ -19,12 +19,19 @@ from tokenclear.store.models import Account
 class CollateralCount:
     def __init__(self, store: StorePort, ledger: LedgerPort, symbols: list[str], limits: Limits) -> None:
         self.store, self.ledger, self.symbols, self.limits = store, ledger, symbols, limits
+        self._risk: dict[int, RiskState] = {}  # the last cycle's, by its id
 
     def risk_state(self) -> RiskState:
-        """The risk state of the last cycle that measured one (empty before the first)."""
+        """The risk state of the last cycle that measured one (empty before the first). Read from the store
+        once per cycle: a member's release would otherwise decode every account's state of the last run."""
         with self.store.session() as session:
-            stored = queries.last_risk_detail(session)
-        return RiskState() if stored is None else RiskState.from_json(stored)
+            found = queries.last_risk_detail(session, self._risk)
+        if found is None:
+            return RiskState()
+        cycle_id, stored = found
+        if stored is not None:
+            self._risk = {cycle_id: RiskState.from_json(stored)}  # immutable once recorded: a cache, not state
+        return self._risk[cycle_id]
 
     def holdings(self, session, accounts: list[Account]) -> Holdings:
         """What ``accounts`` hold, at the vault's prices, haircuts and eligibility now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -165,9 +166,13 @@ def holding_units(session: Session, symbol: str, account_ids: list[str]) -> dict
     return {holding.account_id: int(holding.units) for holding in rows}
 
 
-def last_risk_detail(session: Session) -> dict | None:
-    """The stored risk state of the last cycle that measured one (None before the first)."""
-    for detail in session.scalars(select(Cycle.detail).order_by(Cycle.at.desc(), Cycle.id.desc())):
+def last_risk_detail(session: Session, known: Container[int] = ()) -> tuple[int, dict | None] | None:
+    """(cycle id, stored risk state) of the last cycle that measured one, None before the first. A cycle
+    records its risk once and keeps it, so for a cycle id in ``known`` the state is not read again: (id, None)."""
+    for cycle_id in session.scalars(select(Cycle.id).order_by(Cycle.at.desc(), Cycle.id.desc())):
+        if cycle_id in known:
+            return cycle_id, None
+        detail = session.scalar(select(Cycle.detail).where(Cycle.id == cycle_id))
         if "risk" in detail:
-            return detail["risk"]
+            return cycle_id, detail["risk"]
     return None
