@@ -256,9 +256,10 @@ class Workflow:
             issued, called = 0, Decimal(0)
             by_driver = {name: {"calls": 0, "usd": Decimal(0)} for name in (*drivers.DRIVERS, "none")}
             explained: dict[str, dict[str, str]] = {}
+            recorded = {row.account_id for row in queries.requirements_of(session, cycle.id)}  # a rerun's
             for account in accounts:
                 cover = counted[account.id] - needed[account.id]
-                if session.get(Requirement, (cycle.id, account.id)) is None:
+                if account.id not in recorded:
                     session.add(Requirement(cycle_id=cycle.id, account_id=account.id, requirement=needed[account.id],
                                             collateral=counted[account.id], coverage=cover))
                 why = explain(account.id)
