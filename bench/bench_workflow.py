@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tokenclear import logs
 from tokenclear.clearing.demo import Demo, DemoResult
-from tokenclear.ledger.chain import embedded_chain
+from tokenclear.ledger.chain import ENGINES, embedded_chain
 from tokenclear.settings import Settings
 from tokenclear.store import queries
 from tokenclear.store.store import open_store
@@ -26,7 +26,7 @@ TARGET_S = 60.0
 def arguments() -> tuple[int, str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("members", nargs="?", type=int, default=1_000)
-    parser.add_argument("--evm", choices=["revm", "py-evm"], default="revm", help="the embedded EVM")
+    parser.add_argument("--evm", choices=list(ENGINES), default="revm", help="the embedded EVM")
     args = parser.parse_args()
     return args.members, args.evm
 

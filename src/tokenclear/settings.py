@@ -60,8 +60,8 @@ class Settings(BaseSettings):
                                        "distributes its accounts over; unset = one process")
     rpc_url: str | None = Field(default=None, description="JSON-RPC node; unset = embedded in-process EVM")
     evm: Literal["revm", "py-evm"] = Field(default="revm", description="the embedded EVM when rpc_url is unset: "
-                                           "revm (native, through pyrevm) or py-evm (titanoboa, interpreted, 20-100x "
-                                           "slower; gas metered exactly per transaction)")
+                                           "revm (native, through pyrevm) or py-evm (titanoboa, interpreted, about "
+                                           "10x slower on a margin cycle; gas metered exactly per transaction)")
     private_key: SecretStr | None = Field(default=None, description="signing key for --rpc-url (never logged)")
     admin_key: SecretStr | None = Field(default=None, description="key that deploys and grants roles (default: "
                                         "private_key); each role key below defaults to private_key, with a warning")

@@ -295,12 +295,15 @@ class RevmChain(InProcessChain):
         return self._number
 
 
+#: The in-process engines by their setting (TOKENCLEAR_EVM): native revm (the default), or interpreted py-evm.
+ENGINES: dict[str, type[InProcessChain]] = {"revm": RevmChain, "py-evm": EmbeddedChain}
+
+
 def embedded_chain(evm: str = "revm", chain_id: int = 31337, start_time: int | None = None) -> InProcessChain:
-    """The in-process chain of engine ``evm``: "revm" (native) or "py-evm" (interpreted, exact gas)."""
-    engines = {"revm": RevmChain, "py-evm": EmbeddedChain}
-    if evm not in engines:
-        raise InputError(f"unknown embedded EVM {evm!r}: revm or py-evm", field="TOKENCLEAR_EVM")
-    return engines[evm](chain_id=chain_id, start_time=start_time)
+    """The in-process chain of engine ``evm`` (a key of :data:`ENGINES`)."""
+    if evm not in ENGINES:
+        raise InputError(f"unknown embedded EVM {evm!r}: {' or '.join(ENGINES)}", field="TOKENCLEAR_EVM")
+    return ENGINES[evm](chain_id=chain_id, start_time=start_time)
 
 
 #: Blocks per eth_getLogs request.
